@@ -1,0 +1,66 @@
+# Planboard — the two commands a newcomer needs are `make run` and `make test`.
+# Everything else is installed by these targets: Python deps into .venv (pinned by
+# uv.lock), and the dev servers (Redis, Kafka, a MongoDB-compatible server) into
+# the cache folder ($(PLANBOARD_CACHE_DIR)), reused by later runs.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+export PLANBOARD_CACHE_DIR ?= $(HOME)/.cache/planboard
+UV_HOME := $(PLANBOARD_CACHE_DIR)/tools/uv-$(UV_VERSION)
+UV := $(UV_HOME)/bin/uv
+VENV := .venv
+BIN := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: help setup system servers run test test-unit test-integration test-compat lint format clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+$(UV):
+	$(PYTHON) -m venv $(UV_HOME)
+	$(UV_HOME)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV)/.synced: $(UV) pyproject.toml uv.lock
+	UV_CACHE_DIR=$(PLANBOARD_CACHE_DIR)/uv-cache $(UV) sync --frozen --all-extras --python $(PYTHON)
+	touch $@
+
+setup: system $(VENV)/.synced ## install Python deps (.venv) and system packages
+
+system: ## install the Debian packages the dev stack needs (if missing)
+	@bash scripts/system-deps.sh
+
+servers: setup ## download/build the dev servers into the cache (idempotent)
+	$(BIN)/planboard dev --install-only
+
+run: servers ## start the whole stack on embedded dev servers (API on http://127.0.0.1:8080)
+	$(BIN)/planboard dev
+
+lint: setup ## ruff, mypy (strict) and the import-layer contracts
+	$(BIN)/ruff check service operator tests
+	$(BIN)/ruff format --check service operator tests
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+test-unit: setup ## pure unit tests (no servers)
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+test-compat: servers ## the MongoDB compatibility suite against the dev server
+	$(BIN)/pytest tests/compat $(PYTEST_ARGS)
+
+test-integration: servers ## integration tests against real servers the session starts
+	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
+
+test: lint servers ## everything CI runs: lint, types, unit, compat and integration tests
+	$(BIN)/pytest tests $(PYTEST_ARGS)
+
+format: setup ## apply ruff's formatting and safe fixes
+	$(BIN)/ruff check --fix service operator tests
+	$(BIN)/ruff format service operator tests
+
+clean: ## remove the virtualenv and local state (the download cache is kept)
+	rm -rf $(VENV) .planboard .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""HTTP layer: handlers parse, authorize, call services and serialize."""

@@ -1,0 +1,95 @@
+"""Liveness, readiness and metrics endpoints."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from planboard.api.middleware import request_id_of
+from planboard.api.problems import problem_response
+from planboard.typedefs import db_key, kafka_probe_key, metrics_key, redis_key, settings_key
+
+
+class Lifecycle:
+    """Mutable process state the handlers read (the app itself is frozen once started)."""
+
+    def __init__(self) -> None:
+        self.shutting_down = False
+
+
+lifecycle_key = web.AppKey("lifecycle", Lifecycle)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """Liveness: the process serves requests (dependencies are not checked here)."""
+    return web.json_response({"status": "ok"})
+
+
+async def _timed(check: Callable[[], Awaitable[object]], limit_s: float) -> dict[str, object]:
+    started = time.perf_counter()
+    try:
+        async with asyncio.timeout(limit_s):
+            await check()
+    except Exception as exc:  # any failure means "down"; the class name says why
+        return {"status": "down", "error": type(exc).__name__ or "error"}
+    return {"status": "up", "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Readiness: every required dependency answers; 503 names what is down."""
+    app = request.app
+    settings = app[settings_key]
+    timeout = settings.dependency_timeout_s
+    db = app[db_key]
+    redis = app[redis_key]
+    probe = app[kafka_probe_key]
+    checks: dict[str, Callable[[], Awaitable[object]]] = {
+        "mongodb": lambda: db.command("ping"),
+        "redis": lambda: redis.ping(),
+        "kafka": probe.check,
+    }
+    names = list(checks)
+    results = await asyncio.gather(*(_timed(checks[name], timeout) for name in names))
+    report = dict(zip(names, results, strict=True))
+    metrics = app[metrics_key]
+    for name, result in report.items():
+        metrics.dependency_up.labels(name).set(1 if result["status"] == "up" else 0)
+    down = [n for n in settings.ready_checks if report[n]["status"] != "up"]
+    if app[lifecycle_key].shutting_down:
+        down.append("shutting-down")
+    if down:
+        return problem_response(
+            503,
+            title="Service Unavailable",
+            detail=f"not ready: {', '.join(down)} down",
+            instance=request.path,
+            request_id=request_id_of(request),
+            extra={"checks": report, "down": down},
+            headers={"Retry-After": "5"},
+        )
+    return web.json_response({"status": "ready", "checks": report})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[metrics_key].registry)
+    response = web.Response(body=body)
+    response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
+    response.charset = "utf-8"
+    return response
+
+
+async def mark_shutting_down(app: web.Application) -> None:
+    """On SIGTERM, fail readiness first so load balancers stop sending traffic."""
+    app[lifecycle_key].shutting_down = True
+
+
+def setup_health(app: web.Application) -> None:
+    app[lifecycle_key] = Lifecycle()
+    app.router.add_get("/healthz", healthz, name="healthz")
+    app.router.add_get("/readyz", readyz, name="readyz")
+    app.router.add_get("/metrics", metrics, name="metrics")
+    app.on_shutdown.append(mark_shutting_down)

@@ -1,0 +1,168 @@
+"""The middleware chain: request context (id, metrics, headers, access log) and errors."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from planboard.api.problems import problem_response
+from planboard.domain.errors import (
+    Conflict,
+    CycleDetected,
+    DomainError,
+    NotFound,
+    PlanSyntaxError,
+    ValidationFailed,
+    VersionMismatch,
+)
+from planboard.logs import request_id_var
+from planboard.typedefs import metrics_key, settings_key
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+log = logging.getLogger("planboard.api")
+access_log = logging.getLogger("planboard.access")
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+request_id_key = web.RequestKey("request_id", str)
+
+# The Helmet.js defaults, tightened for a JSON API (no content may be framed or scripted).
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'; base-uri 'none'",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Resource-Policy": "same-origin",
+    "Origin-Agent-Cluster": "?1",
+    "Referrer-Policy": "no-referrer",
+    "Strict-Transport-Security": "max-age=31536000; includeSubDomains",
+    "X-Content-Type-Options": "nosniff",
+    "X-DNS-Prefetch-Control": "off",
+    "X-Download-Options": "noopen",
+    "X-Frame-Options": "DENY",
+    "X-Permitted-Cross-Domain-Policies": "none",
+    "X-XSS-Protection": "0",
+}
+
+
+def request_id_of(request: web.Request) -> str | None:
+    return request.get(request_id_key)
+
+
+def route_label(request: web.Request) -> str:
+    """The route template (bounded label cardinality), not the raw path."""
+    info = request.match_info
+    route = getattr(info, "route", None)
+    resource = getattr(route, "resource", None)
+    if resource is None:
+        return "unmatched"
+    return str(resource.canonical)
+
+
+@web.middleware
+async def context_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Request id, timing, metrics, security headers and the access log line."""
+    incoming = request.headers.get(REQUEST_ID_HEADER, "")
+    request_id = incoming if _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
+    request[request_id_key] = request_id
+    token = request_id_var.set(request_id)
+    metrics = request.app[metrics_key]
+    started = time.perf_counter()
+    metrics.in_flight.inc()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        response.headers[REQUEST_ID_HEADER] = request_id
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        return response
+    finally:
+        elapsed = time.perf_counter() - started
+        metrics.in_flight.dec()
+        route = route_label(request)
+        metrics.requests.labels(request.method, route, str(status)).inc()
+        metrics.latency.labels(request.method, route).observe(elapsed)
+        if request.app[settings_key].access_log:
+            access_log.info(
+                "%s %s %s",
+                request.method,
+                request.path,
+                status,
+                extra={
+                    "method": request.method,
+                    "path": request.path,
+                    "route": route,
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 2),
+                    "remote": request.remote,
+                },
+            )
+        request_id_var.reset(token)
+
+
+def _domain_status(error: DomainError) -> int:
+    if isinstance(error, NotFound):
+        return 404
+    if isinstance(error, VersionMismatch):
+        return 412
+    if isinstance(error, Conflict):
+        return 409
+    if isinstance(error, ValidationFailed | PlanSyntaxError):
+        return 422
+    return 400
+
+
+def domain_problem(request: web.Request, error: DomainError) -> web.Response:
+    """Map a domain error to problem+json (the one place that does it)."""
+    status = _domain_status(error)
+    errors: list[dict[str, str]] | None = None
+    extra: dict[str, object] = {}
+    if isinstance(error, ValidationFailed):
+        errors = [{"field": field, "message": message} for field, message in error.errors]
+    if isinstance(error, CycleDetected):
+        extra["cycle"] = list(error.cycle)
+    if isinstance(error, PlanSyntaxError):
+        extra["line"] = error.line
+        errors = [{"field": f"line {error.line}", "message": error.detail}]
+    return problem_response(
+        status,
+        detail=error.detail,
+        instance=request.path,
+        request_id=request_id_of(request),
+        errors=errors,
+        extra=extra or None,
+    )
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every error leaves as problem+json; unexpected ones are logged, never leaked."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        headers = {k: v for k, v in exc.headers.items() if k.lower() != "content-type"}
+        detail = exc.text if exc.text and exc.text != f"{exc.status}: {exc.reason}" else exc.reason
+        return problem_response(
+            exc.status,
+            detail=detail,
+            instance=request.path,
+            request_id=request_id_of(request),
+            headers=headers,
+        )
+    except DomainError as exc:
+        return domain_problem(request, exc)
+    except Exception:
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        return problem_response(
+            500,
+            detail="An unexpected error occurred; quote the request id when reporting it.",
+            instance=request.path,
+            request_id=request_id_of(request),
+        )

@@ -1,0 +1,91 @@
+"""The aiohttp application factory: one cleanup context per resource."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from redis.asyncio import Redis
+
+from planboard.api.health import setup_health
+from planboard.api.middleware import context_middleware, error_middleware
+from planboard.config import Settings
+from planboard.events.kafka import KafkaProbe
+from planboard.metrics import Metrics
+from planboard.store.mongo import create_client, database
+from planboard.typedefs import (
+    db_key,
+    kafka_probe_key,
+    metrics_key,
+    mongo_client_key,
+    redis_key,
+    settings_key,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 4 * 1024 * 1024
+
+
+async def mongo_ctx(app: web.Application) -> AsyncIterator[None]:
+    client = create_client(app[settings_key], appname="planboard-api")
+    app[mongo_client_key] = client
+    app[db_key] = database(client, app[settings_key])
+    yield
+    await client.close()
+
+
+async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[settings_key]
+    client: Redis = Redis.from_url(
+        settings.redis_url,
+        socket_timeout=settings.dependency_timeout_s,
+        socket_connect_timeout=settings.dependency_timeout_s,
+        health_check_interval=30,
+    )
+    app[redis_key] = client
+    yield
+    await client.aclose()
+
+
+async def kafka_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[settings_key]
+    probe = KafkaProbe(settings.kafka_bootstrap, settings.dependency_timeout_s)
+    app[kafka_probe_key] = probe
+    yield
+    await probe.close()
+
+
+def create_app(settings: Settings) -> web.Application:
+    """Build the API application for ``settings`` (tests build it the same way)."""
+    app = web.Application(
+        middlewares=[context_middleware, error_middleware],
+        client_max_size=MAX_BODY_BYTES,
+    )
+    app[settings_key] = settings
+    app[metrics_key] = Metrics()
+    app.cleanup_ctx.extend([mongo_ctx, redis_ctx, kafka_ctx])
+    setup_health(app)
+    return app
+
+
+def serve(settings: Settings) -> None:
+    """Run the API until SIGINT/SIGTERM; in-flight requests finish first."""
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:  # pragma: no cover - uvloop is a hard dependency on Linux
+        pass
+    app = create_app(settings)
+    log.info("starting API", extra={"settings": settings.redacted()})
+    web.run_app(
+        app,
+        host=settings.host,
+        port=settings.port,
+        access_log=None,
+        shutdown_timeout=settings.shutdown_timeout_s,
+        print=None,
+        handle_signals=True,
+    )

@@ -1,0 +1,200 @@
+"""The ``planboard`` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import textwrap
+from collections.abc import Coroutine, Sequence
+from pathlib import Path
+from typing import Any
+
+from planboard import __version__
+from planboard.config import Settings, SettingsError
+from planboard.logs import configure_logging
+
+EPILOG_ENV = """\
+environment:
+  PLANBOARD_MONGODB_URI, PLANBOARD_KAFKA_BOOTSTRAP, PLANBOARD_REDIS_URL  the servers to use
+  PLANBOARD_ENV (development|test|production), PLANBOARD_SECRET_KEY, PLANBOARD_PORT, ...
+  see docs/configuration.md for every setting
+"""
+
+
+def _run(coro: Coroutine[Any, Any, Any]) -> Any:
+    try:
+        import uvloop
+
+        return uvloop.run(coro)
+    except ImportError:  # pragma: no cover
+        return asyncio.run(coro)
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    from planboard.app import serve
+
+    if args.port is not None:
+        from dataclasses import replace
+
+        settings = replace(settings, port=args.port)
+    serve(settings)
+    return 0
+
+
+def cmd_relay(settings: Settings, args: argparse.Namespace) -> int:
+    from planboard.runners import run_relay
+
+    _run(run_relay(settings))
+    return 0
+
+
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    from planboard.runners import run_worker
+
+    _run(run_worker(settings, args.group))
+    return 0
+
+
+async def _migrate(settings: Settings, show_status: bool) -> int:
+    from planboard.store import migrations
+    from planboard.store.mongo import create_client, database
+
+    client = create_client(settings, appname="planboard-migrate")
+    try:
+        db = database(client, settings)
+        if show_status:
+            done = await migrations.applied_versions(db)
+            for m in migrations.MIGRATIONS:
+                mark = "applied" if m.version in done else "pending"
+                print(f"{m.version:>4}  {mark:<8} {m.name}")
+            return 0
+        applied = await migrations.migrate(db, wait_s=300)
+        for m in applied:
+            print(f"applied {m.version}: {m.name}")
+        print(f"database {settings.mongodb_db} is at version {migrations.MIGRATIONS[-1].version}")
+        return 0
+    finally:
+        await client.close()
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    result: int = _run(_migrate(settings, args.status))
+    return result
+
+
+async def _seed(settings: Settings) -> int:
+    from planboard.services.seed import seed_demo
+    from planboard.store.mongo import create_client, database
+
+    client = create_client(settings, appname="planboard-seed")
+    try:
+        project, created = await seed_demo(client, database(client, settings))
+    finally:
+        await client.close()
+    verb = "created" if created else "already present"
+    print(f"demo project {project['key']} ({project['name']}) {verb}: id {project['_id']}")
+    return 0
+
+
+def cmd_seed(settings: Settings, args: argparse.Namespace) -> int:
+    result: int = _run(_seed(settings))
+    return result
+
+
+def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
+    from planboard.devstack.dev import run_dev
+    from planboard.workers.registry import GROUPS
+
+    if args.install_only:
+        from planboard.devstack.stack import InfraStack
+
+        stack = InfraStack(Path(args.run_dir).resolve() / "servers")
+        stack.install()
+        print("dev servers installed: " + ", ".join(sorted(stack.servers)))
+        return 0
+    return run_dev(Path(args.run_dir).resolve(), args.port or settings.port, sorted(GROUPS))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from planboard.workers.registry import GROUPS
+
+    fmt = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(
+        prog="planboard",
+        description="Planboard: project planning API, workers and tools.",
+        epilog=EPILOG_ENV,
+        formatter_class=fmt,
+    )
+    parser.add_argument("--version", action="version", version=f"planboard {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, help_: str, examples: str) -> argparse.ArgumentParser:
+        return sub.add_parser(
+            name,
+            help=help_,
+            description=help_,
+            epilog="examples:\n" + textwrap.indent(examples, "  ") + "\n\n" + EPILOG_ENV,
+            formatter_class=fmt,
+        )
+
+    p = add("serve", "Run the HTTP API.", "planboard serve\nPLANBOARD_PORT=9000 planboard serve")
+    p.add_argument("--port", type=int, help="port to listen on (default: PLANBOARD_PORT or 8080)")
+    p.set_defaults(func=cmd_serve)
+
+    p = add("relay", "Publish the outbox to Kafka (run one or more replicas).", "planboard relay")
+    p.set_defaults(func=cmd_relay)
+
+    p = add("worker", "Run one Kafka consumer group.", "planboard worker --group rollups")
+    p.add_argument("--group", required=True, choices=sorted(GROUPS), help="the consumer group")
+    p.set_defaults(func=cmd_worker)
+
+    p = add(
+        "migrate",
+        "Create collections and indexes (idempotent, versioned).",
+        "planboard migrate\nplanboard migrate --status",
+    )
+    p.add_argument("--status", action="store_true", help="list migrations and whether applied")
+    p.set_defaults(func=cmd_migrate)
+
+    p = add("seed", "Load the demo workspace with the sample plan (idempotent).", "planboard seed")
+    p.set_defaults(func=cmd_seed)
+
+    p = add(
+        "dev",
+        "Run the whole stack on embedded dev servers (Ctrl-C stops it).",
+        "planboard dev\nplanboard dev --port 9000\n"
+        "PLANBOARD_MONGODB_URI=mongodb://db:27017/ planboard dev   # use an existing MongoDB",
+    )
+    p.add_argument("--port", type=int, help="API port (default: PLANBOARD_PORT or 8080)")
+    p.add_argument(
+        "--run-dir", default=".planboard/dev", help="state and logs (default: %(default)s)"
+    )
+    p.add_argument(
+        "--install-only",
+        action="store_true",
+        help="download/build the dev servers into the cache, then exit",
+    )
+    p.set_defaults(func=cmd_dev)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"planboard: configuration error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    configure_logging(settings.log_level, settings.log_json)
+    try:
+        code = args.func(settings, args)
+    except KeyboardInterrupt:
+        code = 130
+    except Exception as exc:  # one clear line, non-zero exit; tracebacks only in debug
+        if settings.log_level == "DEBUG":
+            raise
+        print(f"planboard {args.command}: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        code = 1
+    sys.exit(code)

@@ -1,0 +1,183 @@
+"""Settings from the environment, in one typed place.
+
+Every process (API, relay, workers, CLI) reads its settings here. Outside
+development and test, default secrets are refused so a forgotten variable can
+never ship a known signing key.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Literal
+
+Environment = Literal["development", "test", "production"]
+
+DEV_SECRET_KEY = "dev-insecure-secret-key-change-me-0123456789"  # noqa: S105 - the refused default
+READY_CHECKS = ("mongodb", "kafka", "redis")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class SettingsError(ValueError):
+    """The environment holds an invalid or unsafe setting."""
+
+
+def _bool(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off", ""}:
+        return False
+    raise SettingsError(f"{name} must be a boolean (true/false), got {raw!r}")
+
+
+def _int(name: str, raw: str, low: int, high: int) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _csv(raw: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """All runtime settings; build with ``Settings.from_env()``."""
+
+    env: Environment = "development"
+    host: str = "127.0.0.1"
+    port: int = 8080
+    mongodb_uri: str = "mongodb://127.0.0.1:27017/"
+    mongodb_db: str = "planboard"
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_topic_prefix: str = "planboard."
+    kafka_partitions: int = 6
+    kafka_replication_factor: int = 1
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 1025
+    mail_from: str = "Planboard <no-reply@planboard.local>"
+    secret_key: str = DEV_SECRET_KEY
+    log_level: str = "INFO"
+    log_json: bool = True
+    access_log: bool = True
+    cors_origins: tuple[str, ...] = ()
+    allow_private_webhooks: bool = False
+    ready_checks: tuple[str, ...] = READY_CHECKS
+    dependency_timeout_s: float = 2.0
+    shutdown_timeout_s: float = 25.0
+    public_url: str = ""
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read ``PLANBOARD_*`` variables; raise SettingsError naming the bad one."""
+        env = os.environ if environ is None else environ
+
+        def get(name: str) -> str | None:
+            return env.get(f"PLANBOARD_{name}")
+
+        values: dict[str, object] = {}
+        raw_env = get("ENV")
+        if raw_env is not None:
+            if raw_env not in ("development", "test", "production"):
+                raise SettingsError(
+                    f"PLANBOARD_ENV must be development, test or production, got {raw_env!r}"
+                )
+            values["env"] = raw_env
+        for name in (
+            "host",
+            "mongodb_uri",
+            "mongodb_db",
+            "kafka_bootstrap",
+            "kafka_topic_prefix",
+            "redis_url",
+            "smtp_host",
+            "mail_from",
+            "secret_key",
+            "public_url",
+        ):
+            raw = get(name.upper())
+            if raw is not None:
+                values[name] = raw
+        for name, low, high in (
+            ("port", 0, 65535),
+            ("smtp_port", 1, 65535),
+            ("kafka_partitions", 1, 1000),
+            ("kafka_replication_factor", 1, 7),
+        ):
+            raw = get(name.upper())
+            if raw is not None:
+                values[name] = _int(f"PLANBOARD_{name.upper()}", raw, low, high)
+        for name in ("log_json", "access_log", "allow_private_webhooks"):
+            raw = get(name.upper())
+            if raw is not None:
+                values[name] = _bool(f"PLANBOARD_{name.upper()}", raw)
+        raw = get("LOG_LEVEL")
+        if raw is not None:
+            if raw.upper() not in LOG_LEVELS:
+                raise SettingsError(f"PLANBOARD_LOG_LEVEL must be one of {LOG_LEVELS}, got {raw!r}")
+            values["log_level"] = raw.upper()
+        raw = get("CORS_ORIGINS")
+        if raw is not None:
+            values["cors_origins"] = _csv(raw)
+        raw = get("READY_CHECKS")
+        if raw is not None:
+            checks = _csv(raw)
+            unknown = sorted(set(checks) - set(READY_CHECKS))
+            if unknown:
+                raise SettingsError(
+                    f"PLANBOARD_READY_CHECKS: unknown check(s) {unknown}; known: {READY_CHECKS}"
+                )
+            values["ready_checks"] = checks
+        for name in ("dependency_timeout_s", "shutdown_timeout_s"):
+            raw = get(name.upper())
+            if raw is not None:
+                try:
+                    number = float(raw)
+                except ValueError:
+                    raise SettingsError(f"PLANBOARD_{name.upper()} must be a number") from None
+                if not 0 < number <= 600:
+                    raise SettingsError(f"PLANBOARD_{name.upper()} must be in (0, 600]")
+                values[name] = number
+        settings = replace(cls(), **values)  # type: ignore[arg-type]
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        """Refuse unsafe combinations (default or weak secrets outside development)."""
+        if self.env != "development" and self.env != "test":
+            if self.secret_key == DEV_SECRET_KEY:
+                raise SettingsError(
+                    "PLANBOARD_SECRET_KEY is the development default; set a random secret "
+                    "(at least 32 characters) in production"
+                )
+            if len(self.secret_key) < 32:
+                raise SettingsError("PLANBOARD_SECRET_KEY must be at least 32 characters")
+        if not self.mongodb_db or any(c in self.mongodb_db for c in '/\\. "$'):
+            raise SettingsError(
+                f"PLANBOARD_MONGODB_DB is not a valid database name: {self.mongodb_db!r}"
+            )
+
+    def redacted(self) -> dict[str, object]:
+        """Settings safe to log: secrets and credentials in URLs hidden."""
+        out: dict[str, object] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "secret_key":
+                value = "***"
+            elif isinstance(value, str) and "://" in value and "@" in value:
+                scheme, rest = value.split("://", 1)
+                value = f"{scheme}://***@{rest.split('@', 1)[1]}"
+            out[f.name] = value
+        return out

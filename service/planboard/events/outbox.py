@@ -1,0 +1,90 @@
+"""The transactional outbox: events stored in MongoDB with the change that caused them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pymongo import ASCENDING
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+
+from planboard.events.envelope import Event, family_of
+from planboard.store.document import Document
+
+OUTBOX = "outbox"
+
+
+def outbox(db: AsyncDatabase[Document]) -> AsyncCollection[Document]:
+    return db[OUTBOX]
+
+
+def to_document(event: Event) -> Document:
+    return {
+        "_id": event.id,
+        "type": event.type,
+        "family": family_of(event.type),
+        "key": event.key,
+        "workspace_id": event.workspace_id,
+        "occurred_at": event.occurred_at,
+        "actor_id": event.actor_id,
+        "request_id": event.request_id,
+        "data": event.data,
+        "published_at": None,
+    }
+
+
+def from_document(doc: Document) -> Event:
+    data: Any = doc.get("data") or {}
+    occurred: Any = doc["occurred_at"]
+    return Event(
+        id=str(doc["_id"]),
+        type=str(doc["type"]),
+        key=str(doc["key"]),
+        workspace_id=doc.get("workspace_id"),  # type: ignore[arg-type]
+        occurred_at=occurred if occurred.tzinfo else occurred.replace(tzinfo=UTC),
+        actor_id=doc.get("actor_id"),  # type: ignore[arg-type]
+        request_id=doc.get("request_id"),  # type: ignore[arg-type]
+        data=dict(data),
+    )
+
+
+async def record(
+    db: AsyncDatabase[Document],
+    events: list[Event],
+    *,
+    session: AsyncClientSession | None = None,
+) -> None:
+    """Store events in the outbox, inside the caller's session/transaction if any."""
+    if events:
+        await outbox(db).insert_many([to_document(e) for e in events], session=session)
+
+
+async def pending(db: AsyncDatabase[Document], limit: int) -> list[Event]:
+    """The oldest unpublished events, in the order they were written."""
+    cursor = (
+        outbox(db)
+        .find({"published_at": None})
+        .sort([("occurred_at", ASCENDING), ("_id", ASCENDING)])
+        .limit(limit)
+    )
+    return [from_document(doc) async for doc in cursor]
+
+
+async def mark_published(db: AsyncDatabase[Document], ids: list[str]) -> None:
+    if ids:
+        await outbox(db).update_many(
+            {"_id": {"$in": ids}}, {"$set": {"published_at": datetime.now(UTC)}}
+        )
+
+
+async def backlog(db: AsyncDatabase[Document]) -> int:
+    return await outbox(db).count_documents({"published_at": None})
+
+
+async def purge_published(db: AsyncDatabase[Document], older_than: timedelta) -> int:
+    """Forget published events after a retention period (Kafka keeps the history)."""
+    cutoff = datetime.now(UTC) - older_than
+    result = await outbox(db).delete_many({"published_at": {"$ne": None, "$lt": cutoff}})
+    return result.deleted_count

@@ -1,0 +1,142 @@
+"""The outbox relay: publishes stored events to Kafka, in order, then marks them.
+
+Only the holder of the ``relay`` lease publishes, so several relay replicas never
+publish the same event concurrently; a relay that dies after publishing and before
+marking leaves events that the next leader publishes again — consumers are
+idempotent on the event id, which makes that at-least-once delivery safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from datetime import timedelta
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
+
+from planboard.config import Settings
+from planboard.events import outbox
+from planboard.events.envelope import topic_for
+from planboard.events.topics import ensure_topics
+from planboard.store import locks
+from planboard.store.document import Document
+
+log = logging.getLogger(__name__)
+
+LEASE = "relay"
+
+
+class Relay:
+    def __init__(
+        self,
+        settings: Settings,
+        db: AsyncDatabase[Document],
+        *,
+        batch_size: int = 500,
+        idle_interval_s: float = 0.2,
+        lease_ttl: timedelta = timedelta(seconds=15),
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.batch_size = batch_size
+        self.idle_interval_s = idle_interval_s
+        self.lease_ttl = lease_ttl
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self.published = 0
+        self._producer: AIOKafkaProducer | None = None
+        self._stopping = asyncio.Event()
+
+    async def _producer_ready(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            producer = AIOKafkaProducer(
+                bootstrap_servers=self.settings.kafka_bootstrap,
+                client_id="planboard-relay",
+                acks="all",
+                enable_idempotence=True,
+                linger_ms=5,
+                request_timeout_ms=15000,
+            )
+            try:
+                await producer.start()
+                await ensure_topics(self.settings)
+            except BaseException:
+                await producer.stop()
+                raise
+            self._producer = producer
+        return self._producer
+
+    async def _drop_producer(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            try:
+                await producer.stop()
+            except KafkaError:
+                log.warning("error while closing the Kafka producer", exc_info=True)
+
+    async def publish_batch(self) -> int:
+        """Publish up to one batch; returns how many events were published."""
+        events = await outbox.pending(self.db, self.batch_size)
+        if not events:
+            return 0
+        producer = await self._producer_ready()
+        prefix = self.settings.kafka_topic_prefix
+        futures = [
+            await producer.send(
+                topic_for(prefix, e.type),
+                value=e.to_json(),
+                key=e.key.encode(),
+                headers=[("event-type", e.type.encode()), ("event-id", e.id.encode())],
+            )
+            for e in events
+        ]
+        await asyncio.gather(*futures)
+        await outbox.mark_published(self.db, [e.id for e in events])
+        self.published += len(events)
+        return len(events)
+
+    async def run(self) -> None:
+        """Publish until ``stop()``; errors back off and retry, nothing is dropped."""
+        backoff = 0.5
+        leader = False
+        while not self._stopping.is_set():
+            try:
+                leader = await locks.acquire(self.db, LEASE, self.owner, self.lease_ttl)
+                if not leader:
+                    await self._sleep(self.lease_ttl.total_seconds() / 3)
+                    continue
+                count = await self.publish_batch()
+                backoff = 0.5
+                if count == 0:
+                    await self._sleep(self.idle_interval_s)
+            except (KafkaError, OSError, TimeoutError) as exc:
+                log.warning(
+                    "Kafka unavailable (%s); retrying in %.1fs", type(exc).__name__, backoff
+                )
+                await self._drop_producer()
+                await self._sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+            except PyMongoError as exc:
+                log.warning(
+                    "MongoDB unavailable (%s); retrying in %.1fs", type(exc).__name__, backoff
+                )
+                await self._sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+        await self._drop_producer()
+        if leader:
+            try:
+                await locks.release(self.db, LEASE, self.owner)
+            except PyMongoError:
+                log.warning("could not release the relay lease", exc_info=True)
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
+    def stop(self) -> None:
+        self._stopping.set()

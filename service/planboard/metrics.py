@@ -1,0 +1,44 @@
+"""Prometheus metrics, one registry per process (never the global one)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0)
+
+
+@dataclass
+class Metrics:
+    """The HTTP metrics of one API process."""
+
+    registry: CollectorRegistry = field(
+        default_factory=lambda: CollectorRegistry(auto_describe=True)
+    )
+
+    def __post_init__(self) -> None:
+        self.requests = Counter(
+            "planboard_http_requests_total",
+            "HTTP requests by route, method and status.",
+            ("method", "route", "status"),
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "planboard_http_request_duration_seconds",
+            "HTTP request latency by route and method.",
+            ("method", "route"),
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.in_flight = Gauge(
+            "planboard_http_requests_in_flight",
+            "HTTP requests being served.",
+            registry=self.registry,
+        )
+        self.dependency_up = Gauge(
+            "planboard_dependency_up",
+            "Whether a dependency answered the last readiness check (1) or not (0).",
+            ("dependency",),
+            registry=self.registry,
+        )

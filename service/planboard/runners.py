@@ -1,0 +1,51 @@
+"""Process entry points for the relay and the worker groups (signals, clients, shutdown)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable
+
+from redis.asyncio import Redis
+
+from planboard.config import Settings
+from planboard.events.consumer import ConsumerRunner
+from planboard.events.relay import Relay
+from planboard.store.mongo import create_client, database
+from planboard.workers.registry import GROUPS
+
+log = logging.getLogger(__name__)
+
+
+def _on_signals(stop: Callable[[], None]) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop)
+
+
+async def run_relay(settings: Settings) -> None:
+    client = create_client(settings, appname="planboard-relay")
+    relay = Relay(settings, database(client, settings))
+    _on_signals(relay.stop)
+    log.info("relay started", extra={"owner": relay.owner})
+    try:
+        await relay.run()
+    finally:
+        await client.close()
+    log.info("relay stopped", extra={"published": relay.published})
+
+
+async def run_worker(settings: Settings, group_name: str) -> None:
+    factory = GROUPS[group_name]
+    client = create_client(settings, appname=f"planboard-worker-{group_name}")
+    redis: Redis = Redis.from_url(settings.redis_url, socket_timeout=settings.dependency_timeout_s)
+    runner = ConsumerRunner(settings, database(client, settings), factory(redis))
+    _on_signals(runner.stop)
+    log.info("worker started", extra={"group": group_name})
+    try:
+        await runner.run()
+    finally:
+        await redis.aclose()
+        await client.close()
+    log.info("worker stopped", extra={"group": group_name, "processed": runner.processed})

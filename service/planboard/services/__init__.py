@@ -1,0 +1,1 @@
+"""Application services: use cases over the domain and the store."""

@@ -1,0 +1,129 @@
+"""Plan documents → projects and tasks (one write unit, events in the outbox)."""
+
+from __future__ import annotations
+
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from planboard.domain.errors import Conflict, ValidationFailed
+from planboard.domain.keys import PROJECT_KEY_RE, derive_project_key, task_key
+from planboard.domain.model import PlanDocument
+from planboard.events import outbox
+from planboard.events.envelope import Event
+from planboard.store import projects, tasks
+from planboard.store.document import Document
+from planboard.store.ids import new_id, utcnow
+from planboard.store.tx import write_unit
+
+
+def _task_documents(
+    plan: PlanDocument, project: Document, phase_ids: dict[str, str], first_seq: int
+) -> list[Document]:
+    now = project["created_at"]
+    ids = {task.ref: new_id() for task in plan.tasks()}
+    blocks: dict[str, list[str]] = {ref: [] for ref in ids}
+    for task in plan.tasks():
+        for dep in task.dependencies:
+            blocks[dep].append(ids[task.ref])
+    docs: list[Document] = []
+    seq = first_seq
+    for phase in plan.phases:
+        for task in phase.tasks:
+            docs.append(
+                {
+                    "_id": ids[task.ref],
+                    "workspace_id": project["workspace_id"],
+                    "project_id": project["_id"],
+                    "seq": seq,
+                    "key": task_key(str(project["key"]), seq),
+                    "plan_ref": task.ref,
+                    "title": task.title,
+                    "description": "",
+                    "checklist": [{"text": c.text, "done": c.done} for c in task.checklist],
+                    "status": task.status.value,
+                    "complexity": task.complexity.value if task.complexity else None,
+                    "estimate_hours": task.estimate_hours,
+                    "phase_id": phase_ids[phase.name],
+                    "assignee_id": None,
+                    "labels": [],
+                    "due_date": None,
+                    "blocked_by": [ids[d] for d in task.dependencies],
+                    "blocks": blocks[task.ref],
+                    "created_at": now,
+                    "updated_at": now,
+                    "version": 1,
+                }
+            )
+            seq += 1
+    return docs
+
+
+async def import_plan(
+    client: AsyncMongoClient[Document],
+    db: AsyncDatabase[Document],
+    *,
+    workspace_id: str,
+    plan: PlanDocument,
+    key: str | None = None,
+    actor_id: str | None = None,
+    request_id: str | None = None,
+) -> Document:
+    """Create a project with the plan's phases and tasks; returns the project."""
+    if key is not None and not PROJECT_KEY_RE.match(key):
+        raise ValidationFailed(
+            [("key", "2-10 upper-case letters or digits, starting with a letter")]
+        )
+    if key is None:
+        key = derive_project_key(plan.name, await projects.keys_in_workspace(db, workspace_id))
+    now = utcnow()
+    phases = [
+        {"id": new_id(), "name": p.name, "estimate_hours": p.estimate_hours, "position": i}
+        for i, p in enumerate(plan.phases)
+    ]
+    project: Document = {
+        "_id": new_id(),
+        "workspace_id": workspace_id,
+        "key": key,
+        "name": plan.name,
+        "description": plan.description,
+        "target_users": plan.target_users,
+        "project_type": plan.project_type,
+        "status": "active",
+        "phases": phases,
+        "task_seq": len(plan.tasks()),
+        "created_by": actor_id,
+        "created_at": now,
+        "updated_at": now,
+        "version": 1,
+    }
+    task_docs = _task_documents(plan, project, {str(p["name"]): str(p["id"]) for p in phases}, 1)
+    events = [
+        Event(
+            type="project.created",
+            key=str(project["_id"]),
+            workspace_id=workspace_id,
+            data={"project_id": project["_id"], "key": key},
+            actor_id=actor_id,
+            request_id=request_id,
+        )
+    ]
+    events += [
+        Event(
+            type="task.created",
+            key=str(project["_id"]),
+            workspace_id=workspace_id,
+            data={"project_id": project["_id"], "task_id": doc["_id"], "key": doc["key"]},
+            actor_id=actor_id,
+            request_id=request_id,
+        )
+        for doc in task_docs
+    ]
+    try:
+        async with write_unit(client) as session:
+            await projects.insert(db, project, session=session)
+            await tasks.insert_many(db, task_docs, session=session)
+            await outbox.record(db, events, session=session)
+    except DuplicateKeyError:
+        raise Conflict(f"a project with key {key!r} already exists in this workspace") from None
+    return project

@@ -1,0 +1,1 @@
+"""Data access: one repository per collection, over PyMongo's async API."""

@@ -1,0 +1,1 @@
+"""Worker groups: one module per Kafka consumer group."""

@@ -1,0 +1,112 @@
+"""Session fixtures: the real dev servers, started once per test session.
+
+Set ``PLANBOARD_MONGODB_URI``, ``PLANBOARD_KAFKA_BOOTSTRAP`` or ``PLANBOARD_REDIS_URL``
+to run against existing servers instead; each session still gets its own database
+and topic prefix, so runs never see each other's data.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from aiohttp.test_utils import TestClient, TestServer
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+from redis.asyncio import Redis
+
+from planboard.app import create_app
+from planboard.config import Settings
+from planboard.devstack.stack import Endpoints, InfraStack
+from planboard.store import migrations
+from planboard.store.document import Document
+
+SESSION_TAG = uuid.uuid4().hex[:10]
+
+
+@pytest.fixture(scope="session")
+def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfraStack]:
+    run_dir = Path(os.environ.get("PLANBOARD_TEST_RUN_DIR") or tmp_path_factory.mktemp("servers"))
+    stack = InfraStack(run_dir)
+    stack.start()
+    yield stack
+    stack.stop()
+
+
+@pytest.fixture(scope="session")
+def endpoints(infra: InfraStack) -> Endpoints:
+    return infra.endpoints()
+
+
+@pytest.fixture(scope="session")
+def mongo_uri(endpoints: Endpoints) -> str:
+    return endpoints.mongodb_uri
+
+
+@pytest.fixture(scope="session")
+def settings(endpoints: Endpoints) -> Settings:
+    return Settings(
+        env="test",
+        mongodb_uri=endpoints.mongodb_uri,
+        mongodb_db=f"planboard_test_{SESSION_TAG}",
+        kafka_bootstrap=endpoints.kafka_bootstrap,
+        kafka_topic_prefix=f"pbtest-{SESSION_TAG}.",
+        kafka_partitions=3,
+        redis_url=endpoints.redis_url,
+        smtp_host=endpoints.smtp_host,
+        smtp_port=endpoints.smtp_port,
+        access_log=False,
+        log_json=True,
+        dependency_timeout_s=2.0,
+    )
+
+
+@pytest_asyncio.fixture(scope="session")
+async def mongo_client(settings: Settings) -> AsyncIterator[AsyncMongoClient[Document]]:
+    client: AsyncMongoClient[Document] = AsyncMongoClient(settings.mongodb_uri, tz_aware=True)
+    yield client
+    await client.drop_database(settings.mongodb_db)
+    await client.close()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def db(
+    mongo_client: AsyncMongoClient[Document], settings: Settings
+) -> AsyncDatabase[Document]:
+    database = mongo_client[settings.mongodb_db]
+    await migrations.migrate(database)
+    return database
+
+
+@pytest_asyncio.fixture(scope="session")
+async def redis(settings: Settings) -> AsyncIterator[Redis]:
+    client: Redis = Redis.from_url(settings.redis_url)
+    yield client
+    await client.aclose()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def client(
+    settings: Settings, db: AsyncDatabase[Document]
+) -> AsyncIterator[TestClient[object, object]]:
+    """An HTTP client for one API instance that lives for the whole session."""
+    server = TestServer(create_app(settings))
+    test_client: TestClient[object, object] = TestClient(server)
+    await test_client.start_server()
+    yield test_client
+    await test_client.close()
+
+
+@pytest.fixture
+def settings_with(settings: Settings):  # type: ignore[no-untyped-def]
+    """Build a variant of the session settings (e.g. a dependency pointed at a dead port)."""
+
+    def build(**changes: object) -> Settings:
+        return replace(settings, **changes)  # type: ignore[arg-type]
+
+    return build

@@ -1,0 +1,139 @@
+"""The HTTP skeleton on the real stack: health, readiness, metrics, errors, headers."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from planboard.api.middleware import SECURITY_HEADERS
+from planboard.app import create_app
+from planboard.devstack.paths import free_port
+
+pytestmark = pytest.mark.integration
+
+
+async def test_healthz_is_ok(client: TestClient) -> None:
+    response = await client.get("/healthz")
+    assert response.status == 200
+    assert await response.json() == {"status": "ok"}
+
+
+async def test_readyz_reports_every_dependency_up(client: TestClient) -> None:
+    response = await client.get("/readyz")
+    body = await response.json()
+    assert response.status == 200, body
+    assert body["status"] == "ready"
+    assert set(body["checks"]) == {"mongodb", "kafka", "redis"}
+    assert all(check["status"] == "up" for check in body["checks"].values())
+
+
+@pytest.mark.parametrize(
+    ("dependency", "change"),
+    [
+        ("redis", lambda port: {"redis_url": f"redis://127.0.0.1:{port}/0"}),
+        ("kafka", lambda port: {"kafka_bootstrap": f"127.0.0.1:{port}"}),
+        (
+            "mongodb",
+            lambda port: {
+                "mongodb_uri": f"mongodb://127.0.0.1:{port}/?serverSelectionTimeoutMS=500"
+            },
+        ),
+    ],
+)
+async def test_readyz_names_the_dependency_that_is_down(settings_with, dependency, change) -> None:
+    dead_port = free_port()  # nothing listens there
+    settings = settings_with(dependency_timeout_s=0.5, **change(dead_port))
+    async with TestClient(TestServer(create_app(settings))) as dead_client:
+        response = await dead_client.get("/readyz")
+        body = await response.json()
+    assert response.status == 503
+    assert response.content_type == "application/problem+json"
+    assert response.headers["Retry-After"] == "5"
+    assert body["down"] == [dependency]
+    assert dependency in body["detail"]
+    assert body["checks"][dependency]["status"] == "down"
+    for other in {"mongodb", "kafka", "redis"} - {dependency}:
+        assert body["checks"][other]["status"] == "up"
+
+
+async def test_readyz_can_ignore_an_optional_dependency(settings_with) -> None:
+    settings = settings_with(
+        redis_url=f"redis://127.0.0.1:{free_port()}/0",
+        dependency_timeout_s=0.5,
+        ready_checks=("mongodb", "kafka"),
+    )
+    async with TestClient(TestServer(create_app(settings))) as tolerant:
+        response = await tolerant.get("/readyz")
+        body = await response.json()
+    assert response.status == 200
+    assert body["checks"]["redis"]["status"] == "down"
+
+
+async def test_unknown_route_is_problem_json_with_request_id(client: TestClient) -> None:
+    response = await client.get("/api/v1/nothing-here")
+    body = await response.json(content_type=None)
+    assert response.status == 404
+    assert response.content_type == "application/problem+json"
+    assert set(body) >= {"type", "title", "status", "detail", "instance", "request_id"}
+    assert body["status"] == 404
+    assert body["instance"] == "/api/v1/nothing-here"
+    assert body["request_id"] == response.headers["X-Request-ID"]
+
+
+async def test_wrong_method_is_405_problem_with_allow(client: TestClient) -> None:
+    response = await client.post("/healthz")
+    body = await response.json(content_type=None)
+    assert response.status == 405
+    assert body["status"] == 405
+    assert "GET" in response.headers["Allow"]
+
+
+async def test_request_id_is_echoed_or_generated(client: TestClient) -> None:
+    echoed = await client.get("/healthz", headers={"X-Request-ID": "abc-123.trace"})
+    assert echoed.headers["X-Request-ID"] == "abc-123.trace"
+    generated = await client.get("/healthz", headers={"X-Request-ID": "<script>alert(1)</script>"})
+    assert "<" not in generated.headers["X-Request-ID"]
+    assert len(generated.headers["X-Request-ID"]) == 32
+
+
+async def test_security_headers_on_success_and_error(client: TestClient) -> None:
+    for path in ("/healthz", "/does-not-exist"):
+        response = await client.get(path)
+        for name, value in SECURITY_HEADERS.items():
+            assert response.headers[name] == value, (path, name)
+
+
+async def test_metrics_count_requests_by_route_template(client: TestClient) -> None:
+    await client.get("/healthz")
+    await client.get("/no/such/path/123")
+    response = await client.get("/metrics")
+    text = await response.text()
+    assert response.status == 200
+    assert response.content_type == "text/plain"
+    assert 'planboard_http_requests_total{method="GET",route="/healthz",status="200"}' in text
+    assert 'route="unmatched",status="404"' in text
+    assert "/no/such/path/123" not in text  # raw paths never become labels
+    assert "planboard_http_request_duration_seconds_bucket" in text
+    assert 'planboard_dependency_up{dependency="mongodb"}' in text
+
+
+async def test_unexpected_error_is_500_without_leaking(settings, caplog) -> None:
+    app = create_app(settings)
+
+    async def explode(request: web.Request) -> web.Response:
+        raise RuntimeError("secret internal detail: password=hunter2")
+
+    app.router.add_get("/explode", explode)
+    with caplog.at_level(logging.ERROR, logger="planboard.api"):
+        async with TestClient(TestServer(app)) as test_client:
+            response = await test_client.get("/explode")
+            text = await response.text()
+    assert response.status == 500
+    assert response.content_type == "application/problem+json"
+    assert "hunter2" not in text and "RuntimeError" not in text
+    assert "request id" in text
+    records = [r for r in caplog.records if r.name == "planboard.api"]
+    assert records and records[0].exc_info is not None  # logged with its traceback

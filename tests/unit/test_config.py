@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import pytest
+
+from planboard.config import DEV_SECRET_KEY, Settings, SettingsError
+
+
+def test_defaults_are_development() -> None:
+    settings = Settings.from_env({})
+    assert settings.env == "development"
+    assert settings.port == 8080
+    assert settings.secret_key == DEV_SECRET_KEY
+
+
+def test_reads_the_environment() -> None:
+    settings = Settings.from_env(
+        {
+            "PLANBOARD_PORT": "9001",
+            "PLANBOARD_MONGODB_URI": "mongodb://db:27017/",
+            "PLANBOARD_KAFKA_BOOTSTRAP": "k:9092",
+            "PLANBOARD_REDIS_URL": "redis://r:6379/1",
+            "PLANBOARD_CORS_ORIGINS": "https://a.example, https://b.example",
+            "PLANBOARD_ACCESS_LOG": "false",
+            "PLANBOARD_READY_CHECKS": "mongodb,redis",
+            "PLANBOARD_LOG_LEVEL": "debug",
+        }
+    )
+    assert settings.port == 9001
+    assert settings.mongodb_uri == "mongodb://db:27017/"
+    assert settings.kafka_bootstrap == "k:9092"
+    assert settings.redis_url == "redis://r:6379/1"
+    assert settings.cors_origins == ("https://a.example", "https://b.example")
+    assert settings.access_log is False
+    assert settings.ready_checks == ("mongodb", "redis")
+    assert settings.log_level == "DEBUG"
+
+
+def test_production_refuses_the_default_secret() -> None:
+    with pytest.raises(SettingsError, match="PLANBOARD_SECRET_KEY"):
+        Settings.from_env({"PLANBOARD_ENV": "production"})
+    with pytest.raises(SettingsError, match="at least 32"):
+        Settings.from_env({"PLANBOARD_ENV": "production", "PLANBOARD_SECRET_KEY": "short"})
+    ok = Settings.from_env({"PLANBOARD_ENV": "production", "PLANBOARD_SECRET_KEY": "x" * 40})
+    assert ok.is_production
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("PLANBOARD_PORT", "eighty", "integer"),
+        ("PLANBOARD_PORT", "70000", "between"),
+        ("PLANBOARD_ENV", "staging", "PLANBOARD_ENV"),
+        ("PLANBOARD_ACCESS_LOG", "maybe", "boolean"),
+        ("PLANBOARD_READY_CHECKS", "mongodb,etcd", "unknown check"),
+        ("PLANBOARD_LOG_LEVEL", "loud", "PLANBOARD_LOG_LEVEL"),
+        ("PLANBOARD_MONGODB_DB", "bad.name", "database name"),
+        ("PLANBOARD_DEPENDENCY_TIMEOUT_S", "-1", "PLANBOARD_DEPENDENCY_TIMEOUT_S"),
+    ],
+)
+def test_bad_values_name_the_variable(name: str, value: str, message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        Settings.from_env({name: value})
+
+
+def test_redacted_hides_secrets_and_credentials() -> None:
+    settings = Settings.from_env(
+        {"PLANBOARD_MONGODB_URI": "mongodb://user:pw@db:27017/", "PLANBOARD_SECRET_KEY": "s" * 40}
+    )
+    shown = settings.redacted()
+    assert shown["secret_key"] == "***"
+    assert shown["mongodb_uri"] == "mongodb://***@db:27017/"
