@@ -1,0 +1,1 @@
+"""Pure planning domain: plan documents, dependency DAG and progress (standard library only)."""

@@ -1,0 +1,446 @@
+"""Markdown plan documents: parsing, rendering, errors with line numbers, round trip."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from planboard.domain.errors import PlanSyntaxError
+from planboard.domain.model import (
+    ChecklistItem,
+    Complexity,
+    PlanDocument,
+    PlanPhase,
+    PlanTask,
+    TaskStatus,
+)
+from planboard.domain.plan import (
+    MAX_PLAN_TASKS,
+    format_hours,
+    parse_plan,
+    render_plan,
+)
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
+
+
+def fixture(name: str) -> str:
+    return (FIXTURES / name).read_text(encoding="utf-8")
+
+
+# Line numbers matter: the error cases below replace single lines of this plan.
+BASE = """\
+# Demo - Backend API Project Plan
+
+## Overview
+
+**Project Name**: Demo
+
+## Tasks & Implementation Plan
+
+### Phase 1: Start (Est: 3 hours)
+
+#### T1.1: First
+- [ ] **Status**: TODO
+- **Estimated**: 1 hour
+- **Dependencies**: None
+
+#### T1.2: Second
+- [ ] **Status**: TODO
+- **Dependencies**: T1.1
+"""
+
+
+def with_line(number: int, text: str, base: str = BASE) -> str:
+    lines = base.split("\n")
+    lines[number - 1] = text
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- sample and template
+
+
+def test_sample_plan_parses_to_the_expected_document() -> None:
+    doc = parse_plan(fixture("sample-plan.md"))
+    assert doc.name == "Bookshelf"
+    assert doc.description == "A lending library API for small reading clubs."
+    assert doc.target_users == "Reading clubs and their members"
+    assert doc.project_type == "Backend API"
+    assert [(p.name, p.estimate_hours) for p in doc.phases] == [
+        ("Phase 1: Foundation", 12.0),
+        ("Phase 2: Core API", 10.0),
+    ]
+    first = doc.phases[0].tasks[0]
+    assert first == PlanTask(
+        ref="T1.1",
+        title="Project Setup",
+        status=TaskStatus.DONE,
+        complexity=Complexity.LOW,
+        estimate_hours=1.5,
+        dependencies=(),
+        checklist=(
+            ChecklistItem("Initialize the service"),
+            ChecklistItem("Setup linting and formatting"),
+            ChecklistItem("Create basic README"),
+        ),
+    )
+    assert first.line == 24
+    loans = doc.phases[1].tasks[1]
+    assert (loans.ref, loans.status, loans.dependencies) == (
+        "T2.2",
+        TaskStatus.BLOCKED,
+        ("T1.3", "T2.1"),
+    )
+    assert [t.status for t in doc.tasks()] == [
+        TaskStatus.DONE,
+        TaskStatus.DONE,
+        TaskStatus.IN_PROGRESS,
+        TaskStatus.TODO,
+        TaskStatus.BLOCKED,
+    ]
+
+
+def test_sample_plan_renders_back_to_itself_plus_the_progress_details() -> None:
+    sample = fixture("sample-plan.md")
+    rendered = render_plan(
+        parse_plan(sample), generated=date(2026, 10, 2), updated=date(2026, 10, 20)
+    )
+    assert rendered == sample + (
+        "\n### Phase Progress\n"
+        "- Phase 1: Foundation → 66%\n"
+        "- Phase 2: Core API → 0%\n"
+        "\n### Current Focus\n"
+        "- T1.3: Authentication System\n"
+    )
+
+
+def test_sample_plan_round_trips() -> None:
+    doc = parse_plan(fixture("sample-plan.md"))
+    again = parse_plan(render_plan(doc, generated=None, updated=None))
+    assert again == doc
+    assert [t.line for t in again.tasks()] != [0] * 5
+
+
+def test_raw_template_yields_its_four_phases_and_concrete_tasks() -> None:
+    doc = parse_plan(fixture("plan-template.md"))
+    assert doc.name == "{{PROJECT_NAME}}"
+    assert doc.project_type == "Backend API"
+    assert [p.name for p in doc.phases] == [
+        "Phase 1: Foundation",
+        "Phase 2: Core API",
+        "Phase 3: Advanced Features",
+        "Phase 4: Testing, Monitoring & Deployment",
+    ]
+    assert all(p.estimate_hours is None for p in doc.phases)
+    assert [[t.ref for t in p.tasks] for p in doc.phases] == [
+        ["T1.1", "T1.2", "T1.3", "T1.4"],
+        [],
+        ["T3.1", "T3.2", "T3.3", "T3.4"],
+        ["T4.1", "T4.2", "T4.3", "T4.4"],
+    ]
+    deploy = doc.phases[3].tasks[3]
+    assert deploy.dependencies == ("T4.1", "T4.2", "T4.3")
+    assert deploy.estimate_hours == 6
+    assert deploy.checklist[5] == ChecklistItem("Deploy to {{HOSTING}}")
+    assert doc.phases[2].tasks[0].dependencies == ()
+    assert parse_plan(render_plan(doc)) == doc
+
+
+# --------------------------------------------------------------------------- tolerance
+
+
+def test_code_fences_and_other_sections_are_ignored() -> None:
+    text = BASE.replace(
+        "## Tasks & Implementation Plan\n",
+        "## Architecture\n\n### Phase 9: Not here\n\n#### T9.1: Nor this\n\n"
+        "## Tasks & Implementation Plan\n\n```mermaid\n## Overview\n#### T8.1: Fenced\n```\n",
+    ).replace(
+        "- **Dependencies**: T1.1\n",
+        "- **Dependencies**: T1.1\n\n~~~\n#### T7.1: Also fenced\n~~~\n\n"
+        "## API Endpoints\n```\nPOST /x\n```\n#### T6.1: After the section\n",
+    )
+    doc = parse_plan(text)
+    assert [t.ref for t in doc.tasks()] == ["T1.1", "T1.2"]
+    assert [p.name for p in doc.phases] == ["Phase 1: Start"]
+
+
+@pytest.mark.parametrize(
+    ("heading", "estimate"),
+    [
+        ("### Phase 1: Start (Est: 12 hours)", 12.0),
+        ("### Phase 1: Start (Est: 1.5h)", 1.5),
+        ("### Phase 1: Start (Est: {{PHASE1_ESTIMATE}})", None),
+        ("### Phase 1: Start", None),
+        ("### Phase 1: Start (Est: TBD)", None),
+    ],
+)
+def test_phase_estimates(heading: str, estimate: float | None) -> None:
+    phase = parse_plan(with_line(9, heading)).phases[0]
+    assert (phase.name, phase.estimate_hours) == ("Phase 1: Start", estimate)
+
+
+@pytest.mark.parametrize(
+    ("line", "estimate"),
+    [
+        ("- **Estimated**: 3 hours", 3.0),
+        ("- **Estimated**: 3h", 3.0),
+        ("- **Estimated**: 3.25 hours", 3.25),
+        ("- **Estimated**: 1 hour", 1.0),
+        ("- **Estimated**: 0", 0.0),
+        ("- **Estimated**: {{ESTIMATE}}", None),
+        ("- **Estimated**:", None),
+    ],
+)
+def test_task_estimates(line: str, estimate: float | None) -> None:
+    assert parse_plan(with_line(13, line)).tasks()[0].estimate_hours == estimate
+
+
+@pytest.mark.parametrize(
+    ("line", "dependencies"),
+    [
+        ("- **Dependencies**: None", ()),
+        ("- **Dependencies**:", ()),
+        ("- **Dependencies**: T1.1", ("T1.1",)),
+        ("- **Dependencies**:  T1.1 ,T1.1,", ("T1.1",)),
+        ("", ()),
+    ],
+)
+def test_dependency_lists(line: str, dependencies: tuple[str, ...]) -> None:
+    assert parse_plan(with_line(18, line)).tasks()[1].dependencies == dependencies
+
+
+@pytest.mark.parametrize(
+    ("line", "status"),
+    [
+        ("- [x] **Status**: DONE", TaskStatus.DONE),
+        ("- [ ] **Status**: IN_PROGRESS", TaskStatus.IN_PROGRESS),
+        ("- [ ] **Status**: in progress", TaskStatus.IN_PROGRESS),
+        ("- **Status**: Blocked", TaskStatus.BLOCKED),
+        ("- [ ] **Status**: CANCELLED", TaskStatus.CANCELLED),
+        ("- [x] **Status**:", TaskStatus.DONE),
+        ("- [ ] **Status:** TODO", TaskStatus.TODO),
+        ("", TaskStatus.TODO),
+    ],
+)
+def test_status_lines(line: str, status: TaskStatus) -> None:
+    assert parse_plan(with_line(12, line)).tasks()[0].status == status
+
+
+def test_titles_keep_unicode_colons_backticks_and_asterisks() -> None:
+    title = "Ünïcode: `code` **bold** *em* — 東京 :: end"
+    doc = parse_plan(with_line(11, f"####   T1.1:   {title}   "))
+    assert doc.tasks()[0].title == title
+    assert parse_plan(render_plan(doc)).tasks()[0].title == title
+
+
+def test_checklist_items_with_and_without_checkboxes() -> None:
+    text = with_line(
+        14,
+        "- **Dependencies**: None\n- **Description**: inline first\n"
+        "  - plain\n  - [x] finished\n  - [X] also finished\n  - [ ] open\n\n    - nested\n"
+        "  - [ ] [x] literally bracketed",
+    )
+    checklist = parse_plan(text).tasks()[0].checklist
+    assert checklist == (
+        ChecklistItem("inline first", False),
+        ChecklistItem("plain", False),
+        ChecklistItem("finished", True),
+        ChecklistItem("also finished", True),
+        ChecklistItem("open", False),
+        ChecklistItem("nested", False),
+        ChecklistItem("[x] literally bracketed", False),
+    )
+    rendered = render_plan(parse_plan(text))
+    assert "  - [x] finished\n" in rendered
+    assert "  - plain\n" in rendered
+    assert "  - [ ] [x] literally bracketed\n" in rendered
+
+
+def test_name_falls_back_to_the_title_and_description_may_wrap() -> None:
+    text = with_line(5, "**Description**: first line\nsecond line\n\nnot description")
+    doc = parse_plan(with_line(1, "# Big - Thing - Backend API Project Plan", text))
+    assert doc.name == "Big - Thing"
+    assert doc.description == "first line second line"
+    assert doc.target_users is None
+    assert doc.project_type is None
+
+
+def test_render_formats_numbers_and_optional_fields() -> None:
+    assert format_hours(1.5) == "1.5 hours"
+    assert format_hours(3.0) == "3 hours"
+    assert format_hours(1.0) == "1 hour"
+    assert format_hours(0.25) == "0.25 hours"
+    doc = PlanDocument(
+        name="N",
+        phases=(
+            PlanPhase("Later", None, ()),
+            PlanPhase(
+                "Now",
+                2.0,
+                (
+                    PlanTask("A1", "Line\nbreak", TaskStatus.CANCELLED, None, None, ("A2",)),
+                    PlanTask("A2", "Two", TaskStatus.DONE),
+                ),
+            ),
+        ),
+    )
+    text = render_plan(doc, generated=date(2030, 1, 2), updated=None)
+    assert text.startswith("# N - Project Plan\n\n*Generated: 2030-01-02*\n\n## Overview\n")
+    assert "### Later (Est: TBD)\n\n---\n\n### Now (Est: 2 hours)\n" in text
+    assert "#### A1: Line break\n- [ ] **Status**: CANCELLED\n- **Dependencies**: A2\n" in text
+    assert "- [x] **Status**: DONE\n" in text
+    assert "**Status**: Completed (100% complete)" in text
+    assert "**Completed**: 1 ▓▓▓▓▓▓▓▓▓▓ (100%)" in text
+    assert "### Current Focus\n- None\n" in text
+
+
+# --------------------------------------------------------------------------- errors
+
+
+@pytest.mark.parametrize(
+    ("number", "replacement", "error_line", "message"),
+    [
+        (12, "- [ ] **Status**: STARTED", 12, "unknown status 'STARTED' for task T1.1"),
+        (13, "- **Complexity**: Huge", 13, "unknown complexity 'Huge' for task T1.1"),
+        (13, "- **Estimated**: -1 hours", 13, "must be between 0 and 10000 hours"),
+        (13, "- **Estimated**: NaN hours", 13, "must be between 0 and 10000 hours"),
+        (13, "- **Estimated**: 10001 hours", 13, "must be between 0 and 10000 hours"),
+        (13, "- **Estimated**: two hours", 13, "bad estimate 'two hours' for task T1.1"),
+        (13, "- **Estimated**: 2 days", 13, "bad estimate '2 days'"),
+        (9, "### Phase 1: Start (Est: lots)", 9, "bad estimate 'lots' for phase 'Phase 1: Start'"),
+        (13, "- **Status**: DONE", 13, "task T1.1 has a second Status line"),
+        (16, "#### T1.1: Again", 16, "duplicate task ref T1.1 (first on line 11)"),
+        (16, "#### Second task", 16, "must look like '#### T1.1: Title'"),
+        (16, "#### T1.2:   ", 16, "task T1.2 has no title"),
+        (18, "- **Dependencies**: T1.1, T9.9", 18, "task T1.2 depends on unknown task T9.9"),
+        (18, "- **Dependencies**: T1.1 and T1.2", 18, "bad dependency 'T1.1 and T1.2'"),
+        (14, "- **Dependencies**: T1.2", 14, "dependency cycle: T1.1 -> T1.2 -> T1.1"),
+        (18, "- **Dependencies**: T1.2", 18, "dependency cycle: T1.2 -> T1.2"),
+        (9, "", 11, "task T1.1 is outside a phase"),
+        (7, "## Tasks", 1, "not a plan: no '## Tasks & Implementation Plan' section"),
+    ],
+)
+def test_errors_point_at_the_offending_line(
+    number: int, replacement: str, error_line: int, message: str
+) -> None:
+    with pytest.raises(PlanSyntaxError) as raised:
+        parse_plan(with_line(number, replacement))
+    assert raised.value.line == error_line
+    assert message in raised.value.detail
+    assert str(raised.value).startswith(f"line {error_line}: ")
+
+
+def parse_error(text: str) -> PlanSyntaxError:
+    with pytest.raises(PlanSyntaxError) as raised:
+        parse_plan(text)
+    return raised.value
+
+
+def test_a_cycle_is_reported_at_its_earliest_task() -> None:
+    text = BASE + "\n#### T1.3: Third\n- **Dependencies**: T1.2\n"
+    error = parse_error(with_line(14, "- **Dependencies**: T1.3", text))
+    assert (error.line, error.detail) == (14, "dependency cycle: T1.1 -> T1.3 -> T1.2 -> T1.1")
+
+
+def test_not_a_plan_errors() -> None:
+    assert parse_error("Just some notes\n").line == 1
+    no_phases = parse_error("# X - Plan\n\n## Tasks & Implementation Plan\n\nTBD\n")
+    assert (no_phases.line, "no '### Phase' headings" in no_phases.detail) == (3, True)
+    no_tasks = parse_error("# X - Plan\n\n## Tasks & Implementation Plan\n\n### Phase 1: A\n")
+    assert (no_tasks.line, "no '#### T1.1: Title' task" in no_tasks.detail) == (3, True)
+    nameless = parse_error(with_line(5, "", with_line(1, "Intro")))
+    assert nameless.line == 1
+    assert "no '**Project Name**:'" in nameless.detail
+
+
+def test_duplicate_phase_names_are_refused() -> None:
+    error = parse_error(BASE + "\n### Phase 1: Start\n")
+    assert (error.line, error.detail) == (20, "duplicate phase 'Phase 1: Start' (first on line 9)")
+
+
+def test_too_many_tasks() -> None:
+    tasks = "".join(f"#### T{i}: Task {i}\n" for i in range(MAX_PLAN_TASKS + 1))
+    text = "# Big - Plan\n## Tasks & Implementation Plan\n### Phase 1: All\n" + tasks
+    error = parse_error(text)
+    assert error.line == 4 + MAX_PLAN_TASKS
+    assert "at most 5000" in error.detail
+    assert len(parse_plan(text.rsplit("####", 1)[0]).tasks()) == MAX_PLAN_TASKS
+
+
+def test_documents_over_two_mebibytes_are_refused() -> None:
+    padding = "\n## Notes\n" + "€" * 700_000 + "\n"  # 700k characters, 2.1 MB as UTF-8
+    error = parse_error(BASE + padding)
+    assert (error.line, error.detail) == (1, "plan is larger than 2 MiB")
+    assert parse_plan(BASE + "\n## Notes\n" + "€" * 600_000 + "\n").name == "Demo"
+
+
+# --------------------------------------------------------------------------- round trip property
+
+NO_LINE_BREAKS = st.characters(exclude_categories=["Cs"], exclude_characters="\r\n")
+one_line = st.text(NO_LINE_BREAKS, min_size=1, max_size=24).map(str.strip).filter(bool)
+estimates = st.none() | st.integers(0, 1_000_000).map(lambda cents: cents / 100)
+
+
+@st.composite
+def plan_documents(draw: st.DrawFn) -> PlanDocument:
+    """Documents with unicode text, random statuses and random acyclic dependencies."""
+    shape = draw(st.lists(st.integers(0, 4), min_size=1, max_size=4).filter(any))
+    refs = [f"T{p + 1}.{t + 1}" for p, size in enumerate(shape) for t in range(size)]
+    rank = dict(zip(refs, draw(st.permutations(range(len(refs)))), strict=True))
+    names = draw(st.lists(one_line, min_size=len(shape), max_size=len(shape), unique=True))
+
+    def task(ref: str) -> PlanTask:
+        earlier = [other for other in refs if rank[other] < rank[ref]]
+        return PlanTask(
+            ref=ref,
+            title=draw(one_line),
+            status=draw(st.sampled_from(TaskStatus)),
+            complexity=draw(st.none() | st.sampled_from(Complexity)),
+            estimate_hours=draw(estimates),
+            dependencies=tuple(draw(st.lists(st.sampled_from(earlier), unique=True)))
+            if earlier
+            else (),
+            checklist=tuple(
+                draw(st.lists(st.builds(ChecklistItem, one_line, st.booleans()), max_size=4))
+            ),
+        )
+
+    phases = tuple(
+        PlanPhase(
+            name=names[p],
+            estimate_hours=draw(estimates),
+            tasks=tuple(task(f"T{p + 1}.{t + 1}") for t in range(size)),
+        )
+        for p, size in enumerate(shape)
+    )
+    return PlanDocument(
+        name=draw(one_line),
+        description=draw(st.just("") | one_line),
+        phases=phases,
+        target_users=draw(st.none() | one_line),
+        project_type=draw(st.none() | one_line),
+    )
+
+
+def without_lines(doc: PlanDocument) -> PlanDocument:
+    """The document with every ``line`` reset, to compare content explicitly."""
+    return replace(
+        doc,
+        phases=tuple(
+            replace(p, tasks=tuple(replace(t, line=0) for t in p.tasks)) for p in doc.phases
+        ),
+    )
+
+
+@settings(max_examples=300)
+@given(plan_documents(), st.none() | st.dates())
+def test_render_then_parse_gives_back_the_document(doc: PlanDocument, day: date | None) -> None:
+    parsed = parse_plan(render_plan(doc, generated=day, updated=day))
+    assert parsed == doc
+    assert without_lines(parsed).phases == doc.phases
+    assert all(t.line > 0 for t in parsed.tasks())
