@@ -73,7 +73,7 @@ async def test_relay_publishes_in_order_per_project_and_marks(settings, db) -> N
     await drain(Relay(settings, db), db)
     assert (
         await db.outbox.count_documents(
-            {"_id": {"$in": [e.id for e in events]}, "published_at": None}
+            {"_id": {"$in": [e.id for e in events]}, "published": False}
         )
         == 0
     )
@@ -122,7 +122,7 @@ async def test_relay_keeps_events_while_kafka_is_unreachable(settings_with, db) 
     relay.stop()
     await task
     stored = await db.outbox.find_one({"_id": event.id})
-    assert stored is not None and stored["published_at"] is None  # nothing lost, nothing marked
+    assert stored is not None and stored["published"] is False  # nothing lost, nothing marked
 
 
 async def test_rollups_worker_invalidates_cached_progress(settings, db, redis) -> None:

@@ -31,6 +31,9 @@ def to_document(event: Event) -> Document:
         "actor_id": event.actor_id,
         "request_id": event.request_id,
         "data": event.data,
+        # A boolean, not a null test on published_at: the dev server's count of
+        # null equality is wrong (docs/devstack.md), and booleans index well.
+        "published": False,
         "published_at": None,
     }
 
@@ -65,7 +68,7 @@ async def pending(db: AsyncDatabase[Document], limit: int) -> list[Event]:
     """The oldest unpublished events, in the order they were written."""
     cursor = (
         outbox(db)
-        .find({"published_at": None})
+        .find({"published": False})
         .sort([("occurred_at", ASCENDING), ("_id", ASCENDING)])
         .limit(limit)
     )
@@ -75,16 +78,16 @@ async def pending(db: AsyncDatabase[Document], limit: int) -> list[Event]:
 async def mark_published(db: AsyncDatabase[Document], ids: list[str]) -> None:
     if ids:
         await outbox(db).update_many(
-            {"_id": {"$in": ids}}, {"$set": {"published_at": datetime.now(UTC)}}
+            {"_id": {"$in": ids}}, {"$set": {"published": True, "published_at": datetime.now(UTC)}}
         )
 
 
 async def backlog(db: AsyncDatabase[Document]) -> int:
-    return await outbox(db).count_documents({"published_at": None})
+    return await outbox(db).count_documents({"published": False})
 
 
 async def purge_published(db: AsyncDatabase[Document], older_than: timedelta) -> int:
     """Forget published events after a retention period (Kafka keeps the history)."""
     cutoff = datetime.now(UTC) - older_than
-    result = await outbox(db).delete_many({"published_at": {"$ne": None, "$lt": cutoff}})
+    result = await outbox(db).delete_many({"published": True, "published_at": {"$lt": cutoff}})
     return result.deleted_count

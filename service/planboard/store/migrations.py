@@ -51,11 +51,11 @@ async def _core(db: AsyncDatabase[Document]) -> None:
     )
     await db.outbox.create_indexes(
         [
-            IndexModel([("published_at", ASCENDING), ("occurred_at", ASCENDING)], name="pending"),
+            IndexModel([("published", ASCENDING), ("occurred_at", ASCENDING)], name="pending"),
         ]
     )
-    # No TTL index: the dev server does not implement expireAfterSeconds (see
-    # docs/devstack.md); expiry is done by the scheduler's cleanup instead.
+    # No TTL index: the dev server purges expired documents only lazily (and FerretDB
+    # not at all, docs/devstack.md); the scheduler's cleanup removes old markers.
     await db.processed_events.create_indexes(
         [IndexModel([("processed_at", ASCENDING)], name="processed_at")]
     )
