@@ -61,9 +61,10 @@ async def test_mail_sink_stores_and_serves_messages(infra, endpoints) -> None:
     message["Subject"] = "Réinitialiser — reset ✓"
     message.set_content("Your code is 424242.\n")
     await aiosmtplib.send(message, hostname=endpoints.smtp_host, port=endpoints.smtp_port)
-    async with aiohttp.ClientSession() as http, http.get(
-        f"{endpoints.mail_http_url}/messages", params={"to": recipient}
-    ) as resp:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"{endpoints.mail_http_url}/messages", params={"to": recipient}) as resp,
+    ):
         body = await resp.json()
     assert [m["subject"] for m in body["items"]] == ["Réinitialiser — reset ✓"]
     assert "424242" in body["items"][0]["text"]
