@@ -7,6 +7,7 @@ and topic prefix, so runs never see each other's data.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -21,10 +22,13 @@ from pymongo.asynchronous.database import AsyncDatabase
 from redis.asyncio import Redis
 
 from planboard.app import create_app
-from planboard.config import Settings
+from planboard.config import RateLimit, Settings
 from planboard.devstack.stack import Endpoints, InfraStack
+from planboard.events.consumer import ConsumerRunner
+from planboard.events.relay import Relay
 from planboard.store import migrations
 from planboard.store.document import Document
+from planboard.workers.registry import GROUPS, WorkerDeps
 
 SESSION_TAG = uuid.uuid4().hex[:10]
 
@@ -63,6 +67,9 @@ def settings(endpoints: Endpoints) -> Settings:
         access_log=False,
         log_json=True,
         dependency_timeout_s=2.0,
+        # The suite makes thousands of calls from one address; limits get their own tests.
+        rate_limit_auth=RateLimit(1_000_000, 60),
+        rate_limit_api=RateLimit(1_000_000, 60),
     )
 
 
@@ -91,8 +98,29 @@ async def redis(settings: Settings) -> AsyncIterator[Redis]:
 
 
 @pytest_asyncio.fixture(scope="session")
+async def pipeline(
+    settings: Settings, db: AsyncDatabase[Document], redis: Redis
+) -> AsyncIterator[None]:
+    """The relay and the notifications worker, running for the whole session (mail arrives)."""
+    relay = Relay(settings, db, idle_interval_s=0.05)
+    group = GROUPS["notifications"](WorkerDeps(settings, db, redis))
+    runner = ConsumerRunner(settings, db, group)
+    tasks = [asyncio.create_task(relay.run()), asyncio.create_task(runner.run())]
+    yield
+    relay.stop()
+    runner.stop()
+    await asyncio.gather(*tasks)
+
+
+@pytest.fixture(scope="session")
+def mail_url(endpoints: Endpoints) -> str:
+    assert endpoints.mail_http_url, "tests read mail from the dev mail sink"
+    return endpoints.mail_http_url
+
+
+@pytest_asyncio.fixture(scope="session")
 async def client(
-    settings: Settings, db: AsyncDatabase[Document]
+    settings: Settings, db: AsyncDatabase[Document], pipeline: None
 ) -> AsyncIterator[TestClient[object, object]]:
     """An HTTP client for one API instance that lives for the whole session."""
     server = TestServer(create_app(settings))

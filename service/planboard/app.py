@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 from redis.asyncio import Redis
 
+from planboard.api import auth_routes, workspace_routes
+from planboard.api.authn import accounts_key, authentication_middleware
+from planboard.api.cors import cors_middleware, setup_cors
 from planboard.api.health import setup_health
 from planboard.api.middleware import context_middleware, error_middleware
+from planboard.api.ratelimit import ratelimit_middleware, setup_ratelimit
+from planboard.api.validation import MIDDLEWARES as VALIDATION_MIDDLEWARES
+from planboard.api.validation import setup_validation
 from planboard.config import Settings
 from planboard.events.kafka import KafkaProbe
 from planboard.metrics import Metrics
+from planboard.services.accounts import Accounts
 from planboard.store.mongo import create_client, database
 from planboard.typedefs import (
     db_key,
@@ -57,16 +65,37 @@ async def kafka_ctx(app: web.Application) -> AsyncIterator[None]:
     await probe.close()
 
 
+async def services_ctx(app: web.Application) -> AsyncIterator[None]:
+    app[accounts_key] = Accounts(app[settings_key], app[db_key], app[redis_key])
+    tasks = app[auth_routes.background_tasks_key]
+    yield
+    if tasks:  # let accepted background work (e.g. reset mails) finish
+        await asyncio.wait(tasks, timeout=app[settings_key].shutdown_timeout_s)
+
+
 def create_app(settings: Settings) -> web.Application:
     """Build the API application for ``settings`` (tests build it the same way)."""
     app = web.Application(
-        middlewares=[context_middleware, error_middleware],
+        middlewares=[
+            context_middleware,
+            cors_middleware,
+            error_middleware,
+            authentication_middleware,
+            ratelimit_middleware,
+            *VALIDATION_MIDDLEWARES,
+        ],
         client_max_size=MAX_BODY_BYTES,
     )
     app[settings_key] = settings
     app[metrics_key] = Metrics()
-    app.cleanup_ctx.extend([mongo_ctx, redis_ctx, kafka_ctx])
+    app[auth_routes.background_tasks_key] = set()
+    app.cleanup_ctx.extend([mongo_ctx, redis_ctx, kafka_ctx, services_ctx])
     setup_health(app)
+    setup_cors(app)
+    setup_ratelimit(app)
+    app.add_routes(auth_routes.routes)
+    app.add_routes(workspace_routes.routes)
+    setup_validation(app)
     return app
 
 

@@ -23,6 +23,33 @@ class SettingsError(ValueError):
     """The environment holds an invalid or unsafe setting."""
 
 
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """``limit`` requests per sliding ``window_s`` seconds; written ``100/15m``."""
+
+    limit: int
+    window_s: int
+
+    @classmethod
+    def parse(cls, name: str, raw: str) -> RateLimit:
+        units = {"s": 1, "m": 60, "h": 3600}
+        try:
+            count, window = raw.strip().split("/")
+            unit = window[-1] if window[-1] in units else "s"
+            number = window[:-1] if window[-1] in units else window
+            limit, seconds = int(count), int(number or "1") * units[unit]
+        except (ValueError, IndexError):
+            raise SettingsError(
+                f"{name} must look like 100/15m (requests/window), got {raw!r}"
+            ) from None
+        if not (1 <= limit <= 1_000_000 and 1 <= seconds <= 86_400):
+            raise SettingsError(f"{name}: 1..1000000 requests per 1s..24h, got {raw!r}")
+        return cls(limit, seconds)
+
+    def __str__(self) -> str:
+        return f"{self.limit}/{self.window_s}s"
+
+
 def _bool(name: str, raw: str) -> bool:
     value = raw.strip().lower()
     if value in {"1", "true", "yes", "on"}:
@@ -64,6 +91,19 @@ class Settings:
     smtp_port: int = 1025
     mail_from: str = "Planboard <no-reply@planboard.local>"
     secret_key: str = DEV_SECRET_KEY
+    previous_secret_keys: tuple[str, ...] = ()
+    jwt_issuer: str = "planboard"
+    jwt_audience: str = "planboard-api"
+    access_token_ttl_s: int = 15 * 60
+    refresh_token_ttl_s: int = 7 * 24 * 3600
+    reset_token_ttl_s: int = 3600
+    verify_token_ttl_s: int = 48 * 3600
+    invitation_ttl_s: int = 7 * 24 * 3600
+    password_min_length: int = 10
+    rate_limit_enabled: bool = True
+    rate_limit_auth: RateLimit = RateLimit(100, 15 * 60)
+    rate_limit_api: RateLimit = RateLimit(1200, 60)
+    trust_forwarded_for: bool = False
     log_level: str = "INFO"
     log_json: bool = True
     access_log: bool = True
@@ -115,11 +155,23 @@ class Settings:
             ("smtp_port", 1, 65535),
             ("kafka_partitions", 1, 1000),
             ("kafka_replication_factor", 1, 7),
+            ("access_token_ttl_s", 30, 24 * 3600),
+            ("refresh_token_ttl_s", 300, 365 * 24 * 3600),
+            ("reset_token_ttl_s", 60, 7 * 24 * 3600),
+            ("verify_token_ttl_s", 60, 30 * 24 * 3600),
+            ("invitation_ttl_s", 60, 90 * 24 * 3600),
+            ("password_min_length", 8, 128),
         ):
             raw = get(name.upper())
             if raw is not None:
                 values[name] = _int(f"PLANBOARD_{name.upper()}", raw, low, high)
-        for name in ("log_json", "access_log", "allow_private_webhooks"):
+        for name in (
+            "log_json",
+            "access_log",
+            "allow_private_webhooks",
+            "rate_limit_enabled",
+            "trust_forwarded_for",
+        ):
             raw = get(name.upper())
             if raw is not None:
                 values[name] = _bool(f"PLANBOARD_{name.upper()}", raw)
@@ -128,6 +180,17 @@ class Settings:
             if raw.upper() not in LOG_LEVELS:
                 raise SettingsError(f"PLANBOARD_LOG_LEVEL must be one of {LOG_LEVELS}, got {raw!r}")
             values["log_level"] = raw.upper()
+        for name in ("rate_limit_auth", "rate_limit_api"):
+            raw = get(name.upper())
+            if raw is not None:
+                values[name] = RateLimit.parse(f"PLANBOARD_{name.upper()}", raw)
+        raw = get("PREVIOUS_SECRET_KEYS")
+        if raw is not None:
+            values["previous_secret_keys"] = _csv(raw)
+        for name in ("jwt_issuer", "jwt_audience"):
+            raw = get(name.upper())
+            if raw is not None:
+                values[name] = raw
         raw = get("CORS_ORIGINS")
         if raw is not None:
             values["cors_origins"] = _csv(raw)
@@ -174,7 +237,7 @@ class Settings:
         out: dict[str, object] = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name == "secret_key":
+            if f.name in ("secret_key", "previous_secret_keys"):
                 value = "***"
             elif isinstance(value, str) and "://" in value and "@" in value:
                 scheme, rest = value.split("://", 1)

@@ -13,7 +13,7 @@ from planboard.config import Settings
 from planboard.events.consumer import ConsumerRunner
 from planboard.events.relay import Relay
 from planboard.store.mongo import create_client, database
-from planboard.workers.registry import GROUPS
+from planboard.workers.registry import GROUPS, WorkerDeps
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,8 @@ async def run_worker(settings: Settings, group_name: str) -> None:
     factory = GROUPS[group_name]
     client = create_client(settings, appname=f"planboard-worker-{group_name}")
     redis: Redis = Redis.from_url(settings.redis_url, socket_timeout=settings.dependency_timeout_s)
-    runner = ConsumerRunner(settings, database(client, settings), factory(redis))
+    db = database(client, settings)
+    runner = ConsumerRunner(settings, db, factory(WorkerDeps(settings, db, redis)))
     _on_signals(runner.stop)
     log.info("worker started", extra={"group": group_name})
     try:

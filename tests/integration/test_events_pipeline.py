@@ -8,6 +8,7 @@ import uuid
 from collections import Counter
 
 import pytest
+import pytest_asyncio
 from aiokafka import AIOKafkaConsumer
 
 from planboard.events import outbox
@@ -15,9 +16,19 @@ from planboard.events.consumer import ConsumerGroup, ConsumerRunner
 from planboard.events.envelope import Event
 from planboard.events.relay import Relay
 from planboard.services.cache import project_keys
+from planboard.store import migrations
 from planboard.workers.rollups import rollups_group
 
 pytestmark = pytest.mark.integration
+
+
+@pytest_asyncio.fixture(scope="module")
+async def events_db(mongo_client, settings):
+    """A database of its own: the session's relay (on the main database) must not help."""
+    database = mongo_client[f"{settings.mongodb_db}_events"]
+    await migrations.migrate(database)
+    yield database
+    await mongo_client.drop_database(database.name)
 
 
 def task_events(project_id: str, count: int) -> list[Event]:
@@ -27,11 +38,11 @@ def task_events(project_id: str, count: int) -> list[Event]:
     ]
 
 
-async def drain(relay: Relay, db, timeout: float = 30.0) -> None:
+async def drain(relay: Relay, events_db, timeout: float = 30.0) -> None:
     task = asyncio.create_task(relay.run())
     try:
         async with asyncio.timeout(timeout):
-            while await outbox.backlog(db):
+            while await outbox.backlog(events_db):
                 await asyncio.sleep(0.1)
     finally:
         relay.stop()
@@ -64,15 +75,15 @@ async def read_topic(settings, family: str, key: str, expected: int, timeout: fl
     return records
 
 
-async def test_relay_publishes_in_order_per_project_and_marks(settings, db) -> None:
+async def test_relay_publishes_in_order_per_project_and_marks(settings, events_db) -> None:
     project_a, project_b = f"pa-{uuid.uuid4().hex}", f"pb-{uuid.uuid4().hex}"
     events = []
     for a, b in zip(task_events(project_a, 20), task_events(project_b, 20), strict=True):
         events += [a, b]
-    await outbox.record(db, events)
-    await drain(Relay(settings, db), db)
+    await outbox.record(events_db, events)
+    await drain(Relay(settings, events_db), events_db)
     assert (
-        await db.outbox.count_documents(
+        await events_db.outbox.count_documents(
             {"_id": {"$in": [e.id for e in events]}, "published": False}
         )
         == 0
@@ -89,15 +100,15 @@ async def test_relay_publishes_in_order_per_project_and_marks(settings, db) -> N
     assert headers["event-type"] == b"task.updated"
 
 
-async def test_two_relays_never_publish_an_event_twice(settings, db) -> None:
+async def test_two_relays_never_publish_an_event_twice(settings, events_db) -> None:
     project = f"race-{uuid.uuid4().hex}"
     events = task_events(project, 300)
-    await outbox.record(db, events)
-    relays = [Relay(settings, db, batch_size=25) for _ in range(2)]
+    await outbox.record(events_db, events)
+    relays = [Relay(settings, events_db, batch_size=25) for _ in range(2)]
     runs = [asyncio.create_task(r.run()) for r in relays]
     try:
         async with asyncio.timeout(60):
-            while await outbox.backlog(db):
+            while await outbox.backlog(events_db):
                 await asyncio.sleep(0.1)
     finally:
         for relay in relays:
@@ -110,28 +121,30 @@ async def test_two_relays_never_publish_an_event_twice(settings, db) -> None:
     assert max(ids.values()) == 1
 
 
-async def test_relay_keeps_events_while_kafka_is_unreachable(settings_with, db) -> None:
+async def test_relay_keeps_events_while_kafka_is_unreachable(settings_with, events_db) -> None:
     from planboard.devstack.paths import free_port
 
     dead = settings_with(kafka_bootstrap=f"127.0.0.1:{free_port()}")
     event = Event(type="task.created", key=f"down-{uuid.uuid4().hex}", workspace_id="w", data={})
-    await outbox.record(db, [event])
-    relay = Relay(dead, db)
+    await outbox.record(events_db, [event])
+    relay = Relay(dead, events_db)
     task = asyncio.create_task(relay.run())
     await asyncio.sleep(2)
     relay.stop()
     await task
-    stored = await db.outbox.find_one({"_id": event.id})
+    stored = await events_db.outbox.find_one({"_id": event.id})
     assert stored is not None and stored["published"] is False  # nothing lost, nothing marked
 
 
-async def test_rollups_worker_invalidates_cached_progress(settings, db, redis) -> None:
+async def test_rollups_worker_invalidates_cached_progress(settings, events_db, redis) -> None:
     project = f"roll-{uuid.uuid4().hex}"
     for key in project_keys(project):
         await redis.set(key, "stale")
-    await outbox.record(db, [Event(type="task.updated", key=project, workspace_id="w", data={})])
-    await drain(Relay(settings, db), db)
-    runner = ConsumerRunner(settings, db, rollups_group(redis))
+    await outbox.record(
+        events_db, [Event(type="task.updated", key=project, workspace_id="w", data={})]
+    )
+    await drain(Relay(settings, events_db), events_db)
+    runner = ConsumerRunner(settings, events_db, rollups_group(redis))
     run = asyncio.create_task(runner.run())
     try:
         async with asyncio.timeout(60):
@@ -143,14 +156,14 @@ async def test_rollups_worker_invalidates_cached_progress(settings, db, redis) -
     assert runner.processed >= 1
 
 
-async def test_redelivered_event_has_no_second_effect(settings, db) -> None:
+async def test_redelivered_event_has_no_second_effect(settings, events_db) -> None:
     effects: list[str] = []
 
     async def handle(event: Event) -> None:
         effects.append(event.id)
 
     group = ConsumerGroup(name=f"idem-{uuid.uuid4().hex[:8]}", families=("task",), handle=handle)
-    runner = ConsumerRunner(settings, db, group)
+    runner = ConsumerRunner(settings, events_db, group)
     event = Event(type="task.created", key="p", workspace_id="w", data={})
     await runner.handle(event)
     await runner.handle(event)  # as after a crash before the offset commit
@@ -158,11 +171,11 @@ async def test_redelivered_event_has_no_second_effect(settings, db) -> None:
     assert runner.skipped == 1
 
 
-async def test_consumer_stops_gracefully(settings, db) -> None:
+async def test_consumer_stops_gracefully(settings, events_db) -> None:
     group = ConsumerGroup(
         name=f"stop-{uuid.uuid4().hex[:8]}", families=("task",), handle=lambda e: asyncio.sleep(0)
     )
-    runner = ConsumerRunner(settings, db, group)
+    runner = ConsumerRunner(settings, events_db, group)
     run = asyncio.create_task(runner.run())
     await asyncio.sleep(3)
     runner.stop()

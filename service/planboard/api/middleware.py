@@ -15,8 +15,10 @@ from planboard.domain.errors import (
     Conflict,
     CycleDetected,
     DomainError,
+    Forbidden,
     NotFound,
     PlanSyntaxError,
+    Unauthorized,
     ValidationFailed,
     VersionMismatch,
 )
@@ -106,6 +108,10 @@ async def context_middleware(request: web.Request, handler: Handler) -> web.Stre
 
 
 def _domain_status(error: DomainError) -> int:
+    if isinstance(error, Unauthorized):
+        return 401
+    if isinstance(error, Forbidden):
+        return 403
     if isinstance(error, NotFound):
         return 404
     if isinstance(error, VersionMismatch):
@@ -129,6 +135,7 @@ def domain_problem(request: web.Request, error: DomainError) -> web.Response:
     if isinstance(error, PlanSyntaxError):
         extra["line"] = error.line
         errors = [{"field": f"line {error.line}", "message": error.detail}]
+    headers = {"WWW-Authenticate": 'Bearer realm="planboard"'} if status == 401 else None
     return problem_response(
         status,
         detail=error.detail,
@@ -136,6 +143,7 @@ def domain_problem(request: web.Request, error: DomainError) -> web.Response:
         request_id=request_id_of(request),
         errors=errors,
         extra=extra or None,
+        headers=headers,
     )
 
 

@@ -17,6 +17,14 @@ class NotFound(DomainError):
     """The resource does not exist (or is not visible to the caller)."""
 
 
+class Unauthorized(DomainError):
+    """No valid credentials were presented (401)."""
+
+
+class Forbidden(DomainError):
+    """The caller is known but may not do this (403): role or token scope too small."""
+
+
 class Conflict(DomainError):
     """The request contradicts the current state (duplicate, cycle, ...)."""
 

@@ -107,7 +107,7 @@ class ConsumerRunner:
         consumer = AIOKafkaConsumer(
             *self.topics(),
             bootstrap_servers=self.settings.kafka_bootstrap,
-            group_id=f"planboard-{self.group.name}",
+            group_id=f"{self.settings.kafka_topic_prefix}{self.group.name}",
             client_id=f"planboard-{self.group.name}",
             enable_auto_commit=False,
             auto_offset_reset="earliest",

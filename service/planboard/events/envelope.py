@@ -10,7 +10,16 @@ import orjson
 from bson import ObjectId
 
 # One Kafka topic per event family ("task.created" → "<prefix>task").
-EVENT_FAMILIES = ("workspace", "project", "task", "comment", "user", "webhook", "job")
+EVENT_FAMILIES = (
+    "workspace",
+    "project",
+    "task",
+    "comment",
+    "user",
+    "webhook",
+    "job",
+    "mail",
+)
 
 
 def family_of(event_type: str) -> str:

@@ -81,7 +81,51 @@ async def _core(db: AsyncDatabase[Document]) -> None:
     )
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "core collections and indexes", _core),)
+async def _identity(db: AsyncDatabase[Document]) -> None:
+    await ensure_collections(
+        db,
+        [
+            "users",
+            "sessions",
+            "refresh_tokens",
+            "action_tokens",
+            "personal_access_tokens",
+            "memberships",
+            "invitations",
+            "mail_queue",
+        ],
+    )
+    await db.users.create_indexes([IndexModel([("email", ASCENDING)], name="email", unique=True)])
+    await db.sessions.create_indexes([IndexModel([("user_id", ASCENDING)], name="user")])
+    await db.refresh_tokens.create_indexes(
+        [IndexModel([("session_id", ASCENDING)], name="session")]
+    )
+    await db.action_tokens.create_indexes(
+        [
+            IndexModel([("user_id", ASCENDING), ("kind", ASCENDING)], name="user_kind"),
+            IndexModel([("expires_at", ASCENDING)], name="expires"),
+        ]
+    )
+    await db.personal_access_tokens.create_indexes(
+        [IndexModel([("user_id", ASCENDING)], name="user")]
+    )
+    await db.memberships.create_indexes(
+        [
+            IndexModel(
+                [("workspace_id", ASCENDING), ("user_id", ASCENDING)], name="member", unique=True
+            ),
+            IndexModel([("user_id", ASCENDING)], name="user"),
+        ]
+    )
+    await db.invitations.create_indexes(
+        [IndexModel([("workspace_id", ASCENDING), ("status", ASCENDING)], name="workspace")]
+    )
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "core collections and indexes", _core),
+    Migration(2, "identity: users, sessions, tokens, memberships, invitations, mail", _identity),
+)
 
 
 async def applied_versions(db: AsyncDatabase[Document]) -> set[int]:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
+from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
 from planboard.store.document import Document
@@ -9,19 +12,51 @@ from planboard.store.ids import new_id, utcnow
 
 WORKSPACES = "workspaces"
 
+# Everything that belongs to a workspace, deleted with it.
+OWNED_COLLECTIONS = ("tasks", "projects", "invitations", "memberships")
+
 
 async def find_by_name(db: AsyncDatabase[Document], name: str) -> Document | None:
     return await db[WORKSPACES].find_one({"name": name})
 
 
-async def create(db: AsyncDatabase[Document], name: str) -> Document:
+async def create(
+    db: AsyncDatabase[Document], name: str, *, created_by: str | None = None
+) -> Document:
     now = utcnow()
     doc: Document = {
         "_id": new_id(),
         "name": name,
+        "created_by": created_by,
         "created_at": now,
         "updated_at": now,
         "version": 1,
     }
     await db[WORKSPACES].insert_one(doc)
     return doc
+
+
+async def get(db: AsyncDatabase[Document], workspace_id: str) -> Document | None:
+    return await db[WORKSPACES].find_one({"_id": workspace_id})
+
+
+async def many(db: AsyncDatabase[Document], workspace_ids: list[str]) -> dict[str, Document]:
+    cursor = db[WORKSPACES].find({"_id": {"$in": workspace_ids}})
+    return {str(doc["_id"]): doc async for doc in cursor}
+
+
+async def rename(
+    db: AsyncDatabase[Document], workspace_id: str, name: str, now: datetime
+) -> Document | None:
+    return await db[WORKSPACES].find_one_and_update(
+        {"_id": workspace_id},
+        {"$set": {"name": name, "updated_at": now}, "$inc": {"version": 1}},
+        return_document=ReturnDocument.AFTER,
+    )
+
+
+async def delete_cascade(db: AsyncDatabase[Document], workspace_id: str) -> None:
+    """Children first, the workspace last: a crash midway leaves a deletable workspace."""
+    for name in OWNED_COLLECTIONS:
+        await db[name].delete_many({"workspace_id": workspace_id})
+    await db[WORKSPACES].delete_one({"_id": workspace_id})

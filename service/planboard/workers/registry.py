@@ -3,14 +3,28 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
+from pymongo.asynchronous.database import AsyncDatabase
 from redis.asyncio import Redis
 
+from planboard.config import Settings
 from planboard.events.consumer import ConsumerGroup
+from planboard.store.document import Document
+from planboard.workers.notifications import notifications_group
 from planboard.workers.rollups import rollups_group
 
-GroupFactory = Callable[[Redis], ConsumerGroup]
+
+@dataclass(frozen=True, slots=True)
+class WorkerDeps:
+    settings: Settings
+    db: AsyncDatabase[Document]
+    redis: Redis
+
+
+GroupFactory = Callable[[WorkerDeps], ConsumerGroup]
 
 GROUPS: dict[str, GroupFactory] = {
-    "rollups": rollups_group,
+    "notifications": lambda deps: notifications_group(deps.settings, deps.db),
+    "rollups": lambda deps: rollups_group(deps.redis),
 }

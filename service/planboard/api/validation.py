@@ -1,0 +1,122 @@
+"""Request validation from the same marshmallow schemas that document the API.
+
+``aiohttp-apigami`` reads the schemas attached to handlers (``@request_schema``,
+``@querystring_schema``…), validates each request and generates the OpenAPI
+document from them. Every validation failure becomes a 422 problem+json naming
+the fields; a body that is not JSON is a 400; a JSON endpoint called with another
+media type is a 415. Unknown fields are rejected (marshmallow's default).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, NoReturn
+
+import marshmallow as m
+from aiohttp import web
+from aiohttp_apigami import setup_aiohttp_apispec, validation_middleware
+
+from planboard import __version__
+from planboard.domain.errors import ValidationFailed
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+DATA_KEY = "data"
+JSON_TYPES = ("application/json", "application/merge-patch+json")
+
+
+def _flatten(messages: Any, prefix: str = "") -> list[tuple[str, str]]:
+    """``{"json": {"a": {"b": ["bad"]}}}`` → ``[("a.b", "bad")]`` (location level dropped)."""
+    if isinstance(messages, list):
+        if all(isinstance(item, str) for item in messages):
+            return [(prefix or "body", item) for item in messages]
+        out: list[tuple[str, str]] = []
+        for item in messages:
+            out += _flatten(item, prefix)
+        return out
+    if isinstance(messages, Mapping):
+        pairs: list[tuple[str, str]] = []
+        for key, value in messages.items():
+            name = "body" if key == "_schema" else str(key)
+            pairs += _flatten(value, f"{prefix}.{name}" if prefix else name)
+        return pairs
+    return [(prefix or "body", str(messages))]
+
+
+LOCATIONS = ("json", "querystring", "query", "match_info", "headers", "form")
+
+
+def error_callback(
+    error: m.ValidationError,
+    req: web.Request,
+    schema: m.Schema,
+    *args: Any,
+    error_status_code: int | None = None,
+    error_headers: Mapping[str, str] | None = None,
+) -> NoReturn:
+    messages = error.messages
+    if isinstance(messages, Mapping) and set(messages) <= set(LOCATIONS):
+        errors = [pair for value in messages.values() for pair in _flatten(value)]
+    else:
+        errors = _flatten(messages)
+    raise ValidationFailed(errors, "the request has invalid fields")
+
+
+def _has_json_schema(request: web.Request) -> bool:
+    handler = request.match_info.handler
+    schemas = getattr(handler, "__schemas__", None) or []
+    return any(getattr(s, "location", None) == "json" for s in schemas)
+
+
+@web.middleware
+async def media_type_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A JSON endpoint needs a JSON body: 415 otherwise, 400 for malformed JSON."""
+    if request.method in ("POST", "PUT", "PATCH") and _has_json_schema(request):
+        if request.content_type not in JSON_TYPES:
+            raise web.HTTPUnsupportedMediaType(
+                text=f"send the body as application/json (got {request.content_type or 'nothing'})"
+            )
+        try:
+            await request.json()
+        except ValueError:
+            raise web.HTTPBadRequest(text="the request body is not valid JSON") from None
+    return await handler(request)
+
+
+def validated(request: web.Request) -> dict[str, Any]:
+    """The validated body or query of the current request."""
+    data: dict[str, Any] = request.get(DATA_KEY) or {}
+    return data
+
+
+def query_of(request: web.Request) -> dict[str, Any]:
+    data: dict[str, Any] = request.get("query") or {}
+    return data
+
+
+def setup_validation(app: web.Application) -> None:
+    setup_aiohttp_apispec(
+        app,
+        title="Planboard API",
+        version=__version__,
+        url="/api/openapi.json",
+        swagger_path="/api/docs",
+        static_path="/api/docs/static",
+        openapi_version="3.0.3",
+        request_data_name=DATA_KEY,
+        error_callback=error_callback,
+        info={"description": "Project planning: workspaces, projects, tasks, dependencies."},
+        components={
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": (
+                        "A JWT access token from /auth/login, or a personal access token (pbpat_…)"
+                    ),
+                }
+            }
+        },
+    )
+
+
+MIDDLEWARES = (media_type_middleware, validation_middleware)

@@ -1,0 +1,1 @@
+"""Security primitives: password hashing, JWTs, opaque secret tokens. No I/O."""

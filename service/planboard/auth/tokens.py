@@ -1,0 +1,154 @@
+"""Access JWTs and opaque secret tokens (refresh, reset, verification, PAT, invitation).
+
+Access tokens are HS256 JWTs signed with the service secret; the algorithm is
+pinned on decode, so ``alg: none`` and algorithm-confusion tokens are refused.
+``iss``, ``aud``, ``exp``, ``iat``, ``sub`` and ``jti`` are required. A ``kid``
+names the signing key, so a rotated-out key (``PLANBOARD_PREVIOUS_SECRET_KEYS``)
+still verifies tokens it signed until they expire.
+
+Opaque tokens are ``<prefix>_<id>_<secret>``: the id finds the stored record,
+only a SHA-256 of the secret is stored, and the check is constant-time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+
+ALGORITHM = "HS256"
+LEEWAY_S = 10
+
+
+def key_id(secret: str) -> str:
+    """A short, non-reversible name of a signing key."""
+    return hashlib.sha256(b"planboard-kid:" + secret.encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True, slots=True)
+class AccessClaims:
+    user_id: str
+    session_id: str
+    token_id: str
+    issued_at: int
+    expires_at: int
+
+
+class InvalidToken(Exception):
+    """The token is malformed, forged, expired or otherwise unacceptable."""
+
+
+def issue_access_token(
+    *,
+    secret: str,
+    issuer: str,
+    audience: str,
+    user_id: str,
+    session_id: str,
+    ttl_s: int,
+    now: float | None = None,
+) -> tuple[str, AccessClaims]:
+    issued = int(now if now is not None else time.time())
+    claims = AccessClaims(
+        user_id=user_id,
+        session_id=session_id,
+        token_id=secrets.token_hex(12),
+        issued_at=issued,
+        expires_at=issued + ttl_s,
+    )
+    payload = {
+        "iss": issuer,
+        "aud": audience,
+        "sub": user_id,
+        "sid": session_id,
+        "jti": claims.token_id,
+        "iat": claims.issued_at,
+        "exp": claims.expires_at,
+        "typ": "access",
+    }
+    token = jwt.encode(payload, secret, algorithm=ALGORITHM, headers={"kid": key_id(secret)})
+    return token, claims
+
+
+def decode_access_token(
+    token: str, *, secrets_: Sequence[str], issuer: str, audience: str
+) -> AccessClaims:
+    """Verify signature, algorithm, issuer, audience and times; raise InvalidToken."""
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError as exc:
+        raise InvalidToken("malformed token") from exc
+    if header.get("alg") != ALGORITHM:
+        raise InvalidToken("unsupported token algorithm")
+    kid = header.get("kid")
+    keys = [s for s in secrets_ if key_id(s) == kid] if kid else []
+    if not keys:
+        raise InvalidToken("unknown signing key")
+    try:
+        payload: dict[str, Any] = jwt.decode(
+            token,
+            keys[0],
+            algorithms=[ALGORITHM],
+            issuer=issuer,
+            audience=audience,
+            leeway=LEEWAY_S,
+            options={"require": ["exp", "iat", "iss", "aud", "sub", "jti"]},
+        )
+    except jwt.ExpiredSignatureError as exc:
+        raise InvalidToken("token expired") from exc
+    except jwt.PyJWTError as exc:
+        raise InvalidToken("invalid token") from exc
+    if payload.get("typ") != "access" or not isinstance(payload.get("sid"), str):
+        raise InvalidToken("not an access token")
+    if payload["iat"] > time.time() + LEEWAY_S:
+        raise InvalidToken("token issued in the future")
+    return AccessClaims(
+        user_id=str(payload["sub"]),
+        session_id=str(payload["sid"]),
+        token_id=str(payload["jti"]),
+        issued_at=int(payload["iat"]),
+        expires_at=int(payload["exp"]),
+    )
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def secret_matches(secret: str, stored_hash: str) -> bool:
+    return hmac.compare_digest(hash_secret(secret), stored_hash)
+
+
+@dataclass(frozen=True, slots=True)
+class OpaqueToken:
+    prefix: str
+    id: str
+    secret: str
+
+    def __str__(self) -> str:
+        return f"{self.prefix}_{self.id}_{self.secret}"
+
+    @property
+    def secret_hash(self) -> str:
+        return hash_secret(self.secret)
+
+
+def new_opaque_token(prefix: str, token_id: str) -> OpaqueToken:
+    return OpaqueToken(prefix, token_id, secrets.token_urlsafe(32))
+
+
+def parse_opaque_token(value: str, prefix: str) -> OpaqueToken | None:
+    """Split ``<prefix>_<id>_<secret>``; None if it is not of that shape."""
+    if len(value) > 200 or not value.startswith(prefix + "_"):
+        return None
+    rest = value[len(prefix) + 1 :]
+    token_id, sep, secret = rest.partition("_")
+    if not sep or not token_id.isalnum() or len(token_id) > 40 or len(secret) < 20:
+        return None
+    return OpaqueToken(prefix, token_id, secret)

@@ -1,0 +1,379 @@
+"""Accounts and sessions: register, log in, rotate, log out, reset, verify."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from planboard.auth.passwords import hash_password, needs_rehash, password_problems, verify_password
+from planboard.auth.tokens import (
+    InvalidToken,
+    decode_access_token,
+    issue_access_token,
+    new_opaque_token,
+    parse_opaque_token,
+    secret_matches,
+)
+from planboard.config import Settings
+from planboard.domain.access import expand_scopes
+from planboard.domain.errors import Conflict, Unauthorized, ValidationFailed
+from planboard.events import outbox
+from planboard.events.envelope import Event
+from planboard.services.mail import queue_mail
+from planboard.store import access_tokens, action_tokens, sessions, users
+from planboard.store.document import Document
+from planboard.store.ids import new_id, utcnow
+
+log = logging.getLogger(__name__)
+
+REFRESH_PREFIX = "pbrt"
+RESET_PREFIX = "pbrs"
+VERIFY_PREFIX = "pbev"
+PAT_PREFIX = "pbpat"
+REVOKED_KEY = "planboard:revoked-session:"
+
+
+@dataclass(frozen=True, slots=True)
+class TokenPair:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "access_token": self.access_token,
+            "refresh_token": self.refresh_token,
+            "token_type": "bearer",
+            "expires_in": self.expires_in,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Authenticated:
+    user_id: str
+    kind: str  # "session" or "pat"
+    token_id: str
+    scopes: frozenset[str] | None
+
+
+class Accounts:
+    """Account use cases over MongoDB (state), Redis (revocations) and the outbox (mail)."""
+
+    def __init__(self, settings: Settings, db: AsyncDatabase[Document], redis: Redis) -> None:
+        self.settings = settings
+        self.db = db
+        self.redis = redis
+
+    # --- registration and verification -------------------------------------------------
+
+    async def register(
+        self, *, email: str, password: str, name: str, request_id: str | None
+    ) -> Document:
+        email = users.normalize_email(email)
+        problems = password_problems(
+            password, min_length=self.settings.password_min_length, email=email, name=name
+        )
+        if problems:
+            raise ValidationFailed(
+                [("password", f"password {p}") for p in problems], "weak password"
+            )
+        now = utcnow()
+        user: Document = {
+            "_id": new_id(),
+            "email": email,
+            "name": name.strip(),
+            "password_hash": await hash_password(password),
+            "email_verified": False,
+            "created_at": now,
+            "updated_at": now,
+            "version": 1,
+        }
+        try:
+            await users.insert(self.db, user)
+        except DuplicateKeyError:
+            raise Conflict("an account with this email already exists") from None
+        await outbox.record(
+            self.db,
+            [
+                Event(
+                    type="user.registered",
+                    key=str(user["_id"]),
+                    workspace_id=None,
+                    data={"user_id": user["_id"]},
+                    request_id=request_id,
+                )
+            ],
+        )
+        await self.send_verification(user, request_id=request_id)
+        return user
+
+    async def send_verification(self, user: Document, *, request_id: str | None) -> None:
+        token = await self._action_token(
+            str(user["_id"]), "verify_email", VERIFY_PREFIX, self.settings.verify_token_ttl_s
+        )
+        await queue_mail(
+            self.db,
+            to=str(user["email"]),
+            subject="Confirm your Planboard email address",
+            text=(
+                f"Hello {user['name']},\n\nConfirm your email address with this code:\n\n"
+                f"{token}\n\n{self._link('verify-email', token)}"
+                f"It expires in {self.settings.verify_token_ttl_s // 3600} hours.\n"
+            ),
+            kind="verify_email",
+            key=str(user["_id"]),
+            request_id=request_id,
+        )
+
+    async def verify_email(self, token: str) -> Document:
+        record = await self._consume_action_token(token, "verify_email", VERIFY_PREFIX)
+        user = await users.mark_verified(self.db, str(record["user_id"]), utcnow())
+        if user is None:
+            raise ValidationFailed([("token", "invalid or expired token")], "invalid token")
+        return user
+
+    # --- passwords ---------------------------------------------------------------------
+
+    async def forgot_password(self, email: str, *, request_id: str | None) -> None:
+        """Always the same answer to the caller; mail only to existing accounts."""
+        user = await users.by_email(self.db, email)
+        if user is None:
+            return
+        token = await self._action_token(
+            str(user["_id"]), "reset_password", RESET_PREFIX, self.settings.reset_token_ttl_s
+        )
+        await queue_mail(
+            self.db,
+            to=str(user["email"]),
+            subject="Reset your Planboard password",
+            text=(
+                f"Hello {user['name']},\n\nSomeone asked to reset your password. If it was you, "
+                f"use this code:\n\n{token}\n\n{self._link('reset-password', token)}"
+                f"It expires in {self.settings.reset_token_ttl_s // 60} minutes and works once. "
+                "If it was not you, ignore this mail.\n"
+            ),
+            kind="reset_password",
+            key=str(user["_id"]),
+            request_id=request_id,
+        )
+
+    async def reset_password(self, token: str, password: str) -> None:
+        parsed = parse_opaque_token(token, RESET_PREFIX)
+        record = await action_tokens.get(self.db, parsed.id, "reset_password") if parsed else None
+        user = await users.get(self.db, str(record["user_id"])) if record else None
+        if user is not None:
+            problems = password_problems(
+                password,
+                min_length=self.settings.password_min_length,
+                email=str(user["email"]),
+                name=str(user["name"]),
+            )
+            if problems:
+                raise ValidationFailed(
+                    [("password", f"password {p}") for p in problems], "weak password"
+                )
+        record = await self._consume_action_token(token, "reset_password", RESET_PREFIX)
+        now = utcnow()
+        user_id = str(record["user_id"])
+        await users.set_password(self.db, user_id, await hash_password(password), now)
+        for session_id in await sessions.open_sessions_of(self.db, user_id):
+            await self._revoke(session_id, "password_reset", now)
+
+    # --- sessions ------------------------------------------------------------------------
+
+    async def login(
+        self, *, email: str, password: str, user_agent: str, ip: str | None
+    ) -> TokenPair:
+        user = await users.by_email(self.db, email)
+        stored = str(user["password_hash"]) if user else None
+        if not await verify_password(stored, password) or user is None:
+            raise Unauthorized("invalid email or password")
+        now = utcnow()
+        if stored and needs_rehash(stored):
+            await users.set_password(self.db, str(user["_id"]), await hash_password(password), now)
+        session_id = new_id()
+        await sessions.create_session(
+            self.db,
+            {
+                "_id": session_id,
+                "user_id": user["_id"],
+                "created_at": now,
+                "last_used_at": now,
+                "revoked": False,
+                "user_agent": user_agent[:300],
+                "ip": ip,
+            },
+        )
+        return await self._issue(str(user["_id"]), session_id, now)
+
+    async def refresh(self, refresh_token: str) -> TokenPair:
+        parsed = parse_opaque_token(refresh_token, REFRESH_PREFIX)
+        record = await sessions.get_refresh(self.db, parsed.id) if parsed else None
+        if (
+            parsed is None
+            or record is None
+            or not secret_matches(parsed.secret, str(record["secret_hash"]))
+        ):
+            raise Unauthorized("invalid refresh token")
+        now = utcnow()
+        session_id = str(record["session_id"])
+        session = await sessions.get_session(self.db, session_id)
+        if session is None or session.get("revoked"):
+            raise Unauthorized("this session has ended; log in again")
+        if record.get("used") or not await sessions.claim_refresh(self.db, parsed.id, now):
+            # A rotated-out token came back: it was copied. End the whole session.
+            await self._revoke(session_id, "refresh_token_reuse", now)
+            log.warning("refresh token reuse; session revoked", extra={"session_id": session_id})
+            raise Unauthorized("refresh token already used; the session has been revoked")
+        expires_at = record["expires_at"]
+        assert isinstance(expires_at, datetime)
+        if expires_at <= now:
+            raise Unauthorized("refresh token expired; log in again")
+        await sessions.touch_session(self.db, session_id, now)
+        return await self._issue(str(record["user_id"]), session_id, now)
+
+    async def logout(
+        self, *, session_id: str | None, refresh_token: str | None, user_id: str
+    ) -> None:
+        """End the caller's session (named by the access token or a refresh token)."""
+        now = utcnow()
+        if refresh_token:
+            parsed = parse_opaque_token(refresh_token, REFRESH_PREFIX)
+            record = await sessions.get_refresh(self.db, parsed.id) if parsed else None
+            if (
+                parsed is None
+                or record is None
+                or record.get("user_id") != user_id
+                or not secret_matches(parsed.secret, str(record["secret_hash"]))
+            ):
+                raise ValidationFailed([("refresh_token", "not a refresh token of yours")])
+            await self._revoke(str(record["session_id"]), "logout", now)
+        if session_id:
+            await self._revoke(session_id, "logout", now)
+
+    # --- authentication of requests ------------------------------------------------------
+
+    async def authenticate(self, bearer: str) -> Authenticated:
+        """Resolve an ``Authorization: Bearer`` credential (JWT or PAT) or raise Unauthorized."""
+        if bearer.startswith(PAT_PREFIX + "_"):
+            return await self._authenticate_pat(bearer)
+        try:
+            claims = decode_access_token(
+                bearer,
+                secrets_=(self.settings.secret_key, *self.settings.previous_secret_keys),
+                issuer=self.settings.jwt_issuer,
+                audience=self.settings.jwt_audience,
+            )
+        except InvalidToken as exc:
+            raise Unauthorized(str(exc)) from None
+        if await self._session_revoked(claims.session_id):
+            raise Unauthorized("this session has ended; log in again")
+        return Authenticated(claims.user_id, "session", claims.session_id, None)
+
+    async def _authenticate_pat(self, bearer: str) -> Authenticated:
+        parsed = parse_opaque_token(bearer, PAT_PREFIX)
+        record = await access_tokens.get(self.db, parsed.id) if parsed else None
+        if (
+            parsed is None
+            or record is None
+            or not secret_matches(parsed.secret, str(record["secret_hash"]))
+        ):
+            raise Unauthorized("invalid access token")
+        now = utcnow()
+        expires_at = record["expires_at"]
+        assert isinstance(expires_at, datetime)
+        if record.get("revoked"):
+            raise Unauthorized("this access token was revoked")
+        if expires_at <= now:
+            raise Unauthorized("this access token has expired")
+        await access_tokens.touch(self.db, parsed.id, now)
+        scopes = record.get("scopes") or []
+        assert isinstance(scopes, list)
+        return Authenticated(
+            str(record["user_id"]), "pat", parsed.id, expand_scopes(frozenset(map(str, scopes)))
+        )
+
+    async def _session_revoked(self, session_id: str) -> bool:
+        """Redis answers fast; if it is down, MongoDB is the source of truth."""
+        try:
+            return bool(await self.redis.exists(REVOKED_KEY + session_id))
+        except (RedisError, OSError, TimeoutError):
+            session = await sessions.get_session(self.db, session_id)
+            return session is None or bool(session.get("revoked"))
+
+    # --- helpers -------------------------------------------------------------------------
+
+    async def _issue(self, user_id: str, session_id: str, now: datetime) -> TokenPair:
+        access, _ = issue_access_token(
+            secret=self.settings.secret_key,
+            issuer=self.settings.jwt_issuer,
+            audience=self.settings.jwt_audience,
+            user_id=user_id,
+            session_id=session_id,
+            ttl_s=self.settings.access_token_ttl_s,
+            now=now.timestamp(),
+        )
+        refresh = new_opaque_token(REFRESH_PREFIX, new_id())
+        await sessions.insert_refresh(
+            self.db,
+            {
+                "_id": refresh.id,
+                "session_id": session_id,
+                "user_id": user_id,
+                "secret_hash": refresh.secret_hash,
+                "created_at": now,
+                "expires_at": now + timedelta(seconds=self.settings.refresh_token_ttl_s),
+                "used": False,
+            },
+        )
+        return TokenPair(access, str(refresh), self.settings.access_token_ttl_s)
+
+    async def _revoke(self, session_id: str, reason: str, now: datetime) -> None:
+        await sessions.revoke_session(self.db, session_id, reason, now)
+        try:
+            # Access tokens of the session die now, not at their expiry.
+            await self.redis.set(
+                REVOKED_KEY + session_id, reason, ex=self.settings.access_token_ttl_s + 60
+            )
+        except (RedisError, OSError, TimeoutError):
+            log.warning("Redis unavailable; revocation is enforced from MongoDB")
+
+    async def _action_token(self, user_id: str, kind: str, prefix: str, ttl_s: int) -> str:
+        now = utcnow()
+        await action_tokens.retire_unused(self.db, user_id, kind, now)
+        token = new_opaque_token(prefix, new_id())
+        await action_tokens.insert(
+            self.db,
+            {
+                "_id": token.id,
+                "kind": kind,
+                "user_id": user_id,
+                "secret_hash": token.secret_hash,
+                "created_at": now,
+                "expires_at": now + timedelta(seconds=ttl_s),
+                "used": False,
+            },
+        )
+        return str(token)
+
+    async def _consume_action_token(self, token: str, kind: str, prefix: str) -> Document:
+        parsed = parse_opaque_token(token, prefix)
+        record = await action_tokens.get(self.db, parsed.id, kind) if parsed else None
+        if (
+            parsed is None
+            or record is None
+            or not secret_matches(parsed.secret, str(record["secret_hash"]))
+            or not await action_tokens.consume(self.db, parsed.id, utcnow())
+        ):
+            raise ValidationFailed([("token", "invalid, used or expired token")], "invalid token")
+        return record
+
+    def _link(self, action: str, token: str) -> str:
+        base = self.settings.public_url.rstrip("/")
+        return f"{base}/{action}?token={token}\n\n" if base else ""

@@ -1,0 +1,274 @@
+"""Workspaces, members and invitations."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from planboard.auth.tokens import new_opaque_token, parse_opaque_token, secret_matches
+from planboard.config import Settings
+from planboard.domain.access import Role, can_assign
+from planboard.domain.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from planboard.events import outbox
+from planboard.events.envelope import Event
+from planboard.services.access import Access
+from planboard.services.mail import queue_mail
+from planboard.store import invitations, memberships, users, workspaces
+from planboard.store.document import Document
+from planboard.store.ids import new_id, utcnow
+
+INVITATION_PREFIX = "pbinv"
+MAX_PENDING_INVITATIONS = 200
+
+
+def _event(
+    kind: str, workspace_id: str, actor: str | None, request_id: str | None, **data: object
+) -> Event:
+    return Event(
+        type=kind,
+        key=workspace_id,
+        workspace_id=workspace_id,
+        data={"workspace_id": workspace_id, **data},
+        actor_id=actor,
+        request_id=request_id,
+    )
+
+
+async def create_workspace(
+    db: AsyncDatabase[Document], *, name: str, owner_id: str, request_id: str | None
+) -> Document:
+    workspace = await workspaces.create(db, name, created_by=owner_id)
+    await memberships.insert(
+        db,
+        {
+            "_id": new_id(),
+            "workspace_id": workspace["_id"],
+            "user_id": owner_id,
+            "role": Role.OWNER.value,
+            "created_at": workspace["created_at"],
+        },
+    )
+    await outbox.record(
+        db, [_event("workspace.created", str(workspace["_id"]), owner_id, request_id)]
+    )
+    return workspace
+
+
+async def rename_workspace(
+    db: AsyncDatabase[Document], access: Access, name: str, request_id: str | None
+) -> Document:
+    updated = await workspaces.rename(db, access.workspace_id, name, utcnow())
+    if updated is None:
+        raise NotFound("workspace not found")
+    await outbox.record(
+        db,
+        [_event("workspace.updated", access.workspace_id, access.user_id, request_id, name=name)],
+    )
+    return updated
+
+
+async def delete_workspace(
+    db: AsyncDatabase[Document], access: Access, request_id: str | None
+) -> None:
+    await workspaces.delete_cascade(db, access.workspace_id)
+    await outbox.record(
+        db, [_event("workspace.deleted", access.workspace_id, access.user_id, request_id)]
+    )
+
+
+async def change_role(
+    db: AsyncDatabase[Document], access: Access, user_id: str, role: Role, request_id: str | None
+) -> None:
+    membership = await memberships.get(db, access.workspace_id, user_id)
+    if membership is None:
+        raise NotFound("member not found")
+    current = Role(str(membership["role"]))
+    if not can_assign(access.role, current, role):
+        raise Forbidden(f"a {access.role.value} cannot change a {current.value} to {role.value}")
+    if current is Role.OWNER and role is not Role.OWNER:
+        await _keep_an_owner(db, access.workspace_id)
+    await memberships.set_role(db, access.workspace_id, user_id, role.value)
+    await outbox.record(
+        db,
+        [
+            _event(
+                "workspace.member_updated",
+                access.workspace_id,
+                access.user_id,
+                request_id,
+                user_id=user_id,
+                role=role.value,
+            )
+        ],
+    )
+
+
+async def remove_member(
+    db: AsyncDatabase[Document], access: Access, user_id: str, request_id: str | None
+) -> None:
+    membership = await memberships.get(db, access.workspace_id, user_id)
+    if membership is None:
+        raise NotFound("member not found")
+    current = Role(str(membership["role"]))
+    leaving = user_id == access.user_id
+    if not leaving and not can_assign(access.role, current, Role.VIEWER):
+        raise Forbidden(f"a {access.role.value} cannot remove a {current.value}")
+    if current is Role.OWNER:
+        await _keep_an_owner(db, access.workspace_id)
+    await memberships.remove(db, access.workspace_id, user_id)
+    await outbox.record(
+        db,
+        [
+            _event(
+                "workspace.member_removed",
+                access.workspace_id,
+                access.user_id,
+                request_id,
+                user_id=user_id,
+            )
+        ],
+    )
+
+
+async def _keep_an_owner(db: AsyncDatabase[Document], workspace_id: str) -> None:
+    if await memberships.count_role(db, workspace_id, Role.OWNER.value) <= 1:
+        raise Conflict("a workspace needs at least one owner; make someone else owner first")
+
+
+async def invite(
+    db: AsyncDatabase[Document],
+    settings: Settings,
+    access: Access,
+    *,
+    email: str,
+    role: Role,
+    request_id: str | None,
+) -> Document:
+    email = users.normalize_email(email)
+    if not can_assign(access.role, None, role):
+        raise Forbidden(f"a {access.role.value} cannot invite someone as {role.value}")
+    existing = await users.by_email(db, email)
+    if existing and await memberships.get(db, access.workspace_id, str(existing["_id"])):
+        raise Conflict("this person is already a member")
+    pending = [
+        i
+        for i in await invitations.of_workspace(db, access.workspace_id)
+        if i["status"] == "pending"
+    ]
+    if any(i["email"] == email for i in pending):
+        raise Conflict("this person already has a pending invitation")
+    if len(pending) >= MAX_PENDING_INVITATIONS:
+        raise ValidationFailed([("email", "too many pending invitations")])
+    workspace = await workspaces.get(db, access.workspace_id)
+    if workspace is None:
+        raise NotFound("workspace not found")
+    now = utcnow()
+    token = new_opaque_token(INVITATION_PREFIX, new_id())
+    invitation: Document = {
+        "_id": token.id,
+        "workspace_id": access.workspace_id,
+        "email": email,
+        "role": role.value,
+        "secret_hash": token.secret_hash,
+        "invited_by": access.user_id,
+        "status": "pending",
+        "created_at": now,
+        "updated_at": now,
+        "expires_at": now + timedelta(seconds=settings.invitation_ttl_s),
+    }
+    await invitations.insert(db, invitation)
+    base = settings.public_url.rstrip("/")
+    link = f"{base}/invitations/accept?token={token}\n\n" if base else ""
+    await queue_mail(
+        db,
+        to=email,
+        subject=f"You are invited to {workspace['name']} on Planboard",
+        text=(
+            f"You have been invited to the workspace {workspace['name']} as {role.value}.\n\n"
+            f"Accept with this code (log in or register with {email} first):\n\n{token}\n\n{link}"
+            f"It expires in {settings.invitation_ttl_s // 86400} days.\n"
+        ),
+        kind="invitation",
+        key=access.workspace_id,
+        workspace_id=access.workspace_id,
+        request_id=request_id,
+    )
+    await outbox.record(
+        db,
+        [
+            _event(
+                "workspace.invitation_created",
+                access.workspace_id,
+                access.user_id,
+                request_id,
+                invitation_id=token.id,
+                role=role.value,
+            )
+        ],
+    )
+    invitation.pop("secret_hash")
+    return invitation
+
+
+async def revoke_invitation(
+    db: AsyncDatabase[Document], access: Access, invitation_id: str
+) -> None:
+    invitation = await invitations.get(db, invitation_id)
+    if invitation is None or invitation["workspace_id"] != access.workspace_id:
+        raise NotFound("invitation not found")
+    if not await invitations.transition(db, invitation_id, "revoked", utcnow()):
+        raise Conflict(f"the invitation is already {invitation['status']}")
+
+
+async def accept_invitation(
+    db: AsyncDatabase[Document], *, token: str, user_id: str, request_id: str | None
+) -> Document:
+    parsed = parse_opaque_token(token, INVITATION_PREFIX)
+    invitation = await invitations.get(db, parsed.id) if parsed else None
+    user = await users.get(db, user_id)
+    invalid = ValidationFailed(
+        [("token", "invalid, used or expired invitation")], "invalid invitation"
+    )
+    if parsed is None or invitation is None or user is None:
+        raise invalid
+    if not secret_matches(parsed.secret, str(invitation["secret_hash"])):
+        raise invalid
+    expires_at = invitation["expires_at"]
+    assert isinstance(expires_at, datetime)
+    if invitation["status"] != "pending" or expires_at <= utcnow():
+        raise invalid
+    if invitation["email"] != user["email"]:
+        raise Forbidden("this invitation was sent to another email address")
+    now = utcnow()
+    if not await invitations.transition(db, parsed.id, "accepted", now, accepted_by=user_id):
+        raise invalid
+    workspace_id = str(invitation["workspace_id"])
+    try:
+        await memberships.insert(
+            db,
+            {
+                "_id": new_id(),
+                "workspace_id": workspace_id,
+                "user_id": user_id,
+                "role": invitation["role"],
+                "created_at": now,
+            },
+        )
+    except DuplicateKeyError:
+        raise Conflict("you are already a member of this workspace") from None
+    await outbox.record(
+        db,
+        [
+            _event(
+                "workspace.member_added",
+                workspace_id,
+                user_id,
+                request_id,
+                user_id=user_id,
+                role=invitation["role"],
+            )
+        ],
+    )
+    return {"workspace_id": workspace_id, "role": invitation["role"]}

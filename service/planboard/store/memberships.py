@@ -1,0 +1,44 @@
+"""Workspace memberships: (workspace, user) → role."""
+
+from __future__ import annotations
+
+from pymongo import ASCENDING
+from pymongo.asynchronous.database import AsyncDatabase
+
+from planboard.store.document import Document
+
+MEMBERSHIPS = "memberships"
+
+
+async def insert(db: AsyncDatabase[Document], doc: Document) -> None:
+    await db[MEMBERSHIPS].insert_one(doc)
+
+
+async def get(db: AsyncDatabase[Document], workspace_id: str, user_id: str) -> Document | None:
+    return await db[MEMBERSHIPS].find_one({"workspace_id": workspace_id, "user_id": user_id})
+
+
+async def of_user(db: AsyncDatabase[Document], user_id: str) -> list[Document]:
+    cursor = db[MEMBERSHIPS].find({"user_id": user_id}).sort("created_at", ASCENDING)
+    return [doc async for doc in cursor]
+
+
+async def of_workspace(db: AsyncDatabase[Document], workspace_id: str) -> list[Document]:
+    cursor = db[MEMBERSHIPS].find({"workspace_id": workspace_id}).sort("created_at", ASCENDING)
+    return [doc async for doc in cursor]
+
+
+async def count_role(db: AsyncDatabase[Document], workspace_id: str, role: str) -> int:
+    return await db[MEMBERSHIPS].count_documents({"workspace_id": workspace_id, "role": role})
+
+
+async def set_role(db: AsyncDatabase[Document], workspace_id: str, user_id: str, role: str) -> bool:
+    result = await db[MEMBERSHIPS].update_one(
+        {"workspace_id": workspace_id, "user_id": user_id}, {"$set": {"role": role}}
+    )
+    return result.matched_count == 1
+
+
+async def remove(db: AsyncDatabase[Document], workspace_id: str, user_id: str) -> bool:
+    result = await db[MEMBERSHIPS].delete_one({"workspace_id": workspace_id, "user_id": user_id})
+    return result.deleted_count == 1

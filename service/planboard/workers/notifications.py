@@ -1,0 +1,51 @@
+"""The ``notifications`` group: sends queued mail over SMTP, once per message."""
+
+from __future__ import annotations
+
+import logging
+from email.message import EmailMessage
+
+import aiosmtplib
+from pymongo.asynchronous.database import AsyncDatabase
+
+from planboard.config import Settings
+from planboard.events.consumer import ConsumerGroup
+from planboard.events.envelope import Event
+from planboard.store import mail_queue
+from planboard.store.document import Document
+from planboard.store.ids import utcnow
+
+log = logging.getLogger(__name__)
+
+
+def compose(settings: Settings, mail: Document) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = settings.mail_from
+    message["To"] = str(mail["to"])
+    message["Subject"] = str(mail["subject"])
+    message["X-Planboard-Mail-Id"] = str(mail["_id"])
+    message.set_content(str(mail["text"]))
+    return message
+
+
+def notifications_group(settings: Settings, db: AsyncDatabase[Document]) -> ConsumerGroup:
+    async def handle(event: Event) -> None:
+        mail_id = str(event.data.get("mail_id", ""))
+        mail = await mail_queue.get(db, mail_id)
+        if mail is None or mail.get("sent"):
+            return  # already sent (a redelivery) or purged
+        await aiosmtplib.send(
+            compose(settings, mail),
+            hostname=settings.smtp_host,
+            port=settings.smtp_port,
+            timeout=settings.dependency_timeout_s * 5,
+        )
+        await mail_queue.mark_sent(db, mail_id, utcnow())
+        log.info("mail sent", extra={"mail_id": mail_id, "kind": mail.get("kind")})
+
+    return ConsumerGroup(
+        name="notifications",
+        families=("mail",),
+        handle=handle,
+        event_types=frozenset({"mail.queued"}),
+    )
