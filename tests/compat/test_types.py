@@ -111,3 +111,24 @@ async def test_one_megabyte_document_round_trips(db: Db) -> None:
     await coll.update_one({"_id": "big"}, {"$set": {"text": text[::-1]}})
     doc = await coll.find_one({"_id": "big"}, {"text": 1})
     assert doc == {"_id": "big", "text": text[::-1]}
+
+
+async def test_datetime_written_by_updates_keeps_its_type(db: Db) -> None:
+    """Timestamps are set by updates everywhere (updated_at, revoked_at, last_used_at)."""
+    from pymongo import ReturnDocument
+
+    coll = db["stamps"]
+    start = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
+    await coll.insert_one({"_id": 1, "n": 0})
+    await coll.update_one({"_id": 1}, {"$set": {"updated_at": start}, "$inc": {"n": 1}})
+    later = start + timedelta(hours=1)
+    after = await coll.find_one_and_update(
+        {"_id": 1}, {"$set": {"seen_at": later}}, return_document=ReturnDocument.AFTER
+    )
+    assert after is not None
+    assert after["updated_at"] == start and isinstance(after["updated_at"], datetime)
+    assert after["seen_at"] == later
+    await coll.update_many({}, {"$set": {"bulk_at": start}})
+    assert await coll.count_documents({"updated_at": {"$lt": later}}) == 1
+    assert await coll.count_documents({"seen_at": {"$gt": later}}) == 0
+    assert await coll.count_documents({"bulk_at": {"$gte": start, "$lte": start}}) == 1

@@ -272,10 +272,24 @@ class FerretDBServer(Server):
 
 
 #: Runs nx-27017's CLI in the foreground with its own per-request INFO logging
-#: turned down to warnings (it logs every command otherwise).
+#: turned down to warnings (it logs every command otherwise), and routes updates
+#: that set datetimes around a storage bug (see docs/devstack.md; tested in
+#: tests/compat/test_types.py).
 _NX_BOOTSTRAP: Final = (
     "import logging, sys\n"
     "logging.getLogger('nx_27017').setLevel(logging.WARNING)\n"
+    # neosqlite 1.17's SQL update path stores a datetime given to $set/$setOnInsert as a
+    # string; send updates that carry datetimes down its Python path, which keeps them.
+    "from datetime import datetime\n"
+    "from neosqlite.collection.query_helper._sql_updates import SqlUpdatesMixin as _M\n"
+    "def _has_dt(v):\n"
+    "    if isinstance(v, datetime): return True\n"
+    "    if isinstance(v, dict): return any(_has_dt(x) for x in v.values())\n"
+    "    if isinstance(v, (list, tuple)): return any(_has_dt(x) for x in v)\n"
+    "    return False\n"
+    "_sql_ok = _M._can_use_sql_updates\n"
+    "_M._can_use_sql_updates = lambda self, spec, doc_id, original_doc=None: (\n"
+    "    not _has_dt(spec) and _sql_ok(self, spec, doc_id, original_doc))\n"
     "from nx_27017.nx_27017 import main\n"
     "sys.argv[0] = 'nx-27017'\n"
     "sys.exit(main())\n"
