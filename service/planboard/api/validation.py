@@ -83,13 +83,14 @@ async def media_type_middleware(request: web.Request, handler: Handler) -> web.S
 
 
 def validated(request: web.Request) -> dict[str, Any]:
-    """The validated body or query of the current request."""
+    """The validated JSON body of the current request (``@request_schema``)."""
     data: dict[str, Any] = request.get(DATA_KEY) or {}
     return data
 
 
 def query_of(request: web.Request) -> dict[str, Any]:
-    data: dict[str, Any] = request.get("query") or {}
+    """The validated query string (``@querystring_schema`` stores it under "querystring")."""
+    data: dict[str, Any] = request.get("querystring") or {}
     return data
 
 

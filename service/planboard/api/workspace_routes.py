@@ -11,7 +11,7 @@ from planboard.api.json import json_response
 from planboard.api.middleware import request_id_of
 from planboard.api.pagination import CursorCodec
 from planboard.api.serializers import invitation_out, workspace_out
-from planboard.api.validation import validated
+from planboard.api.validation import query_of, validated
 from planboard.domain.access import Role
 from planboard.domain.errors import NotFound
 from planboard.services import workspaces as service
@@ -54,7 +54,7 @@ async def create_workspace(request: web.Request) -> web.Response:
 async def list_workspaces(request: web.Request) -> web.Response:
     caller = caller_of(request)
     caller.require_scope("workspaces:read")
-    query = validated(request)
+    query = query_of(request)
     codec = CursorCodec(request.app[settings_key].secret_key)
     purpose = f"workspaces:{caller.user_id}"
     after = codec.decode(purpose, query["cursor"])["after"] if query.get("cursor") else None
