@@ -16,7 +16,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: help setup system servers run test test-unit test-integration test-compat lint format clean
+.PHONY: help setup system servers run test test-unit test-integration test-compat test-k8s lint format clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -55,7 +55,10 @@ test-compat: servers ## the MongoDB compatibility suite against the dev server
 test-integration: servers ## integration tests against real servers the session starts
 	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
 
-test: lint servers ## everything CI runs: lint, types, unit, compat and integration tests
+test-k8s: setup ## operator/cluster tests on a local kube-apiserver (built once, cached)
+	$(BIN)/pytest tests/k8s $(PYTEST_ARGS)
+
+test: lint servers ## everything CI runs: lint, types, unit, compat, integration and k8s tests
 	$(BIN)/pytest tests $(PYTEST_ARGS)
 
 format: setup ## apply ruff's formatting and safe fixes
