@@ -118,9 +118,11 @@ class MailSinkServer(Server):
     name = "mailsink"
     start_timeout = 20.0
 
-    def __init__(self, run_dir: Path, port: int, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, run_dir: Path, port: int, host: str = "127.0.0.1", http_port: int | None = None
+    ) -> None:
         super().__init__(run_dir, port, host)
-        self.http_port = free_port(host)
+        self.http_port = http_port or free_port(host)
 
     @property
     def url(self) -> str:

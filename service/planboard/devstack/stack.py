@@ -24,7 +24,13 @@ from planboard.devstack.redis import RedisServer
 
 log = logging.getLogger(__name__)
 
-PREFERRED_PORTS = {"mongodb": 27017, "kafka": 9092, "redis": 6379, "mailsink": 1025}
+PREFERRED_PORTS = {
+    "mongodb": 27017,
+    "kafka": 9092,
+    "redis": 6379,
+    "mailsink": 1025,
+    "mailsink-http": 8025,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +91,9 @@ class InfraStack:
             self.servers["redis"] = RedisServer(self.run_dir / "redis", self._port("redis"))
         if not env.get("PLANBOARD_SMTP_HOST"):
             self.servers["mailsink"] = MailSinkServer(
-                self.run_dir / "mailsink", self._port("mailsink")
+                self.run_dir / "mailsink",
+                self._port("mailsink"),
+                http_port=self._port("mailsink-http"),
             )
 
     def install(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
 
 import aiosmtplib
 from pymongo.asynchronous.database import AsyncDatabase
@@ -23,6 +24,8 @@ def compose(settings: Settings, mail: Document) -> EmailMessage:
     message["From"] = settings.mail_from
     message["To"] = str(mail["to"])
     message["Subject"] = str(mail["subject"])
+    message["Date"] = formatdate(localtime=False)
+    message["Message-ID"] = make_msgid(domain="planboard.local")
     message["X-Planboard-Mail-Id"] = str(mail["_id"])
     message.set_content(str(mail["text"]))
     return message
