@@ -102,6 +102,110 @@ def cmd_seed(settings: Settings, args: argparse.Namespace) -> int:
     return result
 
 
+def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
+    from planboard.events.replay import replay_dead_letters
+
+    moved: int = _run(
+        replay_dead_letters(settings, args.group, timeout_s=args.timeout, limit=args.limit)
+    )
+    print(f"re-drove {moved} dead letter(s) of group {args.group} to its retry topic")
+    return 0
+
+
+class _ProgressLine:
+    """A one-line progress indicator on stderr (rewritten in place on a terminal)."""
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+        self.tty = sys.stderr.isatty()
+        self.last = ""
+
+    def __call__(self, step: Any) -> None:
+        total = f"/{step.total}" if step.total is not None else ""
+        unit = " bytes" if step.phase in ("upload", "download") else ""
+        text = f"{self.command}: {step.phase} {step.item} {step.done}{total}{unit}".rstrip()
+        if self.tty:
+            sys.stderr.write("\r\x1b[K" + text)
+            sys.stderr.flush()
+        elif (step.total is None or step.done in (0, step.total)) and text != self.last:
+            # In a log (a Kubernetes Job) print the start and end of each step only.
+            print(text, file=sys.stderr, flush=True)
+        self.last = text
+
+    def close(self) -> None:
+        if self.tty and self.last:
+            sys.stderr.write("\n")
+
+
+async def _backup(settings: Settings, args: argparse.Namespace) -> int:
+    from planboard.services import backup
+    from planboard.store.mongo import create_client
+
+    database = args.database or settings.mongodb_db
+    target = backup.open_target(args.to, s3_endpoint=args.s3_endpoint, s3_region=args.s3_region)
+    progress = _ProgressLine("backup")
+    client = create_client(settings, appname="planboard-backup")
+    try:
+        result = await backup.backup(
+            client,
+            database,
+            target,
+            name=args.name,
+            prune_keep=args.prune_keep,
+            progress=progress,
+        )
+    finally:
+        progress.close()
+        await client.close()
+    manifest = result.manifest
+    print(
+        f"backed up {manifest.total_documents} documents in {len(manifest.collections)} "
+        f"collections of {database} ({manifest.consistency}) to {result.location} "
+        f"({result.archive_bytes} bytes)"
+    )
+    for gone in result.pruned:
+        print(f"pruned {gone}")
+    return 0
+
+
+def cmd_backup(settings: Settings, args: argparse.Namespace) -> int:
+    result: int = _run(_backup(settings, args))
+    return result
+
+
+async def _restore(settings: Settings, args: argparse.Namespace) -> int:
+    from planboard.services import backup
+    from planboard.store.mongo import create_client
+
+    database = args.database or settings.mongodb_db
+    progress = _ProgressLine("restore")
+    client = create_client(settings, appname="planboard-restore")
+    try:
+        manifest = await backup.restore(
+            client,
+            database,
+            args.archive,
+            drop=args.drop,
+            s3_endpoint=args.s3_endpoint,
+            s3_region=args.s3_region,
+            progress=progress,
+        )
+    finally:
+        progress.close()
+        await client.close()
+    print(
+        f"restored {manifest.total_documents} documents in {len(manifest.collections)} "
+        f"collections into {database} (backup of {manifest.database} "
+        f"finished {manifest.finished_at})"
+    )
+    return 0
+
+
+def cmd_restore(settings: Settings, args: argparse.Namespace) -> int:
+    result: int = _run(_restore(settings, args))
+    return result
+
+
 def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
     from planboard.devstack.dev import run_dev
     from planboard.workers.registry import GROUPS
@@ -114,6 +218,12 @@ def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
         print("dev servers installed: " + ", ".join(sorted(stack.servers)))
         return 0
     return run_dev(Path(args.run_dir).resolve(), args.port or settings.port, sorted(GROUPS))
+
+
+def _group_name(value: str) -> str:
+    if not value or len(value) > 60 or not all(c.isalnum() or c in "-_" for c in value):
+        raise argparse.ArgumentTypeError("letters, digits, - and _ only")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -150,6 +260,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_worker)
 
     p = add(
+        "replay",
+        "Re-drive a worker group's dead letters (after fixing the cause).",
+        "planboard replay --group notifications\nplanboard replay --group webhooks --limit 100",
+    )
+    p.add_argument("--group", required=True, type=_group_name, help="the consumer group")
+    p.add_argument("--limit", type=int, help="at most this many (default: all present now)")
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds to spend at most")
+    p.set_defaults(func=cmd_replay)
+
+    p = add(
         "migrate",
         "Create collections and indexes (idempotent, versioned).",
         "planboard migrate\nplanboard migrate --status",
@@ -159,6 +279,47 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("seed", "Load the demo workspace with the sample plan (idempotent).", "planboard seed")
     p.set_defaults(func=cmd_seed)
+
+    p = add(
+        "backup",
+        "Write a compressed, checksummed logical backup of the database.",
+        "planboard backup --to /backups\n"
+        "planboard backup --to /backups --name nightly-2026-11-25 --prune-keep 7\n"
+        "AWS_ACCESS_KEY_ID=... AWS_SECRET_ACCESS_KEY=... \\\n"
+        "  planboard backup --to s3://my-bucket/planboard/ --s3-endpoint https://s3.example.com",
+    )
+    p.add_argument(
+        "--to", required=True, metavar="DIR|s3://BUCKET/PREFIX/", help="where to write the archive"
+    )
+    p.add_argument("--name", help="archive name without .tar.gz (default: <database>-<UTC time>)")
+    p.add_argument(
+        "--prune-keep",
+        type=int,
+        metavar="N",
+        help="afterwards delete all but the newest N archives at the target",
+    )
+    p.add_argument("--database", help="database to back up (default: PLANBOARD_MONGODB_DB)")
+    p.add_argument("--s3-endpoint", help="S3-compatible endpoint URL (default: AWS_ENDPOINT_URL)")
+    p.add_argument("--s3-region", help="S3 region (default: AWS_REGION)")
+    p.set_defaults(func=cmd_backup)
+
+    p = add(
+        "restore",
+        "Restore a backup archive (checksums are verified before anything is written).",
+        "planboard restore /backups/planboard-20261125T030000Z.tar.gz\n"
+        "planboard restore /backups/nightly.tar.gz --drop   # replace existing collections\n"
+        "planboard restore s3://my-bucket/planboard/nightly.tar.gz --database planboard_copy",
+    )
+    p.add_argument("archive", metavar="ARCHIVE", help="archive path or s3://bucket/key.tar.gz")
+    p.add_argument(
+        "--drop",
+        action="store_true",
+        help="drop the archive's collections first (default: refuse unless they are empty)",
+    )
+    p.add_argument("--database", help="database to restore into (default: PLANBOARD_MONGODB_DB)")
+    p.add_argument("--s3-endpoint", help="S3-compatible endpoint URL (default: AWS_ENDPOINT_URL)")
+    p.add_argument("--s3-region", help="S3 region (default: AWS_REGION)")
+    p.set_defaults(func=cmd_restore)
 
     p = add(
         "dev",

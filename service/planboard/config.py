@@ -80,6 +80,7 @@ class Settings:
     env: Environment = "development"
     host: str = "127.0.0.1"
     port: int = 8080
+    metrics_port: int = 0  # relay/worker processes serve /metrics here when set
     mongodb_uri: str = "mongodb://127.0.0.1:27017/"
     mongodb_db: str = "planboard"
     kafka_bootstrap: str = "127.0.0.1:9092"
@@ -152,6 +153,7 @@ class Settings:
                 values[name] = raw
         for name, low, high in (
             ("port", 0, 65535),
+            ("metrics_port", 0, 65535),
             ("smtp_port", 1, 65535),
             ("kafka_partitions", 1, 1000),
             ("kafka_replication_factor", 1, 7),

@@ -7,6 +7,8 @@ import logging
 import signal
 from collections.abc import Callable
 
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from redis.asyncio import Redis
 
 from planboard.config import Settings
@@ -16,6 +18,28 @@ from planboard.store.mongo import create_client, database
 from planboard.workers.registry import GROUPS, WorkerDeps
 
 log = logging.getLogger(__name__)
+
+
+async def _serve_metrics(settings: Settings, registry: CollectorRegistry) -> web.AppRunner | None:
+    """A tiny /metrics (and /healthz) endpoint for relay and worker processes."""
+    if not settings.metrics_port:
+        return None
+
+    async def metrics(request: web.Request) -> web.Response:
+        response = web.Response(body=generate_latest(registry))
+        response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
+        return response
+
+    async def healthz(request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/healthz", healthz)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, settings.host, settings.metrics_port).start()
+    return runner
 
 
 def _on_signals(stop: Callable[[], None]) -> None:
@@ -28,10 +52,13 @@ async def run_relay(settings: Settings) -> None:
     client = create_client(settings, appname="planboard-relay")
     relay = Relay(settings, database(client, settings))
     _on_signals(relay.stop)
+    metrics = await _serve_metrics(settings, relay.registry)
     log.info("relay started", extra={"owner": relay.owner})
     try:
         await relay.run()
     finally:
+        if metrics is not None:
+            await metrics.cleanup()
         await client.close()
     log.info("relay stopped", extra={"published": relay.published})
 
@@ -43,10 +70,13 @@ async def run_worker(settings: Settings, group_name: str) -> None:
     db = database(client, settings)
     runner = ConsumerRunner(settings, db, factory(WorkerDeps(settings, db, redis)))
     _on_signals(runner.stop)
+    metrics = await _serve_metrics(settings, runner.metrics.registry)
     log.info("worker started", extra={"group": group_name})
     try:
         await runner.run()
     finally:
+        if metrics is not None:
+            await metrics.cleanup()
         await redis.aclose()
         await client.close()
     log.info("worker stopped", extra={"group": group_name, "processed": runner.processed})

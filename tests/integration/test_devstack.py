@@ -151,3 +151,46 @@ async def test_planboard_dev_serves_and_stops_cleanly(settings, tmp_path) -> Non
             not Path(f"/proc/{pid}").exists()
             or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
         )
+
+
+async def test_relay_and_worker_processes_serve_metrics(settings) -> None:
+    """`planboard relay` / `planboard worker` with PLANBOARD_METRICS_PORT expose Prometheus text."""
+    env = stack_env(settings)
+    env["PLANBOARD_MONGODB_DB"] = f"{settings.mongodb_db}_metrics"
+    procs = {}
+    for name, argv in {"relay": ["relay"], "worker": ["worker", "--group", "rollups"]}.items():
+        port = free_port()
+        procs[name] = (
+            port,
+            subprocess.Popen(
+                [sys.executable, "-m", "planboard", *argv],
+                env={**env, "PLANBOARD_METRICS_PORT": str(port)},
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            ),
+        )
+    try:
+        bodies = {}
+        async with aiohttp.ClientSession() as http:
+            for name, (port, _) in procs.items():
+                for _ in range(120):
+                    try:
+                        async with http.get(f"http://127.0.0.1:{port}/metrics") as resp:
+                            text = await resp.text()
+                            if "planboard_" in text:
+                                bodies[name] = text
+                                break
+                    except aiohttp.ClientError:
+                        pass
+                    await asyncio.sleep(0.25)
+        assert "planboard_outbox_backlog" in bodies["relay"]
+        assert "planboard_relay_published_total" in bodies["relay"]
+        assert (
+            "planboard_events_processed_total" in bodies["worker"]
+            or "planboard_consumer_lag" in bodies["worker"]
+        )
+    finally:
+        for _, proc in procs.values():
+            proc.send_signal(signal.SIGTERM)
+        for _, proc in procs.values():
+            assert proc.wait(timeout=30) == 0  # graceful stop on SIGTERM

@@ -13,10 +13,12 @@ import contextlib
 import logging
 import os
 import socket
+import time
 from datetime import timedelta
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from prometheus_client import CollectorRegistry, Counter, Gauge
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
@@ -30,6 +32,7 @@ from planboard.store.document import Document
 log = logging.getLogger(__name__)
 
 LEASE = "relay"
+BACKLOG_INTERVAL_S = 5.0
 
 
 class Relay:
@@ -49,6 +52,21 @@ class Relay:
         self.lease_ttl = lease_ttl
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self.published = 0
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._published_total = Counter(
+            "planboard_relay_published_total", "Events published to Kafka.", registry=self.registry
+        )
+        self._backlog = Gauge(
+            "planboard_outbox_backlog",
+            "Events stored but not yet published.",
+            registry=self.registry,
+        )
+        self._leader = Gauge(
+            "planboard_relay_leader",
+            "1 while this relay holds the publishing lease.",
+            registry=self.registry,
+        )
+        self._backlog_checked = 0.0
         self._producer: AIOKafkaProducer | None = None
         self._stopping = asyncio.Event()
 
@@ -98,7 +116,14 @@ class Relay:
         await asyncio.gather(*futures)
         await outbox.mark_published(self.db, [e.id for e in events])
         self.published += len(events)
+        self._published_total.inc(len(events))
         return len(events)
+
+    async def _refresh_backlog(self) -> None:
+        now = time.monotonic()
+        if now - self._backlog_checked >= BACKLOG_INTERVAL_S:
+            self._backlog_checked = now
+            self._backlog.set(await outbox.backlog(self.db))
 
     async def run(self) -> None:
         """Publish until ``stop()``; errors back off and retry, nothing is dropped."""
@@ -107,6 +132,8 @@ class Relay:
         while not self._stopping.is_set():
             try:
                 leader = await locks.acquire(self.db, LEASE, self.owner, self.lease_ttl)
+                self._leader.set(1 if leader else 0)
+                await self._refresh_backlog()
                 if not leader:
                     await self._sleep(self.lease_ttl.total_seconds() / 3)
                     continue

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Sequence
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
@@ -14,14 +15,16 @@ from planboard.events.envelope import all_topics
 log = logging.getLogger(__name__)
 
 
-async def ensure_topics(settings: Settings) -> None:
+async def ensure_topics(settings: Settings, extra: Sequence[str] = ()) -> None:
+    """Create the event-family topics (and ``extra`` ones) that do not exist yet."""
     admin = AIOKafkaAdminClient(
         bootstrap_servers=settings.kafka_bootstrap, client_id="planboard-admin"
     )
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        missing = [t for t in all_topics(settings.kafka_topic_prefix) if t not in existing]
+        wanted = [*all_topics(settings.kafka_topic_prefix), *extra]
+        missing = [t for t in wanted if t not in existing]
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(
