@@ -208,7 +208,7 @@ def cmd_restore(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
     from planboard.devstack.dev import run_dev
-    from planboard.workers.registry import GROUPS
+    from planboard.workers.registry import worker_names
 
     if args.install_only:
         from planboard.devstack.stack import InfraStack
@@ -217,7 +217,7 @@ def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
         stack.install()
         print("dev servers installed: " + ", ".join(sorted(stack.servers)))
         return 0
-    return run_dev(Path(args.run_dir).resolve(), args.port or settings.port, sorted(GROUPS))
+    return run_dev(Path(args.run_dir).resolve(), args.port or settings.port, worker_names())
 
 
 def _group_name(value: str) -> str:
@@ -227,7 +227,7 @@ def _group_name(value: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from planboard.workers.registry import GROUPS
+    from planboard.workers.registry import worker_names
 
     fmt = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(
@@ -256,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_relay)
 
     p = add("worker", "Run one Kafka consumer group.", "planboard worker --group rollups")
-    p.add_argument("--group", required=True, choices=sorted(GROUPS), help="the consumer group")
+    p.add_argument("--group", required=True, choices=worker_names(), help="the consumer group")
     p.set_defaults(func=cmd_worker)
 
     p = add(

@@ -15,7 +15,7 @@ from planboard.config import Settings
 from planboard.events.consumer import ConsumerRunner
 from planboard.events.relay import Relay
 from planboard.store.mongo import create_client, database
-from planboard.workers.registry import GROUPS, WorkerDeps
+from planboard.workers.registry import GROUPS, SCHEDULER, WorkerDeps
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,24 @@ async def run_relay(settings: Settings) -> None:
     log.info("relay stopped", extra={"published": relay.published})
 
 
+async def run_scheduler(settings: Settings) -> None:
+    from planboard.workers.scheduler import Scheduler, default_jobs
+
+    client = create_client(settings, appname="planboard-scheduler")
+    db = database(client, settings)
+    scheduler = Scheduler(db, default_jobs(db))
+    _on_signals(scheduler.stop)
+    log.info("scheduler started", extra={"jobs": [j.name for j in scheduler.jobs]})
+    try:
+        await scheduler.run()
+    finally:
+        await client.close()
+
+
 async def run_worker(settings: Settings, group_name: str) -> None:
+    if group_name == SCHEDULER:
+        await run_scheduler(settings)
+        return
     factory = GROUPS[group_name]
     client = create_client(settings, appname=f"planboard-worker-{group_name}")
     redis: Redis = Redis.from_url(settings.redis_url, socket_timeout=settings.dependency_timeout_s)

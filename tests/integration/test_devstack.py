@@ -74,7 +74,7 @@ async def test_mail_sink_stores_and_serves_messages(infra, endpoints) -> None:
 def test_every_subcommand_has_help_with_examples() -> None:
     top = planboard("--help")
     assert top.returncode == 0
-    for command in ("serve", "relay", "worker", "migrate", "seed", "dev"):
+    for command in ("serve", "relay", "worker", "replay", "migrate", "seed", "dev"):
         assert command in top.stdout
         result = planboard(command, "--help")
         assert result.returncode == 0, result.stderr

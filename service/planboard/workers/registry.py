@@ -24,7 +24,15 @@ class WorkerDeps:
 
 GroupFactory = Callable[[WorkerDeps], ConsumerGroup]
 
+# Not a Kafka consumer group: periodic jobs, run with `planboard worker --group scheduler`.
+SCHEDULER = "scheduler"
+
 GROUPS: dict[str, GroupFactory] = {
     "notifications": lambda deps: notifications_group(deps.settings, deps.db),
     "rollups": lambda deps: rollups_group(deps.redis),
 }
+
+
+def worker_names() -> list[str]:
+    """Everything `planboard worker --group` accepts (and `planboard dev` starts)."""
+    return sorted([*GROUPS, SCHEDULER])
