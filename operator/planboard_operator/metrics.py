@@ -1,0 +1,67 @@
+"""The operator's Prometheus metrics (its own registry, served on ``/metrics``)."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+
+@dataclass
+class Metrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.reconciles = Counter(
+            "planboard_operator_reconcile",
+            "Reconciliations run, by kind and result (ok, error, paused).",
+            ["kind", "result"],
+            registry=r,
+        )
+        self.errors = Counter(
+            "planboard_operator_reconcile_errors",
+            "Reconciliations that failed, by kind and error class.",
+            ["kind", "error"],
+            registry=r,
+        )
+        self.duration = Histogram(
+            "planboard_operator_reconcile_duration_seconds",
+            "Time one reconciliation took, by kind.",
+            ["kind"],
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=r,
+        )
+        self.worker_lag = Gauge(
+            "planboard_operator_worker_lag",
+            "Consumer lag last read for a worker group (-1: unavailable).",
+            ["namespace", "planboard", "group"],
+            registry=r,
+        )
+        self.worker_replicas = Gauge(
+            "planboard_operator_worker_replicas",
+            "Replicas the operator set for a worker group.",
+            ["namespace", "planboard", "group"],
+            registry=r,
+        )
+        self.jobs = Counter(
+            "planboard_operator_jobs",
+            "Backups and restores that ended, by kind and result (complete, failed).",
+            ["kind", "result"],
+            registry=r,
+        )
+        self._server: WSGIServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def serve(self, port: int, host: str = "0.0.0.0") -> int:
+        """Serve ``/metrics`` in a thread; return the bound port (``port`` 0 picks one)."""
+        self._server, self._thread = start_http_server(port, addr=host, registry=self.registry)
+        return int(self._server.server_port)
+
+    def shutdown(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
