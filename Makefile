@@ -67,3 +67,10 @@ format: setup ## apply ruff's formatting and safe fixes
 
 clean: ## remove the virtualenv and local state (the download cache is kept)
 	rm -rf $(VENV) .planboard .pytest_cache .mypy_cache .ruff_cache
+
+.PHONY: chart-crds
+chart-crds: ## copy crds/*.yaml into the Helm chart (charts/planboard/crds/); a chart test fails on drift
+	@ls crds/*.yaml >/dev/null 2>&1 || { echo "crds/ has no *.yaml files" >&2; exit 1; }
+	rm -f charts/planboard/crds/*.yaml
+	cp crds/*.yaml charts/planboard/crds/
+	@echo "charts/planboard/crds/ now matches crds/ (apply them before helm upgrade: kubectl apply --server-side -f crds/)"
