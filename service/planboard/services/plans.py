@@ -11,7 +11,8 @@ from planboard.domain.keys import PROJECT_KEY_RE, derive_project_key, task_key
 from planboard.domain.model import PlanDocument
 from planboard.events import outbox
 from planboard.events.envelope import Event
-from planboard.store import projects, tasks
+from planboard.services.activity import Actor, entry
+from planboard.store import activity, projects, tasks
 from planboard.store.document import Document
 from planboard.store.ids import new_id, utcnow
 from planboard.store.tx import write_unit
@@ -55,6 +56,7 @@ def _task_documents(
                     "version": 1,
                 }
             )
+            docs[-1].update(tasks.sort_shadows(docs[-1]))
             seq += 1
     return docs
 
@@ -70,6 +72,8 @@ async def import_plan(
     request_id: str | None = None,
 ) -> Document:
     """Create a project with the plan's phases and tasks; returns the project."""
+    if key is not None:
+        key = key.strip().upper()
     if key is not None and not PROJECT_KEY_RE.match(key):
         raise ValidationFailed(
             [("key", "2-10 upper-case letters or digits, starting with a letter")]
@@ -86,24 +90,30 @@ async def import_plan(
         "workspace_id": workspace_id,
         "key": key,
         "name": plan.name,
+        "name_sort": projects.sort_key_of_name(plan.name),
         "description": plan.description,
         "target_users": plan.target_users,
         "project_type": plan.project_type,
         "status": "active",
         "phases": phases,
+        "phases_version": 1,
+        "graph_version": 0,
+        "start_date": None,
+        "target_date": None,
         "task_seq": len(plan.tasks()),
         "created_by": actor_id,
         "created_at": now,
         "updated_at": now,
         "version": 1,
     }
+    project.update(projects.time_shadows(project))
     task_docs = _task_documents(plan, project, {str(p["name"]): str(p["id"]) for p in phases}, 1)
     events = [
         Event(
             type="project.created",
             key=str(project["_id"]),
             workspace_id=workspace_id,
-            data={"project_id": project["_id"], "key": key},
+            data={"project_id": project["_id"], "key": key, "name": plan.name, "imported": True},
             actor_id=actor_id,
             request_id=request_id,
         )
@@ -119,11 +129,37 @@ async def import_plan(
         )
         for doc in task_docs
     ]
+    actor = Actor(actor_id, request_id)
+    entries = [
+        entry(
+            project=project,
+            actor=actor,
+            entity="project",
+            entity_id=str(project["_id"]),
+            action="imported",
+            at=now,
+            data={"key": key, "name": plan.name, "tasks": len(task_docs)},
+        )
+    ]
+    entries += [
+        entry(
+            project=project,
+            actor=actor,
+            entity="task",
+            entity_id=str(doc["_id"]),
+            action="created",
+            at=now,
+            task=doc,
+            data={"title": doc["title"], "status": doc["status"], "plan_ref": doc["plan_ref"]},
+        )
+        for doc in task_docs
+    ]
     try:
         async with write_unit(client) as session:
             await projects.insert(db, project, session=session)
             await tasks.insert_many(db, task_docs, session=session)
             await outbox.record(db, events, session=session)
+            await activity.insert_many(db, entries, session=session)
     except DuplicateKeyError:
         raise Conflict(f"a project with key {key!r} already exists in this workspace") from None
     return project

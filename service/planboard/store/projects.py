@@ -1,14 +1,93 @@
-"""The ``projects`` collection."""
+"""The ``projects`` collection (phases are embedded, ordered by ``position``).
+
+Version counters on a project document:
+- ``version``: the project's own fields (name, status, dates...), If-Match/ETag.
+- ``phases_version``: the embedded ``phases`` array, replaced whole under this guard
+  (the dev server cannot ``$push`` subdocuments or ``$set`` array-index paths).
+- ``graph_version``: bumped with every dependency-edge write, so that two racing edge
+  inserts that would close a cycle together cannot both succeed.
+
+Documents written before migration 3 may lack the two newer counters; guards treat a
+missing counter as 0 (``guard_value``).
+"""
 
 from __future__ import annotations
 
-from pymongo import ReturnDocument
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from planboard.store.document import Document
 
 PROJECTS = "projects"
+
+
+def sort_key_of_name(name: str) -> str:
+    """A case-insensitive sort key; the ``n:`` prefix keeps a name that looks like an ISO
+    date from being compared as a date by the dev server (docs/devstack.md)."""
+    return "n:" + name.casefold()
+
+
+def time_shadows(doc: Mapping[str, object]) -> Document:
+    """``created_ms`` / ``updated_ms``: datetimes as sortable integers (the dev server
+    compares datetimes only to the second, docs/devstack.md)."""
+    out: Document = {}
+    for field in ("created_at", "updated_at"):
+        value = doc.get(field)
+        if isinstance(value, datetime):
+            out[field.replace("_at", "_ms")] = int(value.timestamp() * 1000)
+    return out
+
+
+def guard_value(doc: Mapping[str, object], field: str) -> dict[str, object]:
+    """The filter that matches ``doc``'s current value of a counter (absent counts as 0)."""
+    value = doc.get(field)
+    if value is None:
+        return {field: {"$exists": False}}
+    return {field: value}
+
+
+def counter(doc: Mapping[str, object], field: str) -> int:
+    value = doc.get(field)
+    return int(value) if isinstance(value, int) else 0
+
+
+def keyset_filter(
+    field: str, descending: bool, after: tuple[Any, str] | None
+) -> dict[str, object] | None:
+    """The filter for "rows after ``(value, id)``" in ``(field, _id)`` order."""
+    if after is None:
+        return None
+    value, last_id = after
+    op = "$lt" if descending else "$gt"
+    if field == "_id":
+        return {"_id": {op: last_id}}
+    return {"$or": [{field: {op: value}}, {field: value, "_id": {op: last_id}}]}
+
+
+async def keyset_page(
+    coll: AsyncCollection[Document],
+    query: dict[str, object],
+    *,
+    field: str,
+    descending: bool,
+    after: tuple[Any, str] | None,
+    limit: int,
+    projection: Mapping[str, int] | None = None,
+) -> tuple[list[Document], bool]:
+    """One page in ``(field, _id)`` order plus whether more rows follow."""
+    extra = keyset_filter(field, descending, after)
+    full = {"$and": [query, extra]} if extra else query
+    direction = DESCENDING if descending else ASCENDING
+    sort = [("_id", direction)] if field == "_id" else [(field, direction), ("_id", direction)]
+    cursor = coll.find(full, projection, sort=sort, limit=limit + 1)
+    docs = [doc async for doc in cursor]
+    return docs[:limit], len(docs) > limit
 
 
 async def insert(
@@ -28,6 +107,129 @@ async def find_by_key(db: AsyncDatabase[Document], workspace_id: str, key: str) 
 async def keys_in_workspace(db: AsyncDatabase[Document], workspace_id: str) -> set[str]:
     cursor = db[PROJECTS].find({"workspace_id": workspace_id}, {"key": 1})
     return {str(doc["key"]) async for doc in cursor}
+
+
+async def page(
+    db: AsyncDatabase[Document],
+    query: dict[str, object],
+    *,
+    field: str,
+    descending: bool,
+    after: tuple[Any, str] | None,
+    limit: int,
+) -> tuple[list[Document], bool]:
+    return await keyset_page(
+        db[PROJECTS], query, field=field, descending=descending, after=after, limit=limit
+    )
+
+
+async def update_guarded(
+    db: AsyncDatabase[Document],
+    project_id: str,
+    version: int,
+    values: Document,
+    *,
+    session: AsyncClientSession | None = None,
+) -> bool:
+    """Set ``values`` and bump ``version`` if the project is still at ``version``."""
+    result = await db[PROJECTS].update_one(
+        {"_id": project_id, "version": version},
+        {"$set": values, "$inc": {"version": 1}},
+        session=session,
+    )
+    return result.matched_count == 1
+
+
+async def set_phases(
+    db: AsyncDatabase[Document],
+    project: Document,
+    phases: list[Document],
+    now: datetime,
+    *,
+    session: AsyncClientSession | None = None,
+) -> bool:
+    """Replace the whole phases array if nobody changed it since ``project`` was read."""
+    result = await db[PROJECTS].update_one(
+        {"_id": project["_id"], **guard_value(project, "phases_version")},
+        {
+            "$set": {
+                "phases": phases,
+                "phases_version": counter(project, "phases_version") + 1,
+                "phases_updated_at": now,
+            }
+        },
+        session=session,
+    )
+    return result.matched_count == 1
+
+
+def live_pending(project: Mapping[str, object], since: datetime) -> list[Document]:
+    """The edge reservations (``graph_pending``) made after ``since``; older ones belong to
+    requests that died between reserving and writing, and are ignored."""
+    pending: Any = project.get("graph_pending") or []
+    return [dict(p) for p in pending if isinstance(p, dict) and p.get("at") and p["at"] > since]
+
+
+async def reserve_edge(
+    db: AsyncDatabase[Document],
+    project: Document,
+    pending: list[Document],
+    *,
+    session: AsyncClientSession | None = None,
+) -> bool:
+    """Compare-and-increment ``graph_version`` from the value read in ``project`` and
+    publish ``pending`` (the live reservations plus the new one) in the same write."""
+    result = await db[PROJECTS].update_one(
+        {"_id": project["_id"], **guard_value(project, "graph_version")},
+        {
+            "$set": {
+                "graph_version": counter(project, "graph_version") + 1,
+                "graph_pending": pending,
+            }
+        },
+        session=session,
+    )
+    return result.matched_count == 1
+
+
+async def release_edge(
+    db: AsyncDatabase[Document],
+    project_id: str,
+    reservation_id: str,
+    *,
+    session: AsyncClientSession | None = None,
+) -> None:
+    """Drop a reservation once its edge is written (or abandoned); bumping the version
+    makes any writer that read the reservation re-read the graph."""
+    await db[PROJECTS].update_one(
+        {"_id": project_id},
+        {"$pull": {"graph_pending": {"id": reservation_id}}, "$inc": {"graph_version": 1}},
+        session=session,
+    )
+
+
+async def touch_graph(
+    db: AsyncDatabase[Document],
+    project_id: str,
+    *,
+    session: AsyncClientSession | None = None,
+) -> None:
+    """Bump ``graph_version`` unconditionally (a task left the graph): racing edge inserts
+    that read the old value replay and see the change."""
+    await db[PROJECTS].update_one(
+        {"_id": project_id}, {"$inc": {"graph_version": 1}}, session=session
+    )
+
+
+async def delete_guarded(
+    db: AsyncDatabase[Document],
+    project_id: str,
+    version: int,
+    *,
+    session: AsyncClientSession | None = None,
+) -> bool:
+    result = await db[PROJECTS].delete_one({"_id": project_id, "version": version}, session=session)
+    return result.deleted_count == 1
 
 
 async def allocate_task_seqs(

@@ -1,14 +1,77 @@
-"""The ``tasks`` collection."""
+"""The ``tasks`` collection.
+
+Edges are stored on both ends: ``blocked_by`` (ids this task waits for) and ``blocks``
+(ids waiting for this task). Sort shadows (``due_sort``, ``estimate_sort``,
+``title_sort``, ``created_ms``, ``updated_ms``) are never null, so keyset pagination
+never compares against null (the dev server's null equality is unreliable); string
+shadows carry a prefix so that a value looking like an ISO date is never compared as
+a date, and times are integer milliseconds because the dev server compares datetimes
+only to the second (docs/devstack.md).
+"""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
 
 from pymongo import ASCENDING
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
 from planboard.store.document import Document
+from planboard.store.projects import keyset_page
 
 TASKS = "tasks"
+
+NO_DUE_DATE = "d:"  # sorts before every "d:YYYY-MM-DD"
+NO_ESTIMATE = -1.0  # sorts before every real estimate (estimates are >= 0)
+
+# The light projection DAG and progress computations read for a whole project.
+GRAPH_FIELDS = {
+    "_id": 1,
+    "seq": 1,
+    "key": 1,
+    "plan_ref": 1,
+    "title": 1,
+    "status": 1,
+    "estimate_hours": 1,
+    "phase_id": 1,
+    "blocked_by": 1,
+}
+
+
+def id_list(doc: Mapping[str, object], field: str) -> list[str]:
+    """A stored list of ids (``blocked_by``, ``blocks``) as strings; [] when absent."""
+    value = doc.get(field)
+    return [str(v) for v in value] if isinstance(value, list) else []
+
+
+def millis(when: datetime) -> int:
+    """Milliseconds since the epoch: the dev server compares datetimes only to the second,
+    so keyset pagination by time uses these integers (docs/devstack.md)."""
+    return int(when.timestamp() * 1000)
+
+
+def stamped(now: datetime) -> Document:
+    """``updated_at`` with its sortable shadow."""
+    return {"updated_at": now, "updated_ms": millis(now)}
+
+
+def sort_shadows(doc: Mapping[str, object]) -> Document:
+    """The sort-shadow fields for a task's current values."""
+    due = doc.get("due_date")
+    estimate = doc.get("estimate_hours")
+    shadows: Document = {
+        "due_sort": f"d:{due}" if isinstance(due, str) else NO_DUE_DATE,
+        "estimate_sort": float(estimate) if isinstance(estimate, int | float) else NO_ESTIMATE,
+        "title_sort": "t:" + str(doc.get("title", "")).casefold(),
+    }
+    for field in ("created_at", "updated_at"):
+        value = doc.get(field)
+        if isinstance(value, datetime):
+            shadows[field.replace("_at", "_ms")] = millis(value)
+    return shadows
 
 
 async def insert_many(
@@ -24,3 +87,235 @@ async def insert_many(
 async def in_project(db: AsyncDatabase[Document], project_id: str) -> list[Document]:
     cursor = db[TASKS].find({"project_id": project_id}).sort("seq", ASCENDING)
     return [doc async for doc in cursor]
+
+
+async def graph_of(db: AsyncDatabase[Document], project_id: str) -> list[Document]:
+    """Every task of a project, light fields only, in key order."""
+    cursor = db[TASKS].find({"project_id": project_id}, GRAPH_FIELDS).sort("seq", ASCENDING)
+    return [doc async for doc in cursor]
+
+
+async def get(db: AsyncDatabase[Document], task_id: str) -> Document | None:
+    return await db[TASKS].find_one({"_id": task_id})
+
+
+async def by_key(db: AsyncDatabase[Document], key: str, workspace_ids: list[str]) -> list[Document]:
+    """Tasks with this human key in any of the workspaces (keys are unique per workspace)."""
+    if not workspace_ids:
+        return []
+    cursor = db[TASKS].find({"key": key, "workspace_id": {"$in": workspace_ids}})
+    return [doc async for doc in cursor]
+
+
+async def many(
+    db: AsyncDatabase[Document], task_ids: list[str], projection: Mapping[str, int] | None = None
+) -> dict[str, Document]:
+    if not task_ids:
+        return {}
+    cursor = db[TASKS].find({"_id": {"$in": list(dict.fromkeys(task_ids))}}, projection)
+    return {str(doc["_id"]): doc async for doc in cursor}
+
+
+async def in_project_by_keys(
+    db: AsyncDatabase[Document], project_id: str, keys: list[str]
+) -> dict[str, Document]:
+    if not keys:
+        return {}
+    cursor = db[TASKS].find({"project_id": project_id, "key": {"$in": keys}})
+    return {str(doc["key"]): doc async for doc in cursor}
+
+
+async def plan_refs_taken(
+    db: AsyncDatabase[Document], project_id: str, refs: list[str]
+) -> dict[str, str]:
+    """``plan_ref -> task id`` for the refs already used in the project."""
+    if not refs:
+        return {}
+    cursor = db[TASKS].find(
+        {"project_id": project_id, "plan_ref": {"$in": refs}}, {"_id": 1, "plan_ref": 1}
+    )
+    return {str(doc["plan_ref"]): str(doc["_id"]) async for doc in cursor}
+
+
+async def count_in_project(db: AsyncDatabase[Document], project_id: str) -> int:
+    return await db[TASKS].count_documents({"project_id": project_id})
+
+
+async def counts_by_phase(db: AsyncDatabase[Document], project_id: str) -> dict[str, int]:
+    """``phase_id -> number of tasks``: one ``$group`` key, ``$sum`` (compat-tested)."""
+    pipeline: list[dict[str, Any]] = [
+        {"$match": {"project_id": project_id}},
+        {"$group": {"_id": "$phase_id", "n": {"$sum": 1}}},
+    ]
+    cursor = await db[TASKS].aggregate(pipeline)
+    return {str(doc["_id"]): int(str(doc["n"])) async for doc in cursor if doc["_id"] is not None}
+
+
+async def count_in_phase(db: AsyncDatabase[Document], project_id: str, phase_id: str) -> int:
+    return await db[TASKS].count_documents({"project_id": project_id, "phase_id": phase_id})
+
+
+async def page(
+    db: AsyncDatabase[Document],
+    query: dict[str, object],
+    *,
+    field: str,
+    descending: bool,
+    after: tuple[Any, str] | None,
+    limit: int,
+) -> tuple[list[Document], bool]:
+    return await keyset_page(
+        db[TASKS], query, field=field, descending=descending, after=after, limit=limit
+    )
+
+
+async def update_guarded(
+    db: AsyncDatabase[Document],
+    task_id: str,
+    version: int,
+    values: Document,
+    *,
+    unset: list[str] | None = None,
+    session: AsyncClientSession | None = None,
+) -> bool:
+    """Apply ``values`` and bump ``version`` if the task is still at ``version``.
+
+    ``update_one``, not ``find_one_and_update``: ``plan_ref`` is under a unique index
+    and only ``update_one`` raises DuplicateKeyError on the dev server.
+    """
+    update: dict[str, Any] = {"$inc": {"version": 1}}
+    if values:
+        update["$set"] = values
+    if unset:
+        update["$unset"] = dict.fromkeys(unset, "")
+    result = await db[TASKS].update_one(
+        {"_id": task_id, "version": version}, update, session=session
+    )
+    return result.matched_count == 1
+
+
+async def add_blocker(
+    db: AsyncDatabase[Document],
+    task_id: str,
+    blocker_id: str,
+    now: datetime,
+    *,
+    session: AsyncClientSession | None = None,
+) -> None:
+    """Add ``blocker_id`` to ``blocked_by`` (the caller holds the edge reservation)."""
+    await db[TASKS].update_one(
+        {"_id": task_id},
+        {
+            "$addToSet": {"blocked_by": blocker_id},
+            "$inc": {"version": 1},
+            "$set": stamped(now),
+        },
+        session=session,
+    )
+
+
+async def remove_blocker(
+    db: AsyncDatabase[Document],
+    task_id: str,
+    blocker_id: str,
+    now: datetime,
+    *,
+    version: int | None = None,
+    session: AsyncClientSession | None = None,
+) -> bool:
+    guard: dict[str, object] = {"_id": task_id}
+    if version is not None:
+        guard["version"] = version
+    result = await db[TASKS].update_one(
+        guard,
+        {"$pull": {"blocked_by": blocker_id}, "$inc": {"version": 1}, "$set": stamped(now)},
+        session=session,
+    )
+    return result.matched_count == 1
+
+
+async def add_blocks(
+    db: AsyncDatabase[Document],
+    blocker_id: str,
+    task_id: str,
+    now: datetime,
+    *,
+    session: AsyncClientSession | None = None,
+) -> None:
+    await db[TASKS].update_one(
+        {"_id": blocker_id},
+        {"$addToSet": {"blocks": task_id}, "$inc": {"version": 1}, "$set": stamped(now)},
+        session=session,
+    )
+
+
+async def remove_blocks(
+    db: AsyncDatabase[Document],
+    blocker_id: str,
+    task_id: str,
+    now: datetime,
+    *,
+    session: AsyncClientSession | None = None,
+) -> None:
+    await db[TASKS].update_one(
+        {"_id": blocker_id},
+        {"$pull": {"blocks": task_id}, "$inc": {"version": 1}, "$set": stamped(now)},
+        session=session,
+    )
+
+
+async def detach(
+    db: AsyncDatabase[Document],
+    project_id: str,
+    task_id: str,
+    now: datetime,
+    *,
+    session: AsyncClientSession | None = None,
+) -> None:
+    """Remove every edge to ``task_id`` from the other tasks of the project."""
+    for field in ("blocked_by", "blocks"):
+        await db[TASKS].update_many(
+            {"project_id": project_id, field: task_id},
+            {"$pull": {field: task_id}, "$inc": {"version": 1}, "$set": stamped(now)},
+            session=session,
+        )
+
+
+async def delete_guarded(
+    db: AsyncDatabase[Document],
+    task_id: str,
+    version: int,
+    *,
+    session: AsyncClientSession | None = None,
+) -> bool:
+    result = await db[TASKS].delete_one({"_id": task_id, "version": version}, session=session)
+    return result.deleted_count == 1
+
+
+async def delete_in_project(
+    db: AsyncDatabase[Document], project_id: str, *, session: AsyncClientSession | None = None
+) -> int:
+    result = await db[TASKS].delete_many({"project_id": project_id}, session=session)
+    return result.deleted_count
+
+
+async def move_phase(
+    db: AsyncDatabase[Document],
+    project_id: str,
+    from_phase: str,
+    to_phase: str,
+    now: datetime,
+    *,
+    session: AsyncClientSession | None = None,
+) -> int:
+    result = await db[TASKS].update_many(
+        {"project_id": project_id, "phase_id": from_phase},
+        {"$set": {"phase_id": to_phase, **stamped(now)}, "$inc": {"version": 1}},
+        session=session,
+    )
+    return result.modified_count
+
+
+async def ids_in_phase(db: AsyncDatabase[Document], project_id: str, phase_id: str) -> list[str]:
+    cursor = db[TASKS].find({"project_id": project_id, "phase_id": phase_id}, {"_id": 1})
+    return [str(doc["_id"]) async for doc in cursor]

@@ -1,0 +1,493 @@
+"""Request and response schemas of projects, phases, tasks, dependencies and comments.
+
+Every body and query is strict (unknown fields rejected), every string and list is
+bounded, numbers are finite and in range, and JSON types are not coerced (``"5"`` is
+not an estimate, ``1`` is not a boolean).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+import marshmallow as m
+from marshmallow import fields, validate, validates_schema
+
+from planboard.api.schemas import Strict, Trimmed, name_field
+from planboard.domain.model import Complexity, TaskStatus
+from planboard.domain.plan import MAX_ESTIMATE_HOURS
+from planboard.services.projects import PROJECT_SORTS, PROJECT_STATUSES
+from planboard.services.tasks import MAX_BATCH, PLAN_REF_RE, TASK_SORTS
+
+MAX_DESCRIPTION = 20_000
+MAX_PROJECT_DESCRIPTION = 10_000
+MAX_COMMENT = 10_000
+MAX_CHECKLIST = 200
+MAX_LABELS = 20
+MAX_LABEL = 50
+MAX_TITLE = 500
+
+TASK_STATUSES = [s.value for s in TaskStatus]
+COMPLEXITIES = [c.value for c in Complexity]
+# Fields a task representation has (``?fields=`` picks among them; ``id`` is always sent).
+TASK_OUT_FIELDS = (
+    "id",
+    "key",
+    "project_id",
+    "workspace_id",
+    "plan_ref",
+    "title",
+    "description",
+    "checklist",
+    "status",
+    "complexity",
+    "estimate_hours",
+    "phase",
+    "phase_id",
+    "assignee_id",
+    "labels",
+    "due_date",
+    "blocked_by",
+    "blocks",
+    "blocked_by_open",
+    "ready",
+    "version",
+    "created_at",
+    "updated_at",
+)
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_LEADING_BLANK_LINES = re.compile(r"^(?:[ \t]*\n)+")
+
+
+class MarkdownText(fields.String):
+    """Multi-line text: newlines and tabs allowed, other control characters refused."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = str(super()._deserialize(value, attr, data, **kwargs))
+        if _CONTROL.search(text):
+            raise m.ValidationError("must not contain control characters")
+        # blank lines around the text go; the first line keeps its indentation (Markdown)
+        return _LEADING_BLANK_LINES.sub("", text.replace("\r\n", "\n")).rstrip()
+
+
+class StrictFloat(fields.Float):
+    """A JSON number (not a numeric string, not a boolean), finite."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(allow_nan=False, **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise m.ValidationError("must be a number")
+        number = super()._deserialize(value, attr, data, **kwargs)
+        if number is None or not math.isfinite(number):
+            raise m.ValidationError("must be a finite number")
+        return number
+
+
+class StrictBool(fields.Boolean):
+    """Only JSON ``true`` / ``false``."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise m.ValidationError("must be true or false")
+        return value
+
+
+class IsoDate(fields.Date):
+    """A calendar date ``YYYY-MM-DD``, kept as that string."""
+
+    def _deserialize(  # type: ignore[override]
+        self, value: Any, attr: str | None, data: Any, **kwargs: Any
+    ) -> str:
+        if not isinstance(value, str) or len(value) != 10:
+            raise m.ValidationError("must be a date such as 2026-10-31")
+        day = super()._deserialize(value, attr, data, **kwargs)
+        return day.isoformat()
+
+
+class CommaList(fields.List):
+    """A repeatable query parameter whose values may also be comma-separated lists."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[Any]:
+        items = value if isinstance(value, list) else [value]
+        if not all(isinstance(item, str) for item in items):
+            raise m.ValidationError("must be a list of strings")
+        if any(not item.strip(" ,") for item in items):  # `?fields=`: say so, don't ignore it
+            raise m.ValidationError("must not be empty")
+        split = [part.strip() for item in items for part in item.split(",") if part.strip()]
+        if len(split) > 50:
+            raise m.ValidationError("at most 50 values")
+        return list(super()._deserialize(split, attr, data, **kwargs))
+
+
+def estimate_field(**kwargs: Any) -> fields.Field:
+    return StrictFloat(
+        validate=validate.Range(min=0, max=MAX_ESTIMATE_HOURS),
+        metadata={"description": f"hours, 0 to {MAX_ESTIMATE_HOURS:g}"},
+        **kwargs,
+    )
+
+
+def version_field() -> fields.Field:
+    return fields.Integer(
+        strict=True,
+        validate=validate.Range(min=1, max=2**31),
+        metadata={"description": "the version you read; a stale one is a 412"},
+    )
+
+
+class NoQuery(Strict):
+    """Endpoints without query parameters still refuse unknown ones."""
+
+
+class PageParams(Strict):
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+    cursor = fields.String(validate=validate.Length(min=1, max=500))
+
+
+# --- projects ---------------------------------------------------------------------------
+
+
+class ProjectBody(Strict):
+    name = name_field(200, required=True)
+    key = fields.String(
+        validate=validate.Length(min=1, max=20),
+        metadata={"description": "2-10 letters/digits, upper-cased; derived from the name"},
+    )
+    description = MarkdownText(validate=validate.Length(max=MAX_PROJECT_DESCRIPTION))
+    status = fields.String(validate=validate.OneOf(PROJECT_STATUSES))
+    start_date = IsoDate(allow_none=True)
+    target_date = IsoDate(allow_none=True)
+
+
+class ProjectPatch(Strict):
+    name = name_field(200)
+    description = MarkdownText(validate=validate.Length(max=MAX_PROJECT_DESCRIPTION))
+    status = fields.String(validate=validate.OneOf(PROJECT_STATUSES))
+    start_date = IsoDate(allow_none=True)
+    target_date = IsoDate(allow_none=True)
+    version = version_field()
+
+
+PROJECT_SORT_VALUES = [s for name in PROJECT_SORTS for s in (name, f"-{name}")]
+
+
+class ProjectListQuery(PageParams):
+    status = CommaList(fields.String(validate=validate.OneOf(PROJECT_STATUSES)))
+    sort = fields.String(load_default="-created_at", validate=validate.OneOf(PROJECT_SORT_VALUES))
+
+
+class ImportQuery(Strict):
+    key = fields.String(validate=validate.Length(min=1, max=20))
+
+
+class ExportQuery(Strict):
+    format = fields.String(
+        load_default="markdown", validate=validate.OneOf(["markdown", "json", "csv"])
+    )
+
+
+class PhaseOut(m.Schema):
+    id = fields.String(required=True)
+    name = fields.String(required=True)
+    estimate_hours = fields.Float(allow_none=True)
+    position = fields.Integer()
+    task_count = fields.Integer()
+
+
+class ProjectOut(m.Schema):
+    id = fields.String(required=True)
+    key = fields.String(required=True)
+    name = fields.String(required=True)
+    description = fields.String()
+    workspace_id = fields.String(required=True)
+    status = fields.String()
+    start_date = fields.String(allow_none=True)
+    target_date = fields.String(allow_none=True)
+    target_users = fields.String(allow_none=True)
+    project_type = fields.String(allow_none=True)
+    phases = fields.List(fields.Nested(PhaseOut))
+    task_count = fields.Integer()
+    created_by = fields.String(allow_none=True)
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()
+    version = fields.Integer()
+
+
+class ProjectListOut(m.Schema):
+    items = fields.List(fields.Nested(ProjectOut))
+    next_cursor = fields.String(allow_none=True)
+
+
+# --- phases -----------------------------------------------------------------------------
+
+
+class PhaseBody(Strict):
+    name = name_field(100, required=True)
+    estimate_hours = estimate_field(allow_none=True)
+    position = fields.Integer(strict=True, validate=validate.Range(min=0, max=1000))
+
+
+class PhasePatch(Strict):
+    name = name_field(100)
+    estimate_hours = estimate_field(allow_none=True)
+    position = fields.Integer(strict=True, validate=validate.Range(min=0, max=1000))
+
+
+class PhaseDeleteQuery(Strict):
+    move_to = fields.String(validate=validate.Length(min=1, max=100))
+
+
+class PhaseListOut(m.Schema):
+    items = fields.List(fields.Nested(PhaseOut))
+
+
+# --- progress ---------------------------------------------------------------------------
+
+
+class PhaseProgressOut(m.Schema):
+    name = fields.String()
+    total = fields.Integer()
+    completed = fields.Integer()
+    percent = fields.Integer()
+
+
+class FocusOut(m.Schema):
+    id = fields.String()
+    key = fields.String()
+    plan_ref = fields.String(allow_none=True)
+    title = fields.String()
+
+
+class ProgressOut(m.Schema):
+    total = fields.Integer()
+    completed = fields.Integer()
+    in_progress = fields.Integer()
+    blocked = fields.Integer()
+    percent = fields.Integer()
+    remaining_estimate_hours = fields.Float()
+    critical_path = fields.List(fields.String())
+    critical_path_hours = fields.Float()
+    phases = fields.List(fields.Nested(PhaseProgressOut))
+    current_focus = fields.List(fields.Nested(FocusOut))
+
+
+# --- tasks ------------------------------------------------------------------------------
+
+
+class ChecklistItemBody(Strict):
+    text = Trimmed(required=True, validate=validate.Length(min=1, max=MAX_TITLE))
+    done = StrictBool(load_default=False)
+
+
+def _task_fields(required_title: bool) -> dict[str, fields.Field]:
+    return {
+        "title": Trimmed(required=required_title, validate=validate.Length(min=1, max=MAX_TITLE)),
+        "description": MarkdownText(validate=validate.Length(max=MAX_DESCRIPTION)),
+        "checklist": fields.List(
+            fields.Nested(ChecklistItemBody), validate=validate.Length(max=MAX_CHECKLIST)
+        ),
+        "status": fields.String(validate=validate.OneOf(TASK_STATUSES)),
+        "complexity": fields.String(allow_none=True, validate=validate.OneOf(COMPLEXITIES)),
+        "estimate_hours": estimate_field(allow_none=True),
+        "assignee_id": fields.String(allow_none=True, validate=validate.Length(min=1, max=100)),
+        "labels": fields.List(
+            Trimmed(validate=validate.Length(min=1, max=MAX_LABEL)),
+            validate=validate.Length(max=MAX_LABELS),
+        ),
+        "due_date": IsoDate(allow_none=True),
+        "phase": fields.String(
+            allow_none=True,
+            validate=validate.Length(min=1, max=100),
+            metadata={"description": "a phase id or its exact name; null for none"},
+        ),
+        "plan_ref": fields.String(
+            allow_none=True,
+            validate=validate.Regexp(
+                PLAN_REF_RE, error="1-50 letters, digits, '.', '_' or '-' (such as T2.1)"
+            ),
+        ),
+    }
+
+
+TaskBody = Strict.from_dict(_task_fields(True), name="TaskBody")
+TaskPatch = Strict.from_dict({**_task_fields(False), "version": version_field()}, name="TaskPatch")
+
+
+class BulkCreateBody(Strict):
+    tasks = fields.List(
+        fields.Nested(TaskBody), required=True, validate=validate.Length(min=1, max=MAX_BATCH)
+    )
+
+
+class BulkStatusBody(Strict):
+    task_ids = fields.List(
+        fields.String(validate=validate.Length(min=1, max=100)),
+        validate=validate.Length(min=1, max=MAX_BATCH),
+    )
+    keys = fields.List(
+        fields.String(validate=validate.Length(min=1, max=30)),
+        validate=validate.Length(min=1, max=MAX_BATCH),
+    )
+    status = fields.String(required=True, validate=validate.OneOf(TASK_STATUSES))
+
+    @validates_schema
+    def _some_tasks(self, data: dict[str, Any], **kwargs: Any) -> None:
+        count = len(data.get("task_ids") or []) + len(data.get("keys") or [])
+        if count == 0:
+            raise m.ValidationError("give task_ids or keys", "task_ids")
+        if count > MAX_BATCH:
+            raise m.ValidationError(f"at most {MAX_BATCH} tasks per call", "task_ids")
+
+
+TASK_SORT_VALUES = [s for name in TASK_SORTS for s in (name, f"-{name}")]
+
+
+def sparse_fields() -> fields.Field:
+    return CommaList(
+        fields.String(validate=validate.OneOf(TASK_OUT_FIELDS)),
+        data_key="fields",
+        metadata={"description": "comma-separated task fields to return (id always)"},
+    )
+
+
+class FieldsQuery(Strict):
+    fields_ = sparse_fields()
+
+
+class TaskListQuery(PageParams):
+    status = CommaList(fields.String(validate=validate.OneOf(TASK_STATUSES)))
+    phase = fields.String(validate=validate.Length(min=1, max=100))
+    assignee = fields.String(
+        validate=validate.Length(min=1, max=100),
+        metadata={"description": "a user id, or `me`"},
+    )
+    label = CommaList(Trimmed(validate=validate.Length(min=1, max=MAX_LABEL)))
+    due_before = IsoDate(metadata={"description": "due on or before"})
+    due_after = IsoDate(metadata={"description": "due on or after"})
+    ready = fields.Boolean()
+    sort = fields.String(load_default="key", validate=validate.OneOf(TASK_SORT_VALUES))
+    fields_ = sparse_fields()
+
+
+class ChecklistItemOut(m.Schema):
+    text = fields.String()
+    done = fields.Boolean()
+
+
+class TaskOut(m.Schema):
+    id = fields.String(required=True)
+    key = fields.String()
+    project_id = fields.String()
+    workspace_id = fields.String()
+    plan_ref = fields.String(allow_none=True)
+    title = fields.String()
+    description = fields.String()
+    checklist = fields.List(fields.Nested(ChecklistItemOut))
+    status = fields.String()
+    complexity = fields.String(allow_none=True)
+    estimate_hours = fields.Float(allow_none=True)
+    phase = fields.String(allow_none=True, metadata={"description": "the phase's name"})
+    phase_id = fields.String(allow_none=True)
+    assignee_id = fields.String(allow_none=True)
+    labels = fields.List(fields.String())
+    due_date = fields.String(allow_none=True)
+    blocked_by = fields.List(fields.String())
+    blocks = fields.List(fields.String())
+    blocked_by_open = fields.List(fields.String())
+    ready = fields.Boolean()
+    version = fields.Integer()
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()
+
+
+class TaskListOut(m.Schema):
+    items = fields.List(fields.Nested(TaskOut))
+    next_cursor = fields.String(allow_none=True)
+
+
+class TaskItemsOut(m.Schema):
+    items = fields.List(fields.Nested(TaskOut))
+
+
+# --- dependencies -----------------------------------------------------------------------
+
+
+class DependencyBody(Strict):
+    blocked_by = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=100),
+        metadata={"description": "id or key of a task of the same project"},
+    )
+
+
+class TaskSummaryOut(m.Schema):
+    id = fields.String()
+    key = fields.String()
+    title = fields.String()
+    status = fields.String()
+
+
+class DependenciesOut(m.Schema):
+    blocked_by = fields.List(fields.Nested(TaskSummaryOut))
+    blocks = fields.List(fields.Nested(TaskSummaryOut))
+    blocked_by_open = fields.List(fields.String())
+    ready = fields.Boolean()
+
+
+# --- comments and activity --------------------------------------------------------------
+
+
+class CommentBody(Strict):
+    body = MarkdownText(required=True, validate=validate.Length(min=1, max=MAX_COMMENT))
+
+
+class CommentPatch(Strict):
+    body = MarkdownText(required=True, validate=validate.Length(min=1, max=MAX_COMMENT))
+    version = version_field()
+
+
+class CommentOut(m.Schema):
+    id = fields.String(required=True)
+    task_id = fields.String()
+    project_id = fields.String()
+    author_id = fields.String(allow_none=True)
+    body = fields.String()
+    mentions = fields.List(fields.String())
+    edited = fields.Boolean()
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()
+    version = fields.Integer()
+
+
+class CommentListOut(m.Schema):
+    items = fields.List(fields.Nested(CommentOut))
+    next_cursor = fields.String(allow_none=True)
+
+
+class ChangeOut(m.Schema):
+    field = fields.String()
+    before = fields.Raw(allow_none=True)
+    after = fields.Raw(allow_none=True)
+
+
+class ActivityOut(m.Schema):
+    id = fields.String()
+    at = fields.DateTime()
+    actor_id = fields.String(allow_none=True)
+    entity = fields.String()
+    entity_id = fields.String()
+    action = fields.String()
+    task_id = fields.String(allow_none=True)
+    task_key = fields.String(allow_none=True)
+    project_id = fields.String()
+    changes = fields.List(fields.Nested(ChangeOut))
+    data = fields.Dict()
+
+
+class ActivityListOut(m.Schema):
+    items = fields.List(fields.Nested(ActivityOut))
+    next_cursor = fields.String(allow_none=True)

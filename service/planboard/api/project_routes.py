@@ -1,0 +1,453 @@
+"""``/api/v1/workspaces/{id}/projects``, ``/api/v1/projects/{id}`` with phases, progress,
+plan import/export and the project's activity log."""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Awaitable, Callable
+
+import orjson
+from aiohttp import web
+from aiohttp_apigami import docs, querystring_schema, request_schema, response_schema
+
+from planboard.api import planning_schemas as ps
+from planboard.api.authn import caller_of
+from planboard.api.conditional import expected_version, not_modified
+from planboard.api.job_routes import JobQueuedOut
+from planboard.api.json import json_response
+from planboard.api.middleware import request_id_of
+from planboard.api.pagination import CursorCodec
+from planboard.api.planning_serializers import (
+    activity_out,
+    cursor_after,
+    next_cursor,
+    phases_etag,
+    project_etag,
+)
+from planboard.api.validation import query_of, validated
+from planboard.domain.access import Role
+from planboard.domain.errors import NotFound, ValidationFailed
+from planboard.domain.plan import MAX_PLAN_BYTES, parse_plan
+from planboard.services import activity as activity_service
+from planboard.services import cache, exports
+from planboard.services import projects as service
+from planboard.services.access import Access, authorize
+from planboard.services.activity import Actor
+from planboard.services.jobs import queue_job
+from planboard.services.plans import import_plan
+from planboard.services.representations import phase_out, project_out
+from planboard.store import projects as projects_store
+from planboard.typedefs import db_key, metrics_key, mongo_client_key, redis_key, settings_key
+
+routes = web.RouteTableDef()
+ASYNC_IMPORT_TASKS = 500  # larger plans are imported as a job (202)
+BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
+MARKDOWN_TYPES = ("text/markdown", "text/x-markdown")
+
+
+def actor_of(request: web.Request, access: Access) -> Actor:
+    return Actor(access.user_id, request_id_of(request))
+
+
+def codec_of(request: web.Request) -> CursorCodec:
+    return CursorCodec(request.app[settings_key].secret_key)
+
+
+def purpose_of(kind: str, owner: str, query: dict[str, object]) -> str:
+    """A cursor is bound to its list, sort and filters: reusing it elsewhere is a 422."""
+    shape = {k: v for k, v in query.items() if k not in ("cursor", "limit", "fields_")}
+    return f"{kind}:{owner}:" + orjson.dumps(shape, option=orjson.OPT_SORT_KEYS).decode()
+
+
+async def _project(
+    request: web.Request, scope: str, role: Role = Role.VIEWER
+) -> tuple[dict[str, object], Access]:
+    return await service.project_for(
+        request.app[db_key],
+        caller_of(request),
+        request.match_info["project_id"],
+        scope=scope,
+        role=role,
+    )
+
+
+async def _workspace(request: web.Request, scope: str, role: Role) -> Access:
+    caller = caller_of(request)
+    caller.require_scope(scope)
+    workspace_id = service.check_id(request.match_info["workspace_id"], "workspace_id")
+    return await authorize(
+        request.app[db_key], caller, workspace_id, scope=scope, role=role, what="workspace"
+    )
+
+
+def _project_response(project: dict[str, object], status: int = 200) -> web.Response:
+    headers = {"ETag": project_etag(project)}
+    if status == 201:
+        headers["Location"] = f"/api/v1/projects/{project['_id']}"
+    return json_response(project_out(project), status=status, headers=headers)
+
+
+# --------------------------------------------------------------------------- read cache
+
+_caches: weakref.WeakKeyDictionary[web.Application, cache.ReadThrough] = weakref.WeakKeyDictionary()
+
+
+def cache_of(request: web.Request) -> cache.ReadThrough:
+    """The app's read-through cache (services/cache.py), created on first use."""
+    app = request.app
+    found = _caches.get(app)
+    if found is None:
+        metrics = cache.CacheMetrics(app[metrics_key].registry)
+        found = _caches[app] = cache.ReadThrough(app[redis_key], metrics)
+    return found
+
+
+async def invalidate(request: web.Request, project_id: object) -> None:
+    """After a write, in the same request: a read that follows never sees the old value."""
+    await cache.invalidate_quietly(request.app[redis_key], str(project_id))
+
+
+async def _cached_read(
+    request: web.Request,
+    kind: str,
+    key_of: Callable[[str], str],
+    load: Callable[[str], Awaitable[dict[str, object] | None]],
+) -> dict[str, object]:
+    """A project-keyed cached read with the checks of ``project_for``: scope, id, 404,
+    then membership (always live, never cached)."""
+    caller = caller_of(request)
+    caller.require_scope("projects:read")
+    project_id = service.check_id(request.match_info["project_id"], "project_id")
+
+    async def fill() -> dict[str, object] | None:
+        loaded = await load(project_id)
+        return None if loaded is None else {**loaded, "p": project_id}
+
+    value = await cache_of(request).get(kind, key_of(project_id), project_id, fill)
+    if value is None:
+        raise NotFound("project not found")
+    await authorize(
+        request.app[db_key], caller, str(value["ws"]), scope="projects:read", what="project"
+    )
+    return value
+
+
+# --------------------------------------------------------------------------- projects
+
+
+@docs(
+    tags=["projects"],
+    summary="Create a project (members and above); the key is derived from the name if absent",
+    security=BEARER,
+)
+@request_schema(ps.ProjectBody)
+@response_schema(ps.ProjectOut, 201)
+@querystring_schema(ps.NoQuery)
+@routes.post("/api/v1/workspaces/{workspace_id}/projects")
+async def create_project(request: web.Request) -> web.Response:
+    access = await _workspace(request, "projects:write", Role.MEMBER)
+    project = await service.create_project(
+        request.app[mongo_client_key],
+        request.app[db_key],
+        access,
+        actor_of(request, access),
+        validated(request),
+    )
+    return _project_response(project, 201)
+
+
+@docs(tags=["projects"], summary="Projects of a workspace", security=BEARER)
+@querystring_schema(ps.ProjectListQuery)
+@response_schema(ps.ProjectListOut, 200)
+@routes.get("/api/v1/workspaces/{workspace_id}/projects")
+async def list_projects(request: web.Request) -> web.Response:
+    access = await _workspace(request, "projects:read", Role.VIEWER)
+    query = query_of(request)
+    codec = codec_of(request)
+    purpose = purpose_of("projects", access.workspace_id, query)
+    sort = query["sort"]
+    found, more = await service.list_projects(
+        request.app[db_key],
+        access.workspace_id,
+        statuses=query.get("status") or [],
+        sort=sort,
+        after=cursor_after(codec, purpose, query.get("cursor")),
+        limit=query["limit"],
+    )
+    field = service.PROJECT_SORTS[sort.lstrip("-")]
+    return json_response(
+        {
+            "items": [project_out(p) for p in found],
+            "next_cursor": next_cursor(codec, purpose, found[-1] if found else None, field, more),
+        }
+    )
+
+
+@docs(
+    tags=["projects"],
+    summary="Import a Markdown plan (Content-Type: text/markdown) as a new project",
+    description=(
+        "The body is a plan in the format of plan-template.md, at most 2 MiB. "
+        "Always answers 201 with the project (imports run in the request)."
+    ),
+    security=BEARER,
+)
+@querystring_schema(ps.ImportQuery)
+@response_schema(ps.ProjectOut, 201)
+@response_schema(JobQueuedOut, 202)
+@routes.post("/api/v1/workspaces/{workspace_id}/projects/import")
+async def import_project(request: web.Request) -> web.Response:
+    if request.content_type not in MARKDOWN_TYPES:
+        raise web.HTTPUnsupportedMediaType(
+            text=f"send the plan as text/markdown (got {request.content_type or 'nothing'})"
+        )
+    too_big = web.HTTPRequestEntityTooLarge(
+        max_size=MAX_PLAN_BYTES,
+        actual_size=request.content_length or 0,
+        text=f"a plan is at most {MAX_PLAN_BYTES // (1024 * 1024)} MiB",
+    )
+    if (request.content_length or 0) > MAX_PLAN_BYTES:
+        raise too_big
+    access = await _workspace(request, "projects:write", Role.MEMBER)
+    raw = await request.read()
+    if len(raw) > MAX_PLAN_BYTES:
+        raise too_big
+    try:
+        text = raw.decode(request.charset or "utf-8")
+    except (UnicodeDecodeError, LookupError):
+        raise ValidationFailed([("body", "the plan must be UTF-8 text")]) from None
+    plan = parse_plan(text)
+    if len(plan.tasks()) > ASYNC_IMPORT_TASKS:
+        # Very large plans are imported by the jobs worker: 202 and a job to poll.
+        job = await queue_job(
+            request.app[db_key],
+            kind="import",
+            workspace_id=access.workspace_id,
+            created_by=access.user_id,
+            params={"markdown": text, "key": query_of(request).get("key")},
+            request_id=request_id_of(request),
+        )
+        return json_response(
+            {"job_id": job["_id"], "status": "queued"},
+            status=202,
+            headers={"Location": f"/api/v1/jobs/{job['_id']}"},
+        )
+    project = await import_plan(
+        request.app[mongo_client_key],
+        request.app[db_key],
+        workspace_id=access.workspace_id,
+        plan=plan,
+        key=query_of(request).get("key"),
+        actor_id=access.user_id,
+        request_id=request_id_of(request),
+    )
+    return _project_response(project, 201)
+
+
+@docs(tags=["projects"], summary="A project (ETag; If-None-Match gives 304)", security=BEARER)
+@response_schema(ps.ProjectOut, 200)
+@querystring_schema(ps.NoQuery)
+@routes.get("/api/v1/projects/{project_id}")
+async def get_project(request: web.Request) -> web.Response:
+    db = request.app[db_key]
+
+    async def load(project_id: str) -> dict[str, object] | None:
+        project = await projects_store.get(db, project_id)
+        if project is None:
+            return None
+        ws = str(project["workspace_id"])
+        return {"ws": ws, "etag": project_etag(project), "body": project_out(project)}
+
+    value = await _cached_read(request, "project", cache.project_key, load)
+    etag = str(value["etag"])
+    return not_modified(request, etag) or json_response(value["body"], headers={"ETag": etag})
+
+
+@docs(
+    tags=["projects"],
+    summary="Change a project (admins or its creator); If-Match or version → 412 when stale",
+    security=BEARER,
+)
+@request_schema(ps.ProjectPatch)
+@response_schema(ps.ProjectOut, 200)
+@querystring_schema(ps.NoQuery)
+@routes.patch("/api/v1/projects/{project_id}")
+async def update_project(request: web.Request) -> web.Response:
+    project, access = await _project(request, "projects:write", Role.MEMBER)
+    service.require_manager(project, access)
+    body = dict(validated(request))
+    expected = expected_version(request, str(project["_id"]), body.pop("version", None))
+    updated = await service.update_project(
+        request.app[mongo_client_key],
+        request.app[db_key],
+        project,
+        actor_of(request, access),
+        body,
+        expected,
+    )
+    await invalidate(request, project["_id"])
+    return _project_response(updated)
+
+
+@docs(
+    tags=["projects"],
+    summary="Delete a project with its tasks, comments and activity (admins or its creator)",
+    security=BEARER,
+)
+@querystring_schema(ps.NoQuery)
+@routes.delete("/api/v1/projects/{project_id}")
+async def delete_project(request: web.Request) -> web.Response:
+    project, access = await _project(request, "projects:write", Role.MEMBER)
+    service.require_manager(project, access)
+    await service.delete_project(
+        request.app[mongo_client_key],
+        request.app[db_key],
+        project,
+        actor_of(request, access),
+        expected_version(request, str(project["_id"])),
+    )
+    await invalidate(request, project["_id"])
+    return web.Response(status=204)
+
+
+# --------------------------------------------------------------------------- phases
+
+
+@docs(tags=["phases"], summary="Phases of a project, in order (ETag)", security=BEARER)
+@response_schema(ps.PhaseListOut, 200)
+@querystring_schema(ps.NoQuery)
+@routes.get("/api/v1/projects/{project_id}/phases")
+async def list_phases(request: web.Request) -> web.Response:
+    project, _ = await _project(request, "projects:read")
+    phases = await service.phases_with_counts(request.app[db_key], project)
+    items = [phase_out(p, int(str(p["task_count"]))) for p in phases]
+    etag = phases_etag(project, items)
+    return not_modified(request, etag) or json_response({"items": items}, headers={"ETag": etag})
+
+
+@docs(
+    tags=["phases"],
+    summary="Add a phase (admins or the project's creator); position inserts it there",
+    security=BEARER,
+)
+@request_schema(ps.PhaseBody)
+@response_schema(ps.PhaseOut, 201)
+@querystring_schema(ps.NoQuery)
+@routes.post("/api/v1/projects/{project_id}/phases")
+async def create_phase(request: web.Request) -> web.Response:
+    project, access = await _project(request, "projects:write", Role.MEMBER)
+    service.require_manager(project, access)
+    _, phase = await service.add_phase(
+        request.app[mongo_client_key],
+        request.app[db_key],
+        project,
+        actor_of(request, access),
+        validated(request),
+    )
+    await invalidate(request, project["_id"])
+    return json_response(phase_out(phase, 0), status=201)
+
+
+@docs(tags=["phases"], summary="Rename, re-estimate or move a phase", security=BEARER)
+@request_schema(ps.PhasePatch)
+@response_schema(ps.PhaseOut, 200)
+@querystring_schema(ps.NoQuery)
+@routes.patch("/api/v1/projects/{project_id}/phases/{phase_id}")
+async def update_phase(request: web.Request) -> web.Response:
+    project, access = await _project(request, "projects:write", Role.MEMBER)
+    service.require_manager(project, access)
+    phase_id = service.check_id(request.match_info["phase_id"], "phase_id")
+    _, phase = await service.update_phase(
+        request.app[mongo_client_key],
+        request.app[db_key],
+        project,
+        actor_of(request, access),
+        phase_id,
+        validated(request),
+    )
+    await invalidate(request, project["_id"])
+    return json_response(phase_out(phase))
+
+
+@docs(
+    tags=["phases"],
+    summary="Delete a phase; one with tasks needs ?move_to=<phase id> (else 409)",
+    security=BEARER,
+)
+@querystring_schema(ps.PhaseDeleteQuery)
+@routes.delete("/api/v1/projects/{project_id}/phases/{phase_id}")
+async def delete_phase(request: web.Request) -> web.Response:
+    project, access = await _project(request, "projects:write", Role.MEMBER)
+    service.require_manager(project, access)
+    phase_id = service.check_id(request.match_info["phase_id"], "phase_id")
+    await service.delete_phase(
+        request.app[mongo_client_key],
+        request.app[db_key],
+        project,
+        actor_of(request, access),
+        phase_id,
+        query_of(request).get("move_to"),
+    )
+    await invalidate(request, project["_id"])
+    return web.Response(status=204)
+
+
+# --------------------------------------------------------------------------- progress, io
+
+
+@docs(tags=["projects"], summary="Progress roll-up (SPEC §7)", security=BEARER)
+@response_schema(ps.ProgressOut, 200)
+@querystring_schema(ps.NoQuery)
+@routes.get("/api/v1/projects/{project_id}/progress")
+async def progress(request: web.Request) -> web.Response:
+    db = request.app[db_key]
+
+    async def load(project_id: str) -> dict[str, object] | None:
+        project = await projects_store.get(db, project_id)
+        if project is None:
+            return None
+        return {"ws": str(project["workspace_id"]), "body": await service.progress(db, project)}
+
+    value = await _cached_read(request, "progress", cache.progress_key, load)
+    return json_response(value["body"])
+
+
+@docs(
+    tags=["projects"],
+    summary="Export the project: markdown (a plan that imports back), json or csv",
+    security=BEARER,
+)
+@querystring_schema(ps.ExportQuery)
+@routes.get("/api/v1/projects/{project_id}/export")
+async def export_project(request: web.Request) -> web.Response:
+    project, _ = await _project(request, "projects:read")
+    rendered = await exports.render(request.app[db_key], project, query_of(request)["format"])
+    return web.Response(
+        body=rendered.body,
+        content_type=rendered.content_type,
+        charset="utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{rendered.filename}"'},
+    )
+
+
+@docs(tags=["activity"], summary="The project's activity log, newest first", security=BEARER)
+@querystring_schema(ps.PageParams)
+@response_schema(ps.ActivityListOut, 200)
+@routes.get("/api/v1/projects/{project_id}/activity")
+async def project_activity(request: web.Request) -> web.Response:
+    project, _ = await _project(request, "projects:read")
+    query = query_of(request)
+    codec = codec_of(request)
+    purpose = purpose_of("project-activity", str(project["_id"]), {})
+    items, more = await activity_service.page_of_project(
+        request.app[db_key],
+        str(project["_id"]),
+        after=cursor_after(codec, purpose, query.get("cursor")),
+        limit=query["limit"],
+    )
+    return json_response(
+        {
+            "items": [activity_out(i) for i in items],
+            "next_cursor": next_cursor(codec, purpose, items[-1] if items else None, "_id", more),
+        }
+    )

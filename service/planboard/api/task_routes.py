@@ -1,0 +1,371 @@
+"""Tasks (``/api/v1/projects/{id}/tasks``, ``/api/v1/tasks/{task}``), bulk operations,
+dependencies and the task's activity log. ``{task}`` is a task id or its key (PB-12)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from aiohttp_apigami import docs, querystring_schema, request_schema, response_schema
+
+from planboard.api import planning_schemas as ps
+from planboard.api.authn import caller_of
+from planboard.api.conditional import expected_version, not_modified
+from planboard.api.json import json_response
+from planboard.api.planning_serializers import (
+    activity_out,
+    cursor_after,
+    next_cursor,
+    task_etag,
+)
+from planboard.api.project_routes import actor_of, cache_of, codec_of, invalidate, purpose_of
+from planboard.api.validation import query_of, validated
+from planboard.domain.access import Role
+from planboard.domain.errors import NotFound
+from planboard.services import activity as activity_service
+from planboard.services import cache
+from planboard.services import dependencies as dependency_service
+from planboard.services import projects as project_service
+from planboard.services import tasks as service
+from planboard.services.access import Access, authorize
+from planboard.services.projects import OBJECT_ID_RE
+from planboard.services.representations import task_out
+from planboard.store import projects as projects_store
+from planboard.store import tasks as tasks_store
+from planboard.store.document import Document
+from planboard.typedefs import db_key, mongo_client_key
+
+routes = web.RouteTableDef()
+BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
+
+
+async def _task(
+    request: web.Request, scope: str, role: Role = Role.VIEWER
+) -> tuple[Document, Document, Access]:
+    return await service.task_for(
+        request.app[db_key], caller_of(request), request.match_info["task"], scope=scope, role=role
+    )
+
+
+async def _project(request: web.Request, scope: str, role: Role) -> tuple[Document, Access]:
+    return await project_service.project_for(
+        request.app[db_key],
+        caller_of(request),
+        request.match_info["project_id"],
+        scope=scope,
+        role=role,
+    )
+
+
+async def _task_response(
+    request: web.Request,
+    project: Document,
+    doc: Document,
+    *,
+    status: int = 200,
+    fields: list[str] | None = None,
+) -> web.Response:
+    (view,) = await service.views(request.app[db_key], project, [doc])
+    etag = task_etag(view)
+    if status == 200 and request.method == "GET":
+        cached = not_modified(request, etag)
+        if cached is not None:
+            return cached
+    headers = {"ETag": etag}
+    if status == 201:
+        headers["Location"] = f"/api/v1/tasks/{doc['_id']}"
+    return json_response(task_out(view, fields), status=status, headers=headers)
+
+
+# --------------------------------------------------------------------------- create, list
+
+
+@docs(tags=["tasks"], summary="Create a task (members and above)", security=BEARER)
+@request_schema(ps.TaskBody)
+@response_schema(ps.TaskOut, 201)
+@querystring_schema(ps.NoQuery)
+@routes.post("/api/v1/projects/{project_id}/tasks")
+async def create_task(request: web.Request) -> web.Response:
+    project, access = await _project(request, "tasks:write", Role.MEMBER)
+    (doc,) = await service.create_tasks(
+        request.app[mongo_client_key],
+        request.app[db_key],
+        project,
+        actor_of(request, access),
+        [validated(request)],
+    )
+    await invalidate(request, project["_id"])
+    return await _task_response(request, project, doc, status=201)
+
+
+@docs(
+    tags=["tasks"],
+    summary="Create up to 500 tasks at once (all or nothing: one bad item creates none)",
+    security=BEARER,
+)
+@request_schema(ps.BulkCreateBody)
+@response_schema(ps.TaskItemsOut, 201)
+@querystring_schema(ps.NoQuery)
+@routes.post("/api/v1/projects/{project_id}/tasks/bulk")
+async def bulk_create(request: web.Request) -> web.Response:
+    project, access = await _project(request, "tasks:write", Role.MEMBER)
+    db = request.app[db_key]
+    created = await service.create_tasks(
+        request.app[mongo_client_key],
+        db,
+        project,
+        actor_of(request, access),
+        validated(request)["tasks"],
+        prefix="tasks.",
+    )
+    await invalidate(request, project["_id"])
+    views = await service.views(db, project, created)
+    return json_response({"items": [task_out(v) for v in views]}, status=201)
+
+
+@docs(
+    tags=["tasks"],
+    summary="Set one status on up to 500 tasks of the project (by task_ids and/or keys)",
+    security=BEARER,
+)
+@request_schema(ps.BulkStatusBody)
+@response_schema(ps.TaskItemsOut, 200)
+@querystring_schema(ps.NoQuery)
+@routes.post("/api/v1/projects/{project_id}/tasks/bulk-status")
+async def bulk_status(request: web.Request) -> web.Response:
+    project, access = await _project(request, "tasks:write", Role.MEMBER)
+    db = request.app[db_key]
+    body = validated(request)
+    targets = await service.find_in_project(db, project, body.get("task_ids") or [], "task_ids")
+    targets += await service.find_in_project(db, project, body.get("keys") or [], "keys")
+    updated = await service.bulk_status(
+        request.app[mongo_client_key],
+        db,
+        project,
+        actor_of(request, access),
+        targets,
+        body["status"],
+    )
+    await invalidate(request, project["_id"])
+    views = await service.views(db, project, updated)
+    return json_response({"items": [task_out(v) for v in views]})
+
+
+@docs(
+    tags=["tasks"],
+    summary="Tasks of a project: filters, sorting, cursor pagination, sparse fields",
+    security=BEARER,
+)
+@querystring_schema(ps.TaskListQuery)
+@response_schema(ps.TaskListOut, 200)
+@routes.get("/api/v1/projects/{project_id}/tasks")
+async def list_tasks(request: web.Request) -> web.Response:
+    project, _ = await _project(request, "tasks:read", Role.VIEWER)
+    query = query_of(request)
+    db = request.app[db_key]
+    codec = codec_of(request)
+    purpose = purpose_of("tasks", str(project["_id"]), query)
+    filters = service.TaskFilters(
+        statuses=tuple(query.get("status") or ()),
+        phase=query.get("phase"),
+        assignee=query.get("assignee"),
+        labels=tuple(query.get("label") or ()),
+        due_before=query.get("due_before"),
+        due_after=query.get("due_after"),
+        ready=query.get("ready"),
+    )
+    sort = query["sort"]
+    found, more = await service.list_tasks(
+        db,
+        project,
+        caller_of(request),
+        filters,
+        sort=sort,
+        after=cursor_after(codec, purpose, query.get("cursor")),
+        limit=query["limit"],
+    )
+    views = await service.views(db, project, found)
+    field = service.TASK_SORTS[sort.lstrip("-")]
+    return json_response(
+        {
+            "items": [task_out(v, query.get("fields_")) for v in views],
+            "next_cursor": next_cursor(codec, purpose, found[-1] if found else None, field, more),
+        }
+    )
+
+
+# --------------------------------------------------------------------------- one task
+
+
+@docs(
+    tags=["tasks"], summary="A task by id or key (ETag; If-None-Match gives 304)", security=BEARER
+)
+@querystring_schema(ps.FieldsQuery)
+@response_schema(ps.TaskOut, 200)
+@routes.get("/api/v1/tasks/{task}")
+async def get_task(request: web.Request) -> web.Response:
+    ref = request.match_info["task"]
+    fields = query_of(request).get("fields_")
+    if not OBJECT_ID_RE.match(ref):  # a key (PB-12) names a task per workspace: not cached
+        task, project, _ = await _task(request, "tasks:read")
+        return await _task_response(request, project, task, fields=fields)
+    caller = caller_of(request)
+    caller.require_scope("tasks:read")
+    db = request.app[db_key]
+
+    async def project_of_task() -> str | None:
+        found = await tasks_store.get(db, ref)
+        return None if found is None else str(found["project_id"])
+
+    async def load() -> dict[str, Any] | None:
+        found = await tasks_store.get(db, ref)
+        project = None if found is None else await projects_store.get(db, str(found["project_id"]))
+        if found is None or project is None:
+            return None
+        (view,) = await service.views(db, project, [found])
+        out = {"p": str(project["_id"]), "ws": str(project["workspace_id"])}
+        return {**out, "etag": task_etag(view), "body": task_out(view)}
+
+    value = await cache_of(request).get("task", cache.task_key(ref), project_of_task, load)
+    if value is None:
+        raise NotFound("task not found")
+    await authorize(db, caller, str(value["ws"]), scope="tasks:read", what="task")
+    etag = str(value["etag"])
+    cached = not_modified(request, etag)
+    if cached is not None:
+        return cached
+    body: dict[str, Any] = value["body"]
+    if fields:  # as task_out does
+        body = {name: v for name, v in body.items() if name in {"id", *fields}}
+    return json_response(body, headers={"ETag": etag})
+
+
+@docs(
+    tags=["tasks"],
+    summary="Change a task; If-Match or version → 412 when stale (never a lost update)",
+    security=BEARER,
+)
+@request_schema(ps.TaskPatch)
+@response_schema(ps.TaskOut, 200)
+@querystring_schema(ps.NoQuery)
+@routes.patch("/api/v1/tasks/{task}")
+async def update_task(request: web.Request) -> web.Response:
+    task, project, access = await _task(request, "tasks:write", Role.MEMBER)
+    body: dict[str, Any] = dict(validated(request))
+    expected = expected_version(request, str(task["_id"]), body.pop("version", None))
+    updated = await service.update_task(
+        request.app[mongo_client_key],
+        request.app[db_key],
+        str(task["_id"]),
+        project,
+        actor_of(request, access),
+        body,
+        expected,
+    )
+    await invalidate(request, project["_id"])
+    return await _task_response(request, project, updated)
+
+
+@docs(
+    tags=["tasks"], summary="Delete a task (its dependencies on both sides go too)", security=BEARER
+)
+@querystring_schema(ps.NoQuery)
+@routes.delete("/api/v1/tasks/{task}")
+async def delete_task(request: web.Request) -> web.Response:
+    task, project, access = await _task(request, "tasks:write", Role.MEMBER)
+    await service.delete_task(
+        request.app[mongo_client_key],
+        request.app[db_key],
+        task,
+        project,
+        actor_of(request, access),
+        expected_version(request, str(task["_id"])),
+    )
+    await invalidate(request, project["_id"])
+    return web.Response(status=204)
+
+
+# --------------------------------------------------------------------------- dependencies
+
+
+async def _dependencies_body(
+    request: web.Request, project: Document, task: Document
+) -> dict[str, Any]:
+    db = request.app[db_key]
+    listed = await dependency_service.dependencies_of(db, task)
+    (view,) = await service.views(db, project, [task])
+    return {**listed, "blocked_by_open": view.blocked_by_open, "ready": view.ready}
+
+
+@docs(
+    tags=["dependencies"],
+    summary="Make the task blocked by another task of the project (409 naming a cycle)",
+    security=BEARER,
+)
+@request_schema(ps.DependencyBody)
+@response_schema(ps.DependenciesOut, 201)
+@querystring_schema(ps.NoQuery)
+@routes.post("/api/v1/tasks/{task}/dependencies")
+async def add_dependency(request: web.Request) -> web.Response:
+    task, project, access = await _task(request, "tasks:write", Role.MEMBER)
+    updated = await dependency_service.add_dependency(
+        request.app[mongo_client_key],
+        request.app[db_key],
+        task,
+        project,
+        actor_of(request, access),
+        validated(request)["blocked_by"],
+    )
+    await invalidate(request, project["_id"])
+    return json_response(await _dependencies_body(request, project, updated), status=201)
+
+
+@docs(
+    tags=["dependencies"], summary="What the task waits for and what waits for it", security=BEARER
+)
+@response_schema(ps.DependenciesOut, 200)
+@querystring_schema(ps.NoQuery)
+@routes.get("/api/v1/tasks/{task}/dependencies")
+async def list_dependencies(request: web.Request) -> web.Response:
+    task, project, _ = await _task(request, "tasks:read")
+    return json_response(await _dependencies_body(request, project, task))
+
+
+@docs(tags=["dependencies"], summary="Remove a dependency (blocker: id or key)", security=BEARER)
+@querystring_schema(ps.NoQuery)
+@routes.delete("/api/v1/tasks/{task}/dependencies/{blocker}")
+async def remove_dependency(request: web.Request) -> web.Response:
+    task, project, access = await _task(request, "tasks:write", Role.MEMBER)
+    await dependency_service.remove_dependency(
+        request.app[mongo_client_key],
+        request.app[db_key],
+        task,
+        project,
+        actor_of(request, access),
+        request.match_info["blocker"],
+    )
+    await invalidate(request, project["_id"])
+    return web.Response(status=204)
+
+
+@docs(tags=["activity"], summary="The task's activity log, newest first", security=BEARER)
+@querystring_schema(ps.PageParams)
+@response_schema(ps.ActivityListOut, 200)
+@routes.get("/api/v1/tasks/{task}/activity")
+async def task_activity(request: web.Request) -> web.Response:
+    task, _, _ = await _task(request, "tasks:read")
+    query = query_of(request)
+    codec = codec_of(request)
+    purpose = purpose_of("task-activity", str(task["_id"]), {})
+    items, more = await activity_service.page_of_task(
+        request.app[db_key],
+        str(task["_id"]),
+        after=cursor_after(codec, purpose, query.get("cursor")),
+        limit=query["limit"],
+    )
+    return json_response(
+        {
+            "items": [activity_out(i) for i in items],
+            "next_cursor": next_cursor(codec, purpose, items[-1] if items else None, "_id", more),
+        }
+    )

@@ -1,0 +1,227 @@
+"""Dependency edges between tasks of one project (a DAG, both directions stored).
+
+Adding an edge is checked against the whole project graph under the project's
+``graph_version`` guard:
+
+1. read the project (``graph_version`` g and the live edge reservations), then the
+   graph; the reservations count as edges;
+2. refuse a cycle (409 naming it) or a duplicate;
+3. compare-and-increment ``graph_version`` from g while publishing a reservation of
+   the new edge in the same document write: of two racing inserts that together
+   would close a cycle only one increment succeeds, the other replays from 1 and sees
+   the first edge (reserved or written);
+4. write the edge on both tasks, then drop the reservation (which bumps the version
+   again, so nobody keeps deciding on a stale view).
+
+Edges are only ever written after a successful reservation, so no reader acts on an
+edge that is later undone. A request that dies between 3 and 4 leaves a reservation
+that is ignored after RESERVATION_TTL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+
+from planboard.domain.dag import find_cycle_if_added
+from planboard.domain.errors import Conflict, CycleDetected, NotFound, ValidationFailed
+from planboard.events import outbox
+from planboard.services.activity import Actor, Retry, entry, event, with_retries
+from planboard.services.projects import OBJECT_ID_RE
+from planboard.store import activity, projects, tasks
+from planboard.store.document import Document
+from planboard.store.ids import new_id, utcnow
+from planboard.store.tx import write_unit
+
+FIELD = "blocked_by"
+RESERVATION_TTL = timedelta(seconds=30)
+
+
+async def resolve_blocker(
+    db: AsyncDatabase[Document], project: Mapping[str, object], ref: str, field: str = FIELD
+) -> Document:
+    """The task named by id or key, which must belong to ``project`` (422 otherwise: the
+    same answer for other projects and other workspaces, so nothing leaks)."""
+    if OBJECT_ID_RE.match(ref):
+        found = await tasks.get(db, ref)
+    else:
+        found = (await tasks.in_project_by_keys(db, str(project["_id"]), [ref.upper()])).get(
+            ref.upper()
+        )
+    if found is None or found["project_id"] != project["_id"]:
+        raise ValidationFailed(
+            [(field, "not a task of this project (dependencies stay within one project)")]
+        )
+    return found
+
+
+async def add_dependency(
+    client: AsyncMongoClient[Document],
+    db: AsyncDatabase[Document],
+    task: Document,
+    project: Document,
+    actor: Actor,
+    blocker_ref: str,
+) -> Document:
+    """``task`` becomes blocked by the task ``blocker_ref``; returns the updated task."""
+    blocker = await resolve_blocker(db, project, blocker_ref)
+    task_id, blocker_id = str(task["_id"]), str(blocker["_id"])
+    if task_id == blocker_id:
+        raise ValidationFailed([(FIELD, "a task cannot depend on itself")])
+    project_id = str(project["_id"])
+
+    async def attempt() -> Document:
+        guard = await projects.get(db, project_id)  # graph_version before the graph
+        current = await tasks.get(db, task_id)
+        if guard is None or current is None:
+            raise NotFound("task not found")
+        if await tasks.get(db, blocker_id) is None:
+            raise ValidationFailed([(FIELD, "that task was just deleted")])
+        now = utcnow()
+        pending = projects.live_pending(guard, now - RESERVATION_TTL)
+        edges = {
+            str(d["_id"]): tasks.id_list(d, "blocked_by")
+            for d in await tasks.graph_of(db, project_id)
+        }
+        for held in pending:
+            edges.setdefault(str(held["task"]), []).append(str(held["blocker"]))
+        if blocker_id in edges.get(task_id, []):
+            raise Conflict(f"{current['key']} is already blocked by {blocker['key']}")
+        cycle = find_cycle_if_added(edges, task_id, blocker_id)
+        if cycle is not None:
+            raise await _cycle_error(db, project_id, cycle)
+        reservation: Document = {"id": new_id(), "task": task_id, "blocker": blocker_id, "at": now}
+        try:
+            async with write_unit(client) as session:
+                if not await projects.reserve_edge(
+                    db, guard, [*pending, reservation], session=session
+                ):
+                    raise Retry
+                await tasks.add_blocker(db, task_id, blocker_id, now, session=session)
+                await tasks.add_blocks(db, blocker_id, task_id, now, session=session)
+                await _record(
+                    db, project, actor, "dependency_added", current, blocker, now, session
+                )
+                await projects.release_edge(db, project_id, str(reservation["id"]), session=session)
+        except Retry:
+            raise
+        except BaseException:
+            # without a transaction the reservation would linger until it expires
+            await projects.release_edge(db, project_id, str(reservation["id"]))
+            raise
+        updated = await tasks.get(db, task_id)
+        if updated is None:
+            raise NotFound("task not found")
+        return updated
+
+    return await with_retries(attempt, tries=60)
+
+
+async def _cycle_error(
+    db: AsyncDatabase[Document], project_id: str, cycle: list[str]
+) -> CycleDetected:
+    keys = {str(d["_id"]): str(d["key"]) for d in await tasks.graph_of(db, project_id)}
+    named = [keys.get(node, node) for node in cycle]
+    return CycleDetected(
+        named,
+        "this dependency would close a cycle: "
+        + " -> ".join(named)
+        + " (each task is blocked by the next)",
+    )
+
+
+async def remove_dependency(
+    client: AsyncMongoClient[Document],
+    db: AsyncDatabase[Document],
+    task: Document,
+    project: Document,
+    actor: Actor,
+    blocker_ref: str,
+) -> None:
+    blocker = await resolve_blocker(db, project, blocker_ref, field="blocker")
+    task_id, blocker_id = str(task["_id"]), str(blocker["_id"])
+    if blocker_id not in tasks.id_list(task, "blocked_by"):
+        raise NotFound(f"{task['key']} is not blocked by {blocker['key']}")
+    now = utcnow()
+    async with write_unit(client) as session:
+        await tasks.remove_blocker(db, task_id, blocker_id, now, session=session)
+        await tasks.remove_blocks(db, blocker_id, task_id, now, session=session)
+        await _record(db, project, actor, "dependency_removed", task, blocker, now, session)
+
+
+async def _record(
+    db: AsyncDatabase[Document],
+    project: Document,
+    actor: Actor,
+    action: str,
+    task: Document,
+    blocker: Document,
+    now: datetime,
+    session: AsyncClientSession | None,
+) -> None:
+    await outbox.record(
+        db,
+        [
+            event(
+                f"task.{action}",
+                project,
+                actor,
+                task_id=task["_id"],
+                key=task["key"],
+                blocked_by=blocker["_id"],
+                blocked_by_key=blocker["key"],
+            )
+        ],
+        session=session,
+    )
+    await activity.insert_many(
+        db,
+        [
+            entry(
+                project=project,
+                actor=actor,
+                entity="task",
+                entity_id=str(task["_id"]),
+                action=action,
+                at=now,
+                task=task,
+                data={"blocked_by": blocker["key"], "blocked_by_id": blocker["_id"]},
+            ),
+            entry(
+                project=project,
+                actor=actor,
+                entity="task",
+                entity_id=str(blocker["_id"]),
+                action=action.replace("dependency", "dependent"),
+                at=now,
+                task=blocker,
+                data={"blocks": task["key"], "blocks_id": task["_id"]},
+            ),
+        ],
+        session=session,
+    )
+
+
+async def dependencies_of(db: AsyncDatabase[Document], task: Document) -> dict[str, list[Document]]:
+    """``blocked_by`` and ``blocks`` summaries ``{id, key, title, status}`` in stored order."""
+    blocked_by = tasks.id_list(task, "blocked_by")
+    blocks = tasks.id_list(task, "blocks")
+    found = await tasks.many(db, blocked_by + blocks, {"_id": 1, "key": 1, "title": 1, "status": 1})
+
+    def summary(ids: list[str]) -> list[Document]:
+        return [
+            {
+                "id": found[i]["_id"],
+                "key": found[i]["key"],
+                "title": found[i]["title"],
+                "status": found[i]["status"],
+            }
+            for i in ids
+            if i in found
+        ]
+
+    return {"blocked_by": summary(blocked_by), "blocks": summary(blocks)}

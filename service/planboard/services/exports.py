@@ -1,0 +1,222 @@
+"""Project exports: the Markdown plan (round-trips through import), and CSV rows.
+
+Markdown: phases in order, tasks in key order under their phase, each with its
+``plan_ref`` (tasks without one get their key as a stable ref), dependencies as refs,
+checklists as Description bullets, progress filled in. Tasks without a phase go to a
+last phase named ``Unphased`` (the plan format puts every task under a phase).
+
+CSV: RFC 4180 (``\\r\\n``, double quotes doubled), one header row, and cells that a
+spreadsheet would run as a formula (starting with ``= + - @``, tab or CR) prefixed
+with ``'``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from pymongo.asynchronous.database import AsyncDatabase
+
+from planboard.domain.model import (
+    ChecklistItem,
+    Complexity,
+    PlanDocument,
+    PlanPhase,
+    PlanTask,
+    TaskStatus,
+)
+from planboard.domain.plan import render_plan
+from planboard.services import projects as project_service
+from planboard.services import tasks as task_service
+from planboard.services.projects import hours_of, ordered_phases
+from planboard.services.representations import phase_out, project_out, task_out
+from planboard.services.tasks import TaskView
+from planboard.store import tasks as task_store
+from planboard.store.document import Document
+from planboard.store.tasks import id_list
+
+UNPHASED = "Unphased"
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+CSV_COLUMNS = [
+    "key",
+    "plan_ref",
+    "title",
+    "status",
+    "complexity",
+    "estimate_hours",
+    "phase",
+    "assignee_id",
+    "labels",
+    "due_date",
+    "blocked_by",
+    "blocks",
+    "ready",
+    "checklist_done",
+    "checklist_total",
+    "description",
+    "created_at",
+    "updated_at",
+]
+
+
+def plan_refs(docs: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """``task id -> ref``: the plan_ref, else the key (made unique if a ref already uses it)."""
+    taken = {str(d["plan_ref"]) for d in docs if d.get("plan_ref")}
+    refs: dict[str, str] = {}
+    for doc in docs:
+        if doc.get("plan_ref"):
+            refs[str(doc["_id"])] = str(doc["plan_ref"])
+            continue
+        ref = str(doc["key"])
+        candidate, n = ref, 1
+        while candidate in taken:
+            n += 1
+            candidate = f"{ref}.{n}"
+        taken.add(candidate)
+        refs[str(doc["_id"])] = candidate
+    return refs
+
+
+def plan_document(project: Mapping[str, Any], docs: Sequence[Mapping[str, Any]]) -> PlanDocument:
+    """The stored project as a plan document (what ``render_plan`` writes)."""
+    refs = plan_refs(docs)
+    phases = ordered_phases(project)
+    grouped: dict[str, list[PlanTask]] = {str(p["id"]): [] for p in phases}
+    unphased: list[PlanTask] = []
+    for doc in docs:
+        task = PlanTask(
+            ref=refs[str(doc["_id"])],
+            title=str(doc["title"]),
+            status=TaskStatus(str(doc["status"])),
+            complexity=Complexity(str(doc["complexity"])) if doc.get("complexity") else None,
+            estimate_hours=doc.get("estimate_hours"),
+            dependencies=tuple(refs[b] for b in id_list(doc, "blocked_by") if b in refs),
+            checklist=tuple(
+                ChecklistItem(str(item["text"]), bool(item.get("done")))
+                for item in doc.get("checklist") or []
+            ),
+        )
+        grouped.get(str(doc.get("phase_id")), unphased).append(task)
+    plan_phases = [
+        PlanPhase(
+            str(p["name"]),
+            hours_of(p.get("estimate_hours")),
+            tuple(grouped[str(p["id"])]),
+        )
+        for p in phases
+    ]
+    if unphased:
+        names = {p.name for p in plan_phases}
+        name = UNPHASED
+        while name in names:
+            name += " tasks"
+        plan_phases.append(PlanPhase(name, None, tuple(unphased)))
+    return PlanDocument(
+        name=str(project["name"]),
+        description=str(project.get("description") or ""),
+        phases=tuple(plan_phases),
+        target_users=project.get("target_users"),
+        project_type=project.get("project_type"),
+    )
+
+
+def markdown(project: Mapping[str, Any], docs: Sequence[Mapping[str, Any]]) -> str:
+    created, updated = project.get("created_at"), project.get("updated_at")
+    return render_plan(
+        plan_document(project, docs),
+        generated=created.date() if isinstance(created, datetime) else None,
+        updated=updated.date() if isinstance(updated, datetime) else None,
+    )
+
+
+def safe_cell(value: object) -> str:
+    """The cell text, neutralized if a spreadsheet would evaluate it."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, float):
+        return repr(value) if not value.is_integer() else str(int(value))
+    text = str(value)
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def csv_text(views: Sequence[TaskView], keys: Mapping[str, str]) -> str:
+    """The tasks as CSV; ``keys`` maps task ids to keys (for dependency columns)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
+    writer.writerow(CSV_COLUMNS)
+    for view in views:
+        doc: Document = view.doc
+        checklist: Any = doc.get("checklist") or []
+        row = {
+            "key": doc["key"],
+            "plan_ref": doc.get("plan_ref"),
+            "title": doc["title"],
+            "status": doc["status"],
+            "complexity": doc.get("complexity"),
+            "estimate_hours": doc.get("estimate_hours"),
+            "phase": view.phase,
+            "assignee_id": doc.get("assignee_id"),
+            "labels": ";".join(id_list(doc, "labels")),
+            "due_date": doc.get("due_date"),
+            "blocked_by": ";".join(keys.get(b, b) for b in id_list(doc, "blocked_by")),
+            "blocks": ";".join(keys.get(b, b) for b in id_list(doc, "blocks")),
+            "ready": view.ready,
+            "checklist_done": sum(1 for item in checklist if item.get("done")),
+            "checklist_total": len(checklist),
+            "description": doc.get("description") or "",
+            "created_at": doc.get("created_at"),
+            "updated_at": doc.get("updated_at"),
+        }
+        writer.writerow([safe_cell(row[column]) for column in CSV_COLUMNS])
+    return out.getvalue()
+
+
+EXPORT_FORMATS = ("markdown", "json", "csv")
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    body: bytes
+    content_type: str
+    filename: str
+
+
+async def render(db: AsyncDatabase[Document], project: Document, kind: str) -> Rendered:
+    """The export document of ``project`` in ``kind`` (used by the API and the jobs worker)."""
+    docs = await task_store.in_project(db, str(project["_id"]))
+    key = str(project["key"])
+    if kind == "markdown":
+        return Rendered(markdown(project, docs).encode(), "text/markdown", f"{key}-plan.md")
+    views = await task_service.views(db, project, docs)
+    if kind == "json":
+        phases = await project_service.phases_with_counts(db, project)
+        body = {
+            "format": "planboard.project.v1",
+            "project": project_out(project),
+            "phases": [phase_out(p, int(str(p["task_count"]))) for p in phases],
+            "tasks": [task_out(v) for v in views],
+        }
+        return Rendered(json_bytes(body), "application/json", f"{key}.json")
+    if kind == "csv":
+        keys = {str(d["_id"]): str(d["key"]) for d in docs}
+        return Rendered(csv_text(views, keys).encode(), "text/csv", f"{key}.csv")
+    raise ValueError(f"unknown export format {kind!r}")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    raise TypeError(f"cannot serialize {type(value).__name__}")
+
+
+def json_bytes(data: Any) -> bytes:
+    return orjson.dumps(data, default=_json_default, option=orjson.OPT_PASSTHROUGH_DATETIME)

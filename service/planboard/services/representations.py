@@ -1,0 +1,77 @@
+"""The JSON shapes of projects, phases and tasks: one definition for the API and exports."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from planboard.services.projects import ordered_phases
+from planboard.services.tasks import TaskView
+
+
+def phase_out(phase: Mapping[str, Any], task_count: int | None = None) -> dict[str, Any]:
+    out = {
+        "id": phase["id"],
+        "name": phase["name"],
+        "estimate_hours": phase.get("estimate_hours"),
+        "position": phase.get("position", 0),
+    }
+    if task_count is not None:
+        out["task_count"] = task_count
+    return out
+
+
+def project_out(project: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "id": project["_id"],
+        "key": project["key"],
+        "name": project["name"],
+        "description": project.get("description") or "",
+        "workspace_id": project["workspace_id"],
+        "status": project.get("status", "active"),
+        "start_date": project.get("start_date"),
+        "target_date": project.get("target_date"),
+        "target_users": project.get("target_users"),
+        "project_type": project.get("project_type"),
+        "phases": [phase_out(p) for p in ordered_phases(project)],
+        "created_by": project.get("created_by"),
+        "created_at": project.get("created_at"),
+        "updated_at": project.get("updated_at"),
+        "version": project.get("version", 1),
+    }
+
+
+def task_out(view: TaskView, fields: Iterable[str] | None = None) -> dict[str, Any]:
+    doc: Mapping[str, Any] = view.doc
+    out: dict[str, Any] = {
+        "id": doc["_id"],
+        "key": doc["key"],
+        "project_id": doc["project_id"],
+        "workspace_id": doc["workspace_id"],
+        "plan_ref": doc.get("plan_ref"),
+        "title": doc["title"],
+        "description": doc.get("description") or "",
+        "checklist": [
+            {"text": item["text"], "done": bool(item.get("done"))}
+            for item in doc.get("checklist") or []
+        ],
+        "status": doc["status"],
+        "complexity": doc.get("complexity"),
+        "estimate_hours": doc.get("estimate_hours"),
+        "phase": view.phase,
+        "phase_id": doc.get("phase_id") if view.phase is not None else None,
+        "assignee_id": doc.get("assignee_id"),
+        "labels": list(doc.get("labels") or []),
+        "due_date": doc.get("due_date"),
+        "blocked_by": list(doc.get("blocked_by") or []),
+        "blocks": list(doc.get("blocks") or []),
+        "blocked_by_open": view.blocked_by_open,
+        "ready": view.ready,
+        "version": doc.get("version", 1),
+        "created_at": doc.get("created_at"),
+        "updated_at": doc.get("updated_at"),
+    }
+    if fields:
+        wanted = {"id", *fields}
+        out = {name: value for name, value in out.items() if name in wanted}
+    return out

@@ -1,0 +1,576 @@
+"""Tasks: resolve (id or human key), create (one or a batch), update, delete, bulk status,
+list with filters, and the derived ``ready`` / ``blocked_by_open`` of each task."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from planboard.domain.access import Role
+from planboard.domain.dag import is_ready
+from planboard.domain.errors import Conflict, NotFound, ValidationFailed, VersionMismatch
+from planboard.domain.keys import parse_task_key, task_key
+from planboard.domain.model import TaskStatus
+from planboard.events import outbox
+from planboard.services.access import Access, Caller, authorize
+from planboard.services.activity import (
+    Actor,
+    Changes,
+    Retry,
+    changes_out,
+    entry,
+    event,
+    with_retries,
+)
+from planboard.services.projects import (
+    OBJECT_ID_RE,
+    check_id,
+    check_version,
+    phase_names,
+    resolve_phase,
+    task_nodes,
+)
+from planboard.store import activity, comments, memberships, projects, tasks
+from planboard.store.document import Document
+from planboard.store.ids import new_id, utcnow
+from planboard.store.tx import write_unit
+
+MAX_TASKS_PER_PROJECT = 10_000
+MAX_BATCH = 500
+PLAN_REF_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,49}$")
+
+# Stored fields a change can touch (``phase_id`` is shown to people as ``phase``).
+TASK_FIELDS = [
+    "title",
+    "description",
+    "checklist",
+    "status",
+    "complexity",
+    "estimate_hours",
+    "assignee_id",
+    "labels",
+    "due_date",
+    "phase_id",
+    "plan_ref",
+]
+TASK_SORTS = {
+    "key": "seq",
+    "due_date": "due_sort",
+    "updated_at": "updated_ms",
+    "created_at": "created_ms",
+    "estimate_hours": "estimate_sort",
+    "title": "title_sort",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class TaskView:
+    """A stored task with what is derived at read time."""
+
+    doc: Document
+    phase: str | None
+    blocked_by_open: list[str]
+    ready: bool
+
+
+# --------------------------------------------------------------------------- access
+
+
+async def task_for(
+    db: AsyncDatabase[Document],
+    caller: Caller,
+    ref: str,
+    *,
+    scope: str,
+    role: Role = Role.VIEWER,
+    field: str = "task",
+) -> tuple[Document, Document, Access]:
+    """A task by id or human key (resolved in the caller's workspaces), its project and
+    the caller's access; 404 for unknown tasks and for other workspaces' tasks."""
+    caller.require_scope(scope)
+    task = await _find(db, caller, ref, field)
+    project = await projects.get(db, str(task["project_id"]))
+    if project is None:
+        raise NotFound("task not found")
+    access = await authorize(
+        db, caller, str(project["workspace_id"]), scope=scope, role=role, what="task"
+    )
+    return task, project, access
+
+
+async def _find(db: AsyncDatabase[Document], caller: Caller, ref: str, field: str) -> Document:
+    if OBJECT_ID_RE.match(ref):
+        task = await tasks.get(db, ref)
+        if task is None:
+            raise NotFound("task not found")
+        return task
+    if parse_task_key(ref.upper()) is None:
+        raise ValidationFailed([(field, "not a task id or key (such as PB-12)")])
+    mine = [str(m["workspace_id"]) for m in await memberships.of_user(db, caller.user_id)]
+    found = await tasks.by_key(db, ref.upper(), mine)
+    if not found:
+        raise NotFound("task not found")
+    if len(found) > 1:
+        raise Conflict(f"{ref.upper()} names a task in several of your workspaces; use its id")
+    return found[0]
+
+
+async def find_in_project(
+    db: AsyncDatabase[Document], project: Document, refs: Sequence[str], field: str
+) -> list[Document]:
+    """Tasks of ``project`` by id or key; anything else is a 422 naming ``field.<index>``."""
+    ids = [ref for ref in refs if OBJECT_ID_RE.match(ref)]
+    keys = [ref.upper() for ref in refs if not OBJECT_ID_RE.match(ref)]
+    by_id = await tasks.many(db, ids)
+    by_key = await tasks.in_project_by_keys(db, str(project["_id"]), keys)
+    found: list[Document] = []
+    errors: list[tuple[str, str]] = []
+    for index, ref in enumerate(refs):
+        doc = by_id.get(ref) if OBJECT_ID_RE.match(ref) else by_key.get(ref.upper())
+        if doc is None or doc["project_id"] != project["_id"]:
+            errors.append((f"{field}.{index}", "not a task of this project"))
+        else:
+            found.append(doc)
+    if errors:
+        raise ValidationFailed(errors)
+    return found
+
+
+# --------------------------------------------------------------------------- views
+
+
+async def views(
+    db: AsyncDatabase[Document], project: Mapping[str, object], docs: Sequence[Document]
+) -> list[TaskView]:
+    """Derive phase names, open blockers and readiness (one query for all blockers)."""
+    names = phase_names(project)
+    blocker_ids = [str(b) for doc in docs for b in tasks.id_list(doc, "blocked_by")]
+    blockers = await tasks.many(db, blocker_ids, {"status": 1})
+    out = []
+    for doc in docs:
+        open_ids = [
+            b
+            for b in dict.fromkeys(tasks.id_list(doc, "blocked_by"))
+            if b in blockers and TaskStatus(str(blockers[b]["status"])).is_open
+        ]
+        out.append(
+            TaskView(
+                doc=doc,
+                phase=names.get(str(doc.get("phase_id"))),
+                blocked_by_open=open_ids,
+                ready=TaskStatus(str(doc["status"])).is_open and not open_ids,
+            )
+        )
+    return out
+
+
+# --------------------------------------------------------------------------- create
+
+
+async def _members(db: AsyncDatabase[Document], workspace_id: str) -> set[str]:
+    return {str(m["user_id"]) for m in await memberships.of_workspace(db, workspace_id)}
+
+
+def _resolve_fields(
+    project: Document,
+    item: Mapping[str, Any],
+    members: set[str],
+    prefix: str,
+    errors: list[tuple[str, str]],
+) -> Document:
+    """Input fields → stored fields (phase name/id → ``phase_id``); errors are collected."""
+    out: Document = {k: v for k, v in item.items() if k not in ("phase", "version")}
+    if "phase" in item:
+        ref = item["phase"]
+        if ref is None:
+            out["phase_id"] = None
+        else:
+            phase = resolve_phase(project, ref)
+            if phase is None:
+                errors.append((f"{prefix}phase", "no phase with this id or name in the project"))
+            else:
+                out["phase_id"] = phase["id"]
+    assignee = item.get("assignee_id")
+    if assignee is not None:
+        if not OBJECT_ID_RE.match(assignee):
+            errors.append((f"{prefix}assignee_id", "not a valid id"))
+        elif assignee not in members:
+            errors.append((f"{prefix}assignee_id", "not a member of this workspace"))
+    if "labels" in item:
+        out["labels"] = list(dict.fromkeys(item["labels"]))
+    return out
+
+
+async def create_tasks(
+    client: AsyncMongoClient[Document],
+    db: AsyncDatabase[Document],
+    project: Document,
+    actor: Actor,
+    items: Sequence[Mapping[str, Any]],
+    *,
+    prefix: str = "",
+) -> list[Document]:
+    """Create tasks all-or-nothing: every item is checked before anything is written.
+
+    ``prefix`` names items in errors (``"tasks."`` gives ``tasks.3.phase``).
+    """
+    project_id = str(project["_id"])
+    members = await _members(db, str(project["workspace_id"]))
+    errors: list[tuple[str, str]] = []
+    resolved = []
+    refs: dict[str, int] = {}
+    for index, item in enumerate(items):
+        where = f"{prefix}{index}." if prefix else ""
+        resolved.append(_resolve_fields(project, item, members, where, errors))
+        ref = item.get("plan_ref")
+        if ref is not None:
+            if ref in refs:
+                errors.append((f"{where}plan_ref", f"repeats item {refs[ref]}'s plan_ref"))
+            refs.setdefault(ref, index)
+    taken = await tasks.plan_refs_taken(db, project_id, list(refs))
+    for ref, index in refs.items():
+        if ref in taken:
+            where = f"{prefix}{index}." if prefix else ""
+            errors.append((f"{where}plan_ref", "already used by another task of the project"))
+    existing = await tasks.count_in_project(db, project_id)
+    if existing + len(items) > MAX_TASKS_PER_PROJECT:
+        errors.append(
+            (
+                prefix.rstrip(".") or "title",
+                f"a project holds at most {MAX_TASKS_PER_PROJECT} tasks",
+            )
+        )
+    if errors:
+        raise ValidationFailed(errors)
+    now = utcnow()
+    first = await projects.allocate_task_seqs(db, project_id, len(items))
+    docs = [
+        new_task_document(project, first + index, values, actor, now)
+        for index, values in enumerate(resolved)
+    ]
+    names = phase_names(project)
+    try:
+        async with write_unit(client) as session:
+            await tasks.insert_many(db, docs, session=session)
+            await outbox.record(
+                db,
+                [
+                    event("task.created", project, actor, task_id=d["_id"], key=d["key"])
+                    for d in docs
+                ],
+                session=session,
+            )
+            await activity.insert_many(
+                db,
+                [
+                    entry(
+                        project=project,
+                        actor=actor,
+                        entity="task",
+                        entity_id=str(d["_id"]),
+                        action="created",
+                        at=now,
+                        task=d,
+                        data={
+                            "title": d["title"],
+                            "status": d["status"],
+                            "phase": names.get(str(d.get("phase_id"))),
+                        },
+                    )
+                    for d in docs
+                ],
+                session=session,
+            )
+    except DuplicateKeyError:
+        # a concurrent request took one of the plan refs after the check above
+        raise Conflict("a plan_ref of this request was just taken by another task") from None
+    return docs
+
+
+def new_task_document(
+    project: Document, seq: int, values: Mapping[str, Any], actor: Actor, now: Any
+) -> Document:
+    doc: Document = {
+        "_id": new_id(),
+        "workspace_id": project["workspace_id"],
+        "project_id": project["_id"],
+        "seq": seq,
+        "key": task_key(str(project["key"]), seq),
+        "title": values["title"],
+        "description": values.get("description") or "",
+        "checklist": [dict(item) for item in values.get("checklist") or []],
+        "status": values.get("status") or TaskStatus.TODO.value,
+        "complexity": values.get("complexity"),
+        "estimate_hours": values.get("estimate_hours"),
+        "phase_id": values.get("phase_id"),
+        "assignee_id": values.get("assignee_id"),
+        "labels": list(values.get("labels") or []),
+        "due_date": values.get("due_date"),
+        "blocked_by": [],
+        "blocks": [],
+        "created_by": actor.user_id,
+        "created_at": now,
+        "updated_at": now,
+        "version": 1,
+    }
+    if values.get("plan_ref") is not None:
+        doc["plan_ref"] = values["plan_ref"]
+    doc.update(tasks.sort_shadows(doc))
+    return doc
+
+
+# --------------------------------------------------------------------------- update
+
+
+def _shown(changes: Changes, names: Mapping[str, str]) -> Changes:
+    """``phase_id`` changes shown as phase names under ``phase``."""
+    if "phase_id" not in changes:
+        return changes
+    old, new = changes["phase_id"]
+    shown = {k: v for k, v in changes.items() if k != "phase_id"}
+    shown["phase"] = (names.get(str(old)) if old else None, names.get(str(new)) if new else None)
+    return shown
+
+
+async def update_task(
+    client: AsyncMongoClient[Document],
+    db: AsyncDatabase[Document],
+    task_id: str,
+    project: Document,
+    actor: Actor,
+    values: Mapping[str, Any],
+    expected_version: int | None,
+) -> Document:
+    """Change fields under the task's version guard (412 on a stale ``expected_version``)."""
+    members = await _members(db, str(project["workspace_id"])) if "assignee_id" in values else set()
+    errors: list[tuple[str, str]] = []
+    resolved = _resolve_fields(project, values, members, "", errors)
+    if errors:
+        raise ValidationFailed(errors)
+    if resolved.get("plan_ref") is not None:
+        taken = await tasks.plan_refs_taken(db, str(project["_id"]), [str(resolved["plan_ref"])])
+        if taken.get(str(resolved["plan_ref"]), task_id) != task_id:
+            raise ValidationFailed([("plan_ref", "already used by another task of the project")])
+
+    async def attempt() -> Document:
+        current = await tasks.get(db, task_id)
+        if current is None:
+            raise NotFound("task not found")
+        check_version(current, expected_version)
+        merged = {**current, **resolved}
+        changes = {
+            field: (current.get(field), merged.get(field))
+            for field in TASK_FIELDS
+            if field in resolved and current.get(field) != merged.get(field)
+        }
+        if not changes:
+            return current
+        return await _write_changes(client, db, project, actor, current, changes, expected_version)
+
+    return await with_retries(attempt)
+
+
+async def _write_changes(
+    client: AsyncMongoClient[Document],
+    db: AsyncDatabase[Document],
+    project: Document,
+    actor: Actor,
+    current: Document,
+    changes: Changes,
+    expected_version: int | None,
+) -> Document:
+    now = utcnow()
+    values: Document = {
+        f: new for f, (_, new) in changes.items() if not (f == "plan_ref" and new is None)
+    }
+    unset = ["plan_ref"] if "plan_ref" in changes and changes["plan_ref"][1] is None else []
+    after = {**current, **values}
+    for field in unset:
+        after.pop(field, None)
+    after["updated_at"] = now
+    values["updated_at"] = now
+    values.update(tasks.sort_shadows(after))
+    shown = _shown(changes, phase_names(project))
+    version = int(str(current["version"]))
+    try:
+        async with write_unit(client) as session:
+            ok = await tasks.update_guarded(
+                db, str(current["_id"]), version, values, unset=unset, session=session
+            )
+            if not ok:
+                if expected_version is not None:
+                    raise VersionMismatch("the task changed meanwhile; read it again")
+                raise Retry
+            await outbox.record(
+                db,
+                [
+                    event(
+                        "task.updated",
+                        project,
+                        actor,
+                        task_id=current["_id"],
+                        key=current["key"],
+                        changes=changes_out(shown),
+                    )
+                ],
+                session=session,
+            )
+            action = "status_changed" if set(changes) == {"status"} else "updated"
+            await activity.insert_many(
+                db,
+                [
+                    entry(
+                        project=project,
+                        actor=actor,
+                        entity="task",
+                        entity_id=str(current["_id"]),
+                        action=action,
+                        at=now,
+                        task=current,
+                        changes=shown,
+                    )
+                ],
+                session=session,
+            )
+    except DuplicateKeyError:
+        raise ValidationFailed(
+            [("plan_ref", "already used by another task of the project")]
+        ) from None
+    after.update(values)
+    after["version"] = version + 1
+    return after
+
+
+async def bulk_status(
+    client: AsyncMongoClient[Document],
+    db: AsyncDatabase[Document],
+    project: Document,
+    actor: Actor,
+    targets: Sequence[Document],
+    status: str,
+) -> list[Document]:
+    """Set one status on many tasks (each under its own version guard)."""
+    updated = []
+    for target in {str(t["_id"]): t for t in targets}.values():
+        updated.append(
+            await update_task(
+                client, db, str(target["_id"]), project, actor, {"status": status}, None
+            )
+        )
+    return updated
+
+
+# --------------------------------------------------------------------------- delete
+
+
+async def delete_task(
+    client: AsyncMongoClient[Document],
+    db: AsyncDatabase[Document],
+    task: Document,
+    project: Document,
+    actor: Actor,
+    expected_version: int | None,
+) -> None:
+    """Delete the task (guarded), its edges on both sides and its comments."""
+    current = await tasks.get(db, str(task["_id"]))
+    if current is None:
+        raise NotFound("task not found")
+    check_version(current, expected_version)
+    now = utcnow()
+    task_id = str(current["_id"])
+    async with write_unit(client) as session:
+        if not await tasks.delete_guarded(
+            db, task_id, int(str(current["version"])), session=session
+        ):
+            raise VersionMismatch("the task changed meanwhile; read it again")
+        await tasks.detach(db, str(project["_id"]), task_id, now, session=session)
+        await projects.touch_graph(db, str(project["_id"]), session=session)
+        await comments.delete_of_task(db, task_id, session=session)
+        await outbox.record(
+            db,
+            [event("task.deleted", project, actor, task_id=task_id, key=current["key"])],
+            session=session,
+        )
+        await activity.insert_many(
+            db,
+            [
+                entry(
+                    project=project,
+                    actor=actor,
+                    entity="task",
+                    entity_id=task_id,
+                    action="deleted",
+                    at=now,
+                    task=current,
+                    data={"title": current["title"]},
+                )
+            ],
+            session=session,
+        )
+
+
+# --------------------------------------------------------------------------- lists
+
+
+@dataclass(frozen=True, slots=True)
+class TaskFilters:
+    statuses: tuple[str, ...] = ()
+    phase: str | None = None
+    assignee: str | None = None
+    labels: tuple[str, ...] = ()
+    due_before: str | None = None
+    due_after: str | None = None
+    ready: bool | None = None
+
+
+async def list_tasks(
+    db: AsyncDatabase[Document],
+    project: Document,
+    caller: Caller,
+    filters: TaskFilters,
+    *,
+    sort: str,
+    after: tuple[Any, str] | None,
+    limit: int,
+) -> tuple[list[Document], bool]:
+    project_id = str(project["_id"])
+    query: dict[str, object] = {"project_id": project_id}
+    if filters.statuses:
+        query["status"] = {"$in": list(filters.statuses)}
+    if filters.phase is not None:
+        phase = resolve_phase(project, filters.phase)
+        if phase is None:
+            raise ValidationFailed([("phase", "no phase with this id or name in the project")])
+        query["phase_id"] = phase["id"]
+    if filters.assignee is not None:
+        assignee = caller.user_id if filters.assignee == "me" else filters.assignee
+        query["assignee_id"] = check_id(assignee, "assignee")
+    if filters.labels:
+        query["labels"] = {"$in": list(filters.labels)}
+    due: dict[str, str] = {}
+    if filters.due_after is not None:
+        due["$gte"] = filters.due_after
+    if filters.due_before is not None:
+        due["$lte"] = filters.due_before
+    if due:
+        query["due_date"] = due
+    if filters.ready is not None:
+        graph = task_nodes(project, await tasks.graph_of(db, project_id))
+        by_id = {node.id: node for node in graph}
+        ready_ids = [node.id for node in graph if is_ready(node, by_id)]
+        query["_id"] = {"$in" if filters.ready else "$nin": ready_ids}
+    descending = sort.startswith("-")
+    return await tasks.page(
+        db,
+        query,
+        field=TASK_SORTS[sort.lstrip("-")],
+        descending=descending,
+        after=after,
+        limit=limit,
+    )
