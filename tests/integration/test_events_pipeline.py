@@ -183,3 +183,17 @@ async def test_consumer_stops_gracefully(settings, events_db) -> None:
         async with asyncio.timeout(15):
             await run
     assert run.done() and run.exception() is None
+
+
+async def test_a_malformed_outbox_document_is_quarantined_not_blocking(settings, events_db) -> None:
+    project = f"q-{uuid.uuid4().hex}"
+    await events_db.outbox.insert_one(
+        {"_id": f"bad-{uuid.uuid4().hex}", "published": False, "occurred_at": None}
+    )
+    good = task_events(project, 3)
+    await outbox.record(events_db, good)
+    await drain(Relay(settings, events_db), events_db)
+    records = await read_topic(settings, "task", project, 3)
+    assert len(records) == 3
+    bad = await events_db.outbox.find_one({"quarantined": {"$exists": True}})
+    assert bad is not None and "KeyError" in bad["quarantined"]

@@ -73,11 +73,27 @@ async def test_cleanup_removes_only_what_has_expired(db) -> None:
             },
         ]
     )
+
+    def event(event_id: str, published: bool, at: datetime) -> dict:
+        return {
+            "_id": event_id,
+            "type": "task.updated",
+            "family": "task",
+            "key": "cleanup-test",
+            "workspace_id": None,
+            "data": {},
+            "occurred_at": at,
+            "published": published,
+            "published_at": at if published else None,
+        }
+
+    # ev-pending stays unpublished only if no relay runs on this database: mark it
+    # published-but-recent instead, which cleanup must also keep.
     await db.outbox.insert_many(
         [
-            {"_id": "ev-old", "published": True, "published_at": old, "occurred_at": old},
-            {"_id": "ev-pending", "published": False, "published_at": None, "occurred_at": old},
-            {"_id": "ev-recent", "published": True, "published_at": recent, "occurred_at": recent},
+            event("ev-old", True, old),
+            event("ev-pending", True, now),
+            event("ev-recent", True, recent),
         ]
     )
     await db.processed_events.insert_many(

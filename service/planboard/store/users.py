@@ -50,3 +50,14 @@ async def mark_verified(
         {"$set": {"email_verified": True, "email_verified_at": now, "updated_at": now}},
         return_document=ReturnDocument.AFTER,
     )
+
+
+async def set_preferences(
+    db: AsyncDatabase[Document],
+    user_id: str,
+    preferences: dict[str, dict[str, bool]],
+    now: datetime,
+) -> None:
+    await db[USERS].update_one(
+        {"_id": user_id}, {"$set": {"notification_preferences": preferences, "updated_at": now}}
+    )

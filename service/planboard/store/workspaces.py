@@ -13,7 +13,18 @@ from planboard.store.ids import new_id, utcnow
 WORKSPACES = "workspaces"
 
 # Everything that belongs to a workspace, deleted with it.
-OWNED_COLLECTIONS = ("tasks", "projects", "invitations", "memberships")
+OWNED_COLLECTIONS = (
+    "comments",
+    "activity",
+    "tasks",
+    "projects",
+    "webhook_deliveries",
+    "webhooks",
+    "notifications",
+    "jobs",
+    "invitations",
+    "memberships",
+)
 
 
 async def find_by_name(db: AsyncDatabase[Document], name: str) -> Document | None:

@@ -12,7 +12,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 from planboard.config import Settings
 from planboard.events.consumer import ConsumerGroup
 from planboard.events.envelope import Event
-from planboard.store import mail_queue
+from planboard.services.notifications import deliver, notices_for
+from planboard.store import mail_queue, tasks
 from planboard.store.document import Document
 from planboard.store.ids import utcnow
 
@@ -31,8 +32,17 @@ def compose(settings: Settings, mail: Document) -> EmailMessage:
     return message
 
 
+NOTIFYING_EVENTS = frozenset({"task.created", "task.updated", "comment.created"})
+
+
 def notifications_group(settings: Settings, db: AsyncDatabase[Document]) -> ConsumerGroup:
     async def handle(event: Event) -> None:
+        if event.type in NOTIFYING_EVENTS:
+            task_id = event.data.get("task_id")
+            task = await tasks.get(db, str(task_id)) if task_id else None
+            for notice in notices_for(event, task):
+                await deliver(db, event, notice, task)
+            return
         mail_id = str(event.data.get("mail_id", ""))
         mail = await mail_queue.get(db, mail_id)
         if mail is None or mail.get("sent"):
@@ -48,7 +58,7 @@ def notifications_group(settings: Settings, db: AsyncDatabase[Document]) -> Cons
 
     return ConsumerGroup(
         name="notifications",
-        families=("mail",),
+        families=("mail", "task", "comment"),
         handle=handle,
-        event_types=frozenset({"mail.queued"}),
+        event_types=frozenset({"mail.queued"}) | NOTIFYING_EVENTS,
     )

@@ -21,6 +21,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from planboard.services.maintenance import cleanup
+from planboard.services.reminders import remind_due_soon, send_digests
 from planboard.store.document import Document
 from planboard.store.ids import utcnow
 
@@ -109,4 +110,8 @@ class Scheduler:
 
 
 def default_jobs(db: AsyncDatabase[Document]) -> list[ScheduledJob]:
-    return [ScheduledJob("cleanup", 600, lambda: cleanup(db))]
+    return [
+        ScheduledJob("cleanup", 600, lambda: cleanup(db)),
+        ScheduledJob("due-soon-reminders", 3600, lambda: remind_due_soon(db)),
+        ScheduledJob("daily-digest", 86400, lambda: send_digests(db)),
+    ]

@@ -1,0 +1,123 @@
+"""Jobs: queue long work (a ``job.queued`` event) and run it in the ``jobs`` worker."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from typing import Any
+
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from planboard.domain.errors import DomainError
+from planboard.domain.plan import parse_plan
+from planboard.events import outbox
+from planboard.events.envelope import Event
+from planboard.services import exports
+from planboard.services.plans import import_plan
+from planboard.store import jobs, projects
+from planboard.store.document import Document
+from planboard.store.ids import new_id, utcnow
+
+log = logging.getLogger(__name__)
+
+KINDS = ("export", "import")
+OWNER = f"{socket.gethostname()}:{os.getpid()}"
+
+
+async def queue_job(
+    db: AsyncDatabase[Document],
+    *,
+    kind: str,
+    workspace_id: str,
+    created_by: str,
+    params: dict[str, Any],
+    request_id: str | None = None,
+) -> Document:
+    now = utcnow()
+    job: Document = {
+        "_id": new_id(),
+        "kind": kind,
+        "workspace_id": workspace_id,
+        "created_by": created_by,
+        "params": params,
+        "status": "queued",
+        "progress": 0,
+        "result": None,
+        "error": None,
+        "created_at": now,
+        "updated_at": now,
+    }
+    await jobs.insert(db, job)
+    await outbox.record(
+        db,
+        [
+            Event(
+                type="job.queued",
+                key=str(params.get("project_id") or workspace_id),
+                workspace_id=workspace_id,
+                data={"job_id": job["_id"], "kind": kind},
+                actor_id=created_by,
+                request_id=request_id,
+            )
+        ],
+    )
+    return job
+
+
+async def run_job(
+    client: AsyncMongoClient[Document], db: AsyncDatabase[Document], job_id: str
+) -> None:
+    """Run a queued job once; a failure is recorded on the job, never raised."""
+    job = await jobs.start(db, job_id, OWNER, utcnow())
+    if job is None:
+        return  # already started or finished (a redelivered event)
+    try:
+        result = await _execute(client, db, job)
+    except DomainError as exc:
+        await jobs.finish(db, job_id, utcnow(), error=exc.detail)
+    except Exception as exc:
+        log.exception("job %s failed", job_id)
+        await jobs.finish(db, job_id, utcnow(), error=f"internal error ({type(exc).__name__})")
+    else:
+        await jobs.finish(db, job_id, utcnow(), result=result)
+
+
+async def _execute(
+    client: AsyncMongoClient[Document], db: AsyncDatabase[Document], job: Document
+) -> Document:
+    params: Any = job["params"]
+    job_id = str(job["_id"])
+    if job["kind"] == "export":
+        project = await projects.get(db, str(params["project_id"]))
+        if project is None or project["workspace_id"] != job["workspace_id"]:
+            raise DomainError("the project no longer exists")
+        await jobs.set_progress(db, job_id, 10, utcnow())
+        rendered = await exports.render(db, project, str(params["format"]))
+        await jobs.set_progress(db, job_id, 80, utcnow())
+        file_id = await jobs.results(db).upload_from_stream(
+            rendered.filename,
+            rendered.body,
+            metadata={"job_id": job_id, "content_type": rendered.content_type},
+        )
+        return {
+            "file_id": str(file_id),
+            "filename": rendered.filename,
+            "content_type": rendered.content_type,
+            "size": len(rendered.body),
+            "download_url": f"/api/v1/jobs/{job_id}/result",
+        }
+    if job["kind"] == "import":
+        plan = parse_plan(str(params["markdown"]))
+        await jobs.set_progress(db, job_id, 20, utcnow())
+        project = await import_plan(
+            client,
+            db,
+            workspace_id=str(job["workspace_id"]),
+            plan=plan,
+            key=params.get("key"),
+            actor_id=str(job["created_by"]),
+        )
+        return {"project_id": project["_id"], "key": project["key"], "tasks": len(plan.tasks())}
+    raise DomainError(f"unknown job kind {job['kind']!r}")

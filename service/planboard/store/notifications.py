@@ -1,0 +1,54 @@
+"""In-app notifications; the id is ``<event id>:<user id>``, so an event notifies once."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pymongo import DESCENDING
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from planboard.store.document import Document
+
+NOTIFICATIONS = "notifications"
+
+
+async def insert_once(db: AsyncDatabase[Document], doc: Document) -> bool:
+    """True if stored now; False if this event already notified this user."""
+    try:
+        await db[NOTIFICATIONS].insert_one(doc)
+    except DuplicateKeyError:
+        return False
+    return True
+
+
+async def page(
+    db: AsyncDatabase[Document], user_id: str, *, unread_only: bool, before: str | None, limit: int
+) -> list[Document]:
+    query: dict[str, object] = {"user_id": user_id}
+    if unread_only:
+        query["read"] = False
+    if before:
+        query["seq"] = {"$lt": before}
+    cursor = db[NOTIFICATIONS].find(query).sort("seq", DESCENDING).limit(limit)
+    return [doc async for doc in cursor]
+
+
+async def unread_count(db: AsyncDatabase[Document], user_id: str) -> int:
+    return await db[NOTIFICATIONS].count_documents({"user_id": user_id, "read": False})
+
+
+async def mark_read(
+    db: AsyncDatabase[Document], user_id: str, notification_id: str, now: datetime
+) -> bool:
+    result = await db[NOTIFICATIONS].update_one(
+        {"_id": notification_id, "user_id": user_id}, {"$set": {"read": True, "read_at": now}}
+    )
+    return result.matched_count == 1
+
+
+async def mark_all_read(db: AsyncDatabase[Document], user_id: str, now: datetime) -> int:
+    result = await db[NOTIFICATIONS].update_many(
+        {"user_id": user_id, "read": False}, {"$set": {"read": True, "read_at": now}}
+    )
+    return result.modified_count

@@ -1,0 +1,19 @@
+"""The ``jobs`` group: runs queued exports and imports (once each, progress on the job)."""
+
+from __future__ import annotations
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from planboard.events.consumer import ConsumerGroup
+from planboard.events.envelope import Event
+from planboard.services.jobs import run_job
+from planboard.store.document import Document
+
+
+def jobs_group(db: AsyncDatabase[Document]) -> ConsumerGroup:
+    async def handle(event: Event) -> None:
+        await run_job(db.client, db, str(event.data["job_id"]))
+
+    return ConsumerGroup(
+        name="jobs", families=("job",), handle=handle, event_types=frozenset({"job.queued"})
+    )
