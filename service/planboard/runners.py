@@ -11,11 +11,14 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from redis.asyncio import Redis
 
+from planboard import errortracking, tracing
 from planboard.config import Settings
-from planboard.events.consumer import ConsumerRunner
+from planboard.events.consumer import ConsumerMetrics, ConsumerRunner
 from planboard.events.relay import Relay
+from planboard.services.webhooks import WebhookOptions
 from planboard.store.mongo import create_client, database
 from planboard.workers.registry import GROUPS, SCHEDULER, WorkerDeps
+from planboard.workers.webhooks import WebhookMetrics, WebhookWorker
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +51,14 @@ def _on_signals(stop: Callable[[], None]) -> None:
         loop.add_signal_handler(sig, stop)
 
 
+def _observability(settings: Settings, component: str) -> None:
+    """Tracing and error tracking, when the environment turns them on (before any client)."""
+    tracing.configure(f"planboard-{component}")
+    errortracking.configure(settings, component)
+
+
 async def run_relay(settings: Settings) -> None:
+    _observability(settings, "relay")
     client = create_client(settings, appname="planboard-relay")
     relay = Relay(settings, database(client, settings))
     _on_signals(relay.stop)
@@ -60,6 +70,7 @@ async def run_relay(settings: Settings) -> None:
         if metrics is not None:
             await metrics.cleanup()
         await client.close()
+        tracing.shutdown()
     log.info("relay stopped", extra={"published": relay.published})
 
 
@@ -78,22 +89,46 @@ async def run_scheduler(settings: Settings) -> None:
 
 
 async def run_worker(settings: Settings, group_name: str) -> None:
+    _observability(settings, f"worker-{group_name}")
     if group_name == SCHEDULER:
-        await run_scheduler(settings)
+        try:
+            await run_scheduler(settings)
+        finally:
+            tracing.shutdown()
         return
     factory = GROUPS[group_name]
     client = create_client(settings, appname=f"planboard-worker-{group_name}")
     redis: Redis = Redis.from_url(settings.redis_url, socket_timeout=settings.dependency_timeout_s)
     db = database(client, settings)
-    runner = ConsumerRunner(settings, db, factory(WorkerDeps(settings, db, redis)))
-    _on_signals(runner.stop)
-    metrics = await _serve_metrics(settings, runner.metrics.registry)
+    registry = CollectorRegistry(auto_describe=True)  # one per process, served below
+    delivery: WebhookWorker | None = None
+    if group_name == "webhooks":
+        # The webhooks group also runs its delivery loop; both stop together.
+        delivery = WebhookWorker(
+            settings, db, options=WebhookOptions.from_env(), metrics=WebhookMetrics(registry)
+        )
+        group = delivery.group()
+    else:
+        group = factory(WorkerDeps(settings, db, redis))
+    runner = ConsumerRunner(settings, db, group, metrics=ConsumerMetrics(registry))
+    background = asyncio.create_task(delivery.run()) if delivery else None
+
+    def stop() -> None:
+        runner.stop()
+        if delivery is not None:
+            delivery.stop()
+
+    _on_signals(stop)
+    metrics = await _serve_metrics(settings, registry)
     log.info("worker started", extra={"group": group_name})
     try:
         await runner.run()
+        if background is not None:
+            await background
     finally:
         if metrics is not None:
             await metrics.cleanup()
         await redis.aclose()
         await client.close()
+        tracing.shutdown()
     log.info("worker stopped", extra={"group": group_name, "processed": runner.processed})

@@ -28,6 +28,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from planboard import tracing
 from planboard.config import Settings
 from planboard.events.envelope import Event
 from planboard.events.topics import ensure_topics
@@ -194,8 +195,16 @@ class ConsumerRunner:
         except (ValueError, KeyError, TypeError) as exc:
             await self._dead_letter(record, attempt, exc)  # poison: retrying cannot help
             return
+        span = (
+            tracing.process_span(
+                self.group.name, event.type, event.id, record.topic, record.headers, attempt
+            )
+            if self.group.wants(event)
+            else contextlib.nullcontext()
+        )
         try:
-            await self.handle(event)
+            with span:  # "process <type>", child of the record's traceparent (tracing on)
+                await self.handle(event)
         except (KafkaError, asyncio.CancelledError):
             raise
         except Exception as exc:
@@ -219,7 +228,8 @@ class ConsumerRunner:
         self, record: ConsumerRecord[Any, Any], exc: BaseException, attempt: int
     ) -> list[tuple[str, bytes]]:
         original = _header(record, "original-topic") or record.topic
-        keep = [(k, v) for k, v in (record.headers or ()) if k in ("event-type", "event-id")]
+        kept = ("event-type", "event-id", *tracing.TRACE_HEADERS)  # retries stay in the trace
+        keep = [(k, v) for k, v in (record.headers or ()) if k in kept]
         return [
             *keep,
             ("original-topic", original.encode()),

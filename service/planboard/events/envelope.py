@@ -49,6 +49,9 @@ class Event:
     occurred_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     actor_id: str | None = None
     request_id: str | None = None
+    # The W3C trace context (``traceparent``/``tracestate``) of the request that caused
+    # the event, stored with it in the outbox and sent as Kafka headers (not in the body).
+    trace: dict[str, str] | None = None
 
     def to_json(self) -> bytes:
         return orjson.dumps(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,10 +12,12 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
+from planboard import tracing
 from planboard.events.envelope import Event, family_of
 from planboard.store.document import Document
 
 OUTBOX = "outbox"
+log = logging.getLogger(__name__)
 
 
 def outbox(db: AsyncDatabase[Document]) -> AsyncCollection[Document]:
@@ -31,6 +35,7 @@ def to_document(event: Event) -> Document:
         "actor_id": event.actor_id,
         "request_id": event.request_id,
         "data": event.data,
+        "trace": event.trace,
         # A boolean, not a null test on published_at: the dev server's count of
         # null equality is wrong (docs/devstack.md), and booleans index well.
         "published": False,
@@ -50,6 +55,7 @@ def from_document(doc: Document) -> Event:
         actor_id=doc.get("actor_id"),  # type: ignore[arg-type]
         request_id=doc.get("request_id"),  # type: ignore[arg-type]
         data=dict(data),
+        trace=doc.get("trace") or None,  # type: ignore[arg-type]
     )
 
 
@@ -61,6 +67,9 @@ async def record(
 ) -> None:
     """Store events in the outbox, inside the caller's session/transaction if any."""
     if events:
+        carrier = tracing.current_carrier()  # the request's trace context, when tracing is on
+        if carrier:
+            events = [e if e.trace else replace(e, trace=carrier) for e in events]
         await outbox(db).insert_many([to_document(e) for e in events], session=session)
 
 
@@ -72,7 +81,23 @@ async def pending(db: AsyncDatabase[Document], limit: int) -> list[Event]:
         .sort([("occurred_at", ASCENDING), ("_id", ASCENDING)])
         .limit(limit)
     )
-    return [from_document(doc) async for doc in cursor]
+    events: list[Event] = []
+    async for doc in cursor:
+        try:
+            events.append(from_document(doc))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            # A malformed document must not stall the whole outbox behind it.
+            await quarantine(db, str(doc.get("_id")), f"{type(exc).__name__}: {exc}")
+    return events
+
+
+async def quarantine(db: AsyncDatabase[Document], event_id: str, reason: str) -> None:
+    """Take an unpublishable document out of the queue, keeping it for inspection."""
+    log.error("quarantined outbox document %s: %s", event_id, reason)
+    await outbox(db).update_one(
+        {"_id": event_id},
+        {"$set": {"published": True, "quarantined": reason, "published_at": datetime.now(UTC)}},
+    )
 
 
 async def mark_published(db: AsyncDatabase[Document], ids: list[str]) -> None:

@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
+from planboard import tracing
 from planboard.config import Settings
 from planboard.events import outbox
 from planboard.events.envelope import topic_for
@@ -104,16 +105,23 @@ class Relay:
             return 0
         producer = await self._producer_ready()
         prefix = self.settings.kafka_topic_prefix
-        futures = [
-            await producer.send(
-                topic_for(prefix, e.type),
-                value=e.to_json(),
-                key=e.key.encode(),
-                headers=[("event-type", e.type.encode()), ("event-id", e.id.encode())],
-            )
-            for e in events
-        ]
-        await asyncio.gather(*futures)
+        with contextlib.ExitStack() as spans:  # one "publish" span per event (tracing on)
+            futures = [
+                await producer.send(
+                    topic_for(prefix, e.type),
+                    value=e.to_json(),
+                    key=e.key.encode(),
+                    headers=[
+                        ("event-type", e.type.encode()),
+                        ("event-id", e.id.encode()),
+                        *spans.enter_context(
+                            tracing.publish_span(e.type, e.id, topic_for(prefix, e.type), e.trace)
+                        ),
+                    ],
+                )
+                for e in events
+            ]
+            await asyncio.gather(*futures)
         await outbox.mark_published(self.db, [e.id for e in events])
         self.published += len(events)
         self._published_total.inc(len(events))
