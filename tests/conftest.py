@@ -101,14 +101,18 @@ async def redis(settings: Settings) -> AsyncIterator[Redis]:
 async def pipeline(
     settings: Settings, db: AsyncDatabase[Document], redis: Redis
 ) -> AsyncIterator[None]:
-    """The relay and the notifications worker, running for the whole session (mail arrives)."""
+    """The relay and the notifications and jobs workers, for the whole session."""
     relay = Relay(settings, db, idle_interval_s=0.05)
-    group = GROUPS["notifications"](WorkerDeps(settings, db, redis))
-    runner = ConsumerRunner(settings, db, group)
-    tasks = [asyncio.create_task(relay.run()), asyncio.create_task(runner.run())]
+    deps = WorkerDeps(settings, db, redis)
+    runners = [
+        ConsumerRunner(settings, db, GROUPS[name](deps))
+        for name in ("notifications", "jobs", "search")
+    ]
+    tasks = [asyncio.create_task(relay.run()), *(asyncio.create_task(r.run()) for r in runners)]
     yield
     relay.stop()
-    runner.stop()
+    for runner in runners:
+        runner.stop()
     await asyncio.gather(*tasks)
 
 

@@ -1,16 +1,278 @@
-"""Cache keys and invalidation, in one place for readers and the workers."""
+"""Cache keys, invalidation and the Redis read-through cache, in one place for the API
+and the workers.
+
+Values are JSON ``{"g": generation, "p": project id, "ws": workspace id, ...}``. Every
+project has a **generation** (``planboard:gen:<project>``, a random token): a value is
+served only while its ``g`` equals the project's current generation. Invalidation
+replaces the generation (and deletes the project's own keys), so:
+
+- a fill that read the generation *before* loading from MongoDB and stores after an
+  invalidation stores a value nobody will ever serve (no stale data from races);
+- a task's value (keyed by task id) dies with its project's generation, so no list of
+  task keys is kept;
+- a missing (expired or evicted) generation invalidates everything of the project.
+
+Single flight: concurrent misses of one key and generation share one load — in a
+process through an ``asyncio`` future, across processes through a short Redis lock
+(``SET NX PX``) whose losers poll for the value, then load themselves if it is late.
+
+Redis failing is never an error: reads then come from MongoDB (fail open), counted as
+``result="error"``. The API invalidates synchronously after its own writes; the
+``rollups`` worker invalidates again from the events (writes of other processes).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from datetime import UTC, date, datetime
+from typing import Any
+
+import orjson
+from prometheus_client import CollectorRegistry, Counter
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+log = logging.getLogger(__name__)
 
 PREFIX = "planboard:"
+TTL_S = 60
+GENERATION_TTL_S = 86_400  # outlives every value; refreshed on each invalidation
+LOCK_MS = 5_000
+WAIT_S = 2.0
+POLL_S = 0.02
+
+Value = dict[str, Any]
+Loader = Callable[[], Awaitable[Value | None]]
+REDIS_ERRORS = (RedisError, OSError, TimeoutError)
 
 
 def project_keys(project_id: str) -> list[str]:
-    """Every cached read derived from a project's tasks."""
+    """Every cached read keyed by the project itself."""
     return [f"{PREFIX}progress:{project_id}", f"{PREFIX}project:{project_id}"]
 
 
+def generation_key(project_id: str) -> str:
+    return f"{PREFIX}gen:{project_id}"
+
+
+def project_key(project_id: str) -> str:
+    return f"{PREFIX}project:{project_id}"
+
+
+def progress_key(project_id: str) -> str:
+    return f"{PREFIX}progress:{project_id}"
+
+
+def task_key(task_id: str) -> str:
+    return f"{PREFIX}task:{task_id}"
+
+
 async def invalidate_project(redis: Redis, project_id: str) -> int:
-    return int(await redis.delete(*project_keys(project_id)))
+    """A new generation for the project (kills every value of it) and its keys deleted."""
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.set(generation_key(project_id), secrets.token_hex(8), ex=GENERATION_TTL_S)
+        pipe.delete(*project_keys(project_id))
+        _, deleted = await pipe.execute()
+    return int(deleted)
+
+
+async def invalidate_quietly(redis: Redis, project_id: str) -> None:
+    """Invalidation on the API's write path: a Redis outage must not fail the write (the
+    values then live at most ``TTL_S``; the rollups worker invalidates again)."""
+    try:
+        await invalidate_project(redis, project_id)
+    except REDIS_ERRORS as exc:
+        log.warning("cache invalidation of project %s failed: %s", project_id, exc)
+
+
+def _default(value: Any) -> Any:
+    # The API's JSON time format (api/json.py), so a cached answer reads like a fresh one.
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    raise TypeError(f"cannot serialize {type(value).__name__}")
+
+
+def dumps(value: Value) -> bytes:
+    return orjson.dumps(value, default=_default, option=orjson.OPT_PASSTHROUGH_DATETIME)
+
+
+def _decode(raw: bytes | str | None) -> Value | None:
+    if raw is None:
+        return None
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _text(raw: bytes | str | None) -> str | None:
+    if raw is None:
+        return None
+    return raw.decode() if isinstance(raw, bytes) else raw
+
+
+class CacheMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.requests = Counter(
+            "planboard_cache_requests_total",
+            "Read-through cache lookups by kind and result (hit, miss, error).",
+            ("kind", "result"),
+            registry=registry,
+        )
+        self.loads = Counter(
+            "planboard_cache_loads_total",
+            "Values loaded from MongoDB to fill the cache (single flight: one per miss burst).",
+            ("kind",),
+            registry=registry,
+        )
+
+
+class ReadThrough:
+    """The read-through cache of one process (one per API app)."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        metrics: CacheMetrics,
+        *,
+        ttl_s: int = TTL_S,
+        lock_ms: int = LOCK_MS,
+        wait_s: float = WAIT_S,
+    ) -> None:
+        self.redis = redis
+        self.metrics = metrics
+        self.ttl_s = ttl_s
+        self.lock_ms = lock_ms
+        self.wait_s = wait_s
+        self._inflight: dict[tuple[str, str], asyncio.Future[Value | None]] = {}
+
+    async def get(
+        self,
+        kind: str,
+        key: str,
+        project_id: str | Callable[[], Awaitable[str | None]],
+        load: Loader,
+    ) -> Value | None:
+        """The value under ``key``, else ``load()``'s (stored); None when load finds none.
+
+        ``project_id`` names the project whose generation guards the value, or resolves
+        it (for a task by id) — called only on a miss, before the load.
+        """
+        try:
+            value, generation = await self._lookup(key, project_id)
+        except REDIS_ERRORS as exc:
+            self.metrics.requests.labels(kind, "error").inc()
+            log.debug("cache %s unavailable (%s): reading MongoDB", kind, exc)
+            return await self._load(kind, load)
+        if value is not None:
+            self.metrics.requests.labels(kind, "hit").inc()
+            return value
+        self.metrics.requests.labels(kind, "miss").inc()
+        try:
+            if generation is None:  # a task: its project is known only now
+                pid = project_id if isinstance(project_id, str) else await project_id()
+                if pid is None:
+                    return await self._load(kind, load)
+                generation = await self._generation(pid)
+        except REDIS_ERRORS:
+            return await self._load(kind, load)
+        flight = (key, generation)
+        running = self._inflight.get(flight)
+        if running is not None:
+            try:
+                return await asyncio.shield(running)
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise  # this request was cancelled
+                return await self._load(kind, load)  # the leader's request was cancelled
+        future: asyncio.Future[Value | None] = asyncio.get_running_loop().create_future()
+        self._inflight[flight] = future
+        try:
+            result = await self._fill(kind, key, generation, load)
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: no "never retrieved" warning without waiters
+            raise
+        else:
+            future.set_result(result)
+            return result
+        finally:
+            del self._inflight[flight]
+
+    async def _lookup(
+        self, key: str, project_id: str | Callable[[], Awaitable[str | None]]
+    ) -> tuple[Value | None, str | None]:
+        """The valid value (or None) and the current generation when it was read."""
+        if isinstance(project_id, str):
+            raw, gen_raw = await self.redis.mget([key, generation_key(project_id)])
+            value, generation = _decode(raw), _text(gen_raw)
+            if value is not None and generation is not None and value.get("g") == generation:
+                return value, generation
+            return None, generation
+        value = _decode(await self.redis.get(key))
+        if value is None or not isinstance(value.get("p"), str):
+            return None, None
+        generation = _text(await self.redis.get(generation_key(value["p"])))
+        if generation is not None and value.get("g") == generation:
+            return value, generation
+        return None, None
+
+    async def _generation(self, project_id: str) -> str:
+        """The project's generation, created when missing (all old values die with it)."""
+        gen_key = generation_key(project_id)
+        await self.redis.set(gen_key, secrets.token_hex(8), nx=True, ex=GENERATION_TTL_S)
+        found = _text(await self.redis.get(gen_key))
+        return found or ""
+
+    async def _load(self, kind: str, load: Loader) -> Value | None:
+        self.metrics.loads.labels(kind).inc()
+        return await load()
+
+    async def _fill(self, kind: str, key: str, generation: str, load: Loader) -> Value | None:
+        lock = f"{key}:lock:{generation}"
+        token = secrets.token_hex(8)
+        try:
+            leader = bool(await self.redis.set(lock, token, nx=True, px=self.lock_ms))
+        except REDIS_ERRORS:
+            return await self._load(kind, load)
+        if not leader:
+            waited = await self._wait_for(key, generation)
+            if waited is not None:
+                return waited
+            return await self._load(kind, load)  # the leader is slow or gone: load ourselves
+        try:
+            value = await self._load(kind, load)  # read after the generation: never stale
+            if value is not None:
+                value["g"] = generation
+                with contextlib.suppress(*REDIS_ERRORS):
+                    await self.redis.set(key, dumps(value), ex=self.ttl_s)
+            return value
+        finally:
+            with contextlib.suppress(*REDIS_ERRORS):
+                if _text(await self.redis.get(lock)) == token:
+                    await self.redis.delete(lock)
+
+    async def _wait_for(self, key: str, generation: str) -> Value | None:
+        deadline = asyncio.get_running_loop().time() + self.wait_s
+        while asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(POLL_S)
+            try:
+                value = _decode(await self.redis.get(key))
+            except REDIS_ERRORS:
+                return None
+            if value is not None and value.get("g") == generation:
+                return value
+        return None

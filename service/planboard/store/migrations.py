@@ -14,7 +14,7 @@ import socket
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
@@ -122,9 +122,152 @@ async def _identity(db: AsyncDatabase[Document]) -> None:
     )
 
 
+async def _planning(db: AsyncDatabase[Document]) -> None:
+    """Projects, phases, tasks, dependencies, comments, activity, idempotency keys."""
+    await ensure_collections(db, ["comments", "activity", "idempotency_keys"])
+    await db.projects.create_indexes(
+        [
+            IndexModel([("workspace_id", ASCENDING), ("name_sort", ASCENDING)], name="by_name"),
+            IndexModel([("workspace_id", ASCENDING), ("updated_ms", ASCENDING)], name="by_updated"),
+            IndexModel([("workspace_id", ASCENDING), ("created_ms", ASCENDING)], name="by_created"),
+            IndexModel([("workspace_id", ASCENDING), ("status", ASCENDING)], name="by_status"),
+        ]
+    )
+    await db.tasks.create_indexes(
+        [
+            IndexModel(
+                [("project_id", ASCENDING), ("plan_ref", ASCENDING)],
+                name="project_plan_ref",
+                unique=True,
+                # plan_ref is optional: never stored as null, absent when unset
+                partialFilterExpression={"plan_ref": {"$exists": True}},
+            ),
+            IndexModel([("project_id", ASCENDING), ("due_sort", ASCENDING)], name="by_due"),
+            IndexModel(
+                [("project_id", ASCENDING), ("estimate_sort", ASCENDING)], name="by_estimate"
+            ),
+            IndexModel([("project_id", ASCENDING), ("updated_ms", ASCENDING)], name="by_updated"),
+            IndexModel([("project_id", ASCENDING), ("created_ms", ASCENDING)], name="by_created"),
+            IndexModel([("project_id", ASCENDING), ("title_sort", ASCENDING)], name="by_title"),
+            IndexModel([("project_id", ASCENDING), ("phase_id", ASCENDING)], name="by_phase"),
+            IndexModel([("project_id", ASCENDING), ("assignee_id", ASCENDING)], name="by_assignee"),
+            IndexModel([("project_id", ASCENDING), ("labels", ASCENDING)], name="by_label"),
+            IndexModel([("workspace_id", ASCENDING), ("key", ASCENDING)], name="by_key"),
+        ]
+    )
+    await db.comments.create_indexes(
+        [
+            IndexModel([("task_id", ASCENDING)], name="task"),
+            IndexModel([("project_id", ASCENDING)], name="project"),
+        ]
+    )
+    await db.activity.create_indexes(
+        [
+            IndexModel([("project_id", ASCENDING)], name="project"),
+            IndexModel([("task_id", ASCENDING)], name="task"),
+        ]
+    )
+    await db.idempotency_keys.create_indexes(
+        [IndexModel([("expires_at", ASCENDING)], name="expires", expireAfterSeconds=0)]
+    )
+    await _backfill_planning_fields(db)
+
+
+def _ms(doc: Document) -> Document:
+    """Datetimes as sortable integer milliseconds (the dev server compares datetimes only
+    to the second)."""
+    out: Document = {}
+    for field in ("created_at", "updated_at"):
+        value = doc.get(field)
+        if isinstance(value, datetime):
+            out[field.replace("_at", "_ms")] = int(value.timestamp() * 1000)
+    return out
+
+
+async def _backfill_planning_fields(db: AsyncDatabase[Document]) -> None:
+    """Counters and sort shadows for documents written before this migration."""
+    async for project in db.projects.find({"name_sort": {"$exists": False}}):
+        await db.projects.update_one(
+            {"_id": project["_id"]},
+            {"$set": {"name_sort": "n:" + str(project.get("name", "")).casefold(), **_ms(project)}},
+        )
+    for counter_field in ("graph_version", "phases_version"):
+        await db.projects.update_many(
+            {counter_field: {"$exists": False}}, {"$set": {counter_field: 0}}
+        )
+    async for task in db.tasks.find({"due_sort": {"$exists": False}}):
+        due, estimate = task.get("due_date"), task.get("estimate_hours")
+        await db.tasks.update_one(
+            {"_id": task["_id"]},
+            {
+                "$set": {
+                    "due_sort": f"d:{due}" if isinstance(due, str) else "d:",
+                    "estimate_sort": (
+                        float(estimate) if isinstance(estimate, int | float) else -1.0
+                    ),
+                    "title_sort": "t:" + str(task.get("title", "")).casefold(),
+                    **_ms(task),
+                }
+            },
+        )
+
+
+async def _webhooks(db: AsyncDatabase[Document]) -> None:
+    """Webhooks and their delivery log (store/webhooks.py)."""
+    await ensure_collections(db, ["webhooks", "webhook_deliveries"])
+    await db.webhooks.create_indexes(
+        [IndexModel([("workspace_id", ASCENDING), ("active", ASCENDING)], name="workspace_active")]
+    )
+    await db.webhook_deliveries.create_indexes(
+        [
+            # one delivery per (webhook, event): a redelivered event creates no second one
+            IndexModel([("dedupe_key", ASCENDING)], name="dedupe_key", unique=True),
+            IndexModel([("status", ASCENDING), ("next_attempt_ms", ASCENDING)], name="due"),
+            IndexModel([("status", ASCENDING), ("lease_until_ms", ASCENDING)], name="leases"),
+            IndexModel([("webhook_id", ASCENDING)], name="webhook"),
+            IndexModel([("workspace_id", ASCENDING)], name="workspace"),
+            IndexModel([("created_at", ASCENDING)], name="created"),
+        ]
+    )
+
+
+async def _notifications(db: AsyncDatabase[Document]) -> None:
+    await ensure_collections(db, ["notifications", "scheduler_ticks"])
+    await db.notifications.create_indexes(
+        [
+            IndexModel([("user_id", ASCENDING), ("seq", DESCENDING)], name="user_recent"),
+            IndexModel([("user_id", ASCENDING), ("read", ASCENDING)], name="user_unread"),
+        ]
+    )
+
+
+async def _jobs(db: AsyncDatabase[Document]) -> None:
+    await ensure_collections(db, ["jobs"])
+    await db.jobs.create_indexes(
+        [IndexModel([("workspace_id", ASCENDING), ("created_at", DESCENDING)], name="workspace")]
+    )
+
+
+async def _search(db: AsyncDatabase[Document]) -> None:
+    await ensure_collections(db, ["search_index"])
+    await db.search_index.create_indexes(
+        [
+            IndexModel([("workspace_id", ASCENDING), ("prefixes", ASCENDING)], name="prefixes"),
+            IndexModel([("workspace_id", ASCENDING), ("updated_ms", DESCENDING)], name="recent"),
+            IndexModel([("project_id", ASCENDING)], name="project"),
+            IndexModel([("task_id", ASCENDING)], name="task"),
+        ]
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core collections and indexes", _core),
     Migration(2, "identity: users, sessions, tokens, memberships, invitations, mail", _identity),
+    Migration(3, "planning: phases, sort shadows, comments, activity, idempotency", _planning),
+    Migration(4, "webhooks and webhook deliveries", _webhooks),
+    Migration(5, "in-app notifications and scheduler ticks", _notifications),
+    Migration(6, "jobs", _jobs),
+    Migration(7, "search index", _search),
 )
 
 

@@ -11,8 +11,11 @@ from redis.asyncio import Redis
 from planboard.config import Settings
 from planboard.events.consumer import ConsumerGroup
 from planboard.store.document import Document
+from planboard.workers.jobs import jobs_group
 from planboard.workers.notifications import notifications_group
 from planboard.workers.rollups import rollups_group
+from planboard.workers.search import search_group
+from planboard.workers.webhooks import webhooks_group
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +33,9 @@ SCHEDULER = "scheduler"
 GROUPS: dict[str, GroupFactory] = {
     "notifications": lambda deps: notifications_group(deps.settings, deps.db),
     "rollups": lambda deps: rollups_group(deps.redis),
+    "jobs": lambda deps: jobs_group(deps.db),
+    "webhooks": lambda deps: webhooks_group(deps.settings, deps.db),
+    "search": lambda deps: search_group(deps.db),
 }
 
 

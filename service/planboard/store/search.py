@@ -1,0 +1,85 @@
+"""The ``search_index`` collection: one entry per task, project and comment.
+
+An entry's ``_id`` is ``<type>:<entity id>``; ``terms`` holds the whole words and
+``prefixes`` every word prefix of 2..``MAX_PREFIX`` characters (whole short words
+included), so a query is ``{"prefixes": {"$all": words}}`` — an array operator the
+dev server supports (``tests/compat/test_search_patterns.py``). Times are integer
+milliseconds (``updated_ms``), never datetimes (docs/devstack.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from pymongo import DESCENDING, ReplaceOne
+from pymongo.asynchronous.database import AsyncDatabase
+
+from planboard.store.document import Document
+
+SEARCH_INDEX = "search_index"
+
+# What the ranking reads back: never the (large) prefixes array.
+RANK_FIELDS = {
+    "_id": 1,
+    "type": 1,
+    "entity_id": 1,
+    "workspace_id": 1,
+    "project_id": 1,
+    "task_id": 1,
+    "key": 1,
+    "task_key": 1,
+    "title": 1,
+    "snippet": 1,
+    "status": 1,
+    "assignee_id": 1,
+    "labels": 1,
+    "title_terms": 1,
+    "terms": 1,
+    "updated_ms": 1,
+}
+
+
+def entry_id(kind: str, entity_id: str) -> str:
+    return f"{kind}:{entity_id}"
+
+
+async def upsert(db: AsyncDatabase[Document], entry: Document) -> None:
+    # The replacement carries the _id: the dev server ignores the filter's (devstack.md).
+    await db[SEARCH_INDEX].replace_one({"_id": entry["_id"]}, entry, upsert=True)
+
+
+async def upsert_many(db: AsyncDatabase[Document], entries: Sequence[Document]) -> None:
+    if entries:
+        await db[SEARCH_INDEX].bulk_write(
+            [ReplaceOne({"_id": e["_id"]}, e, upsert=True) for e in entries], ordered=False
+        )
+
+
+async def delete(db: AsyncDatabase[Document], kind: str, entity_id: str) -> None:
+    await db[SEARCH_INDEX].delete_one({"_id": entry_id(kind, entity_id)})
+
+
+async def delete_where(db: AsyncDatabase[Document], query: Document) -> int:
+    result = await db[SEARCH_INDEX].delete_many(query)
+    return int(result.deleted_count)
+
+
+async def candidates(db: AsyncDatabase[Document], query: Document, limit: int) -> list[Document]:
+    """The newest ``limit`` entries matching ``query`` (the ranking's bounded input)."""
+    cursor = db[SEARCH_INDEX].find(query, RANK_FIELDS).sort("updated_ms", DESCENDING).limit(limit)
+    return [doc async for doc in cursor]
+
+
+async def ids_of(db: AsyncDatabase[Document], query: Document) -> set[str]:
+    return {str(doc["_id"]) async for doc in db[SEARCH_INDEX].find(query, {"_id": 1})}
+
+
+def chunks(items: Iterable[Document], size: int) -> Iterable[list[Document]]:
+    batch: list[Document] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

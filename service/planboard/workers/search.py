@@ -1,0 +1,18 @@
+"""The ``search`` group: keeps ``search_index`` current from project, task and comment
+events (re-reads the entity each time, so redeliveries and reordering are harmless)."""
+
+from __future__ import annotations
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from planboard.events.consumer import ConsumerGroup
+from planboard.events.envelope import Event
+from planboard.services.search import apply_event
+from planboard.store.document import Document
+
+
+def search_group(db: AsyncDatabase[Document]) -> ConsumerGroup:
+    async def handle(event: Event) -> None:
+        await apply_event(db, event)
+
+    return ConsumerGroup(name="search", families=("project", "task", "comment"), handle=handle)

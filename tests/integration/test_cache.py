@@ -1,0 +1,241 @@
+"""The Redis read-through cache of GET project, GET progress and GET task (by id):
+read-after-write, concurrency, invalidation by the rollups worker from events, Redis
+down (fail open), single flight (stampede) and stale fills racing an invalidation."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest_asyncio
+from aiohttp.test_utils import TestClient, TestServer
+from prometheus_client import CollectorRegistry
+from redis.asyncio import Redis
+
+from planboard.app import create_app
+from planboard.devstack.paths import free_port
+from planboard.events import outbox
+from planboard.events.consumer import ConsumerRunner
+from planboard.events.envelope import Event
+from planboard.services import cache
+from planboard.typedefs import metrics_key
+from planboard.workers.registry import GROUPS, WorkerDeps
+from tests.utils.api import expect, new_project, new_task, new_user, new_workspace
+
+
+def loads(client, kind: str) -> float:
+    registry = client.app[metrics_key].registry
+    value = registry.get_sample_value("planboard_cache_loads_total", {"kind": kind})
+    return float(value or 0.0)
+
+
+def lookups(client, kind: str, result: str) -> float:
+    registry = client.app[metrics_key].registry
+    labels = {"kind": kind, "result": result}
+    return float(registry.get_sample_value("planboard_cache_requests_total", labels) or 0.0)
+
+
+async def setup_project(client, tasks: int = 3) -> tuple[Any, dict[str, Any], list[dict[str, Any]]]:
+    owner = await new_user(client)
+    ws = await new_workspace(client, owner)
+    project = await new_project(client, owner, ws, name=f"Cached {uuid.uuid4().hex[:4]}")
+    created = [
+        await new_task(client, owner, project["id"], title=f"t{i}", estimate_hours=2.0)
+        for i in range(tasks)
+    ]
+    return owner, project, created
+
+
+async def get(client, path: str, headers: dict[str, str]) -> Any:
+    return await expect(await client.get(path, headers=headers), 200)
+
+
+async def test_reads_hit_the_cache_and_every_write_is_read_back_at_once(client) -> None:
+    owner, project, tasks = await setup_project(client)
+    h = owner.headers
+    task_path, progress_path = (
+        f"/api/v1/tasks/{tasks[0]['id']}",
+        f"/api/v1/projects/{project['id']}/progress",
+    )
+    project_path = f"/api/v1/projects/{project['id']}"
+    for path in (task_path, progress_path, project_path):
+        await get(client, path, h)
+    hits = lookups(client, "task", "hit")
+    assert (await get(client, task_path, h))["title"] == "t0"
+    assert lookups(client, "task", "hit") == hits + 1
+    for i in range(50):
+        patched = await client.patch(task_path, json={"title": f"r{i}"}, headers=h)
+        await expect(patched, 200)
+        assert (await get(client, task_path, h))["title"] == f"r{i}"
+        status = "done" if i % 2 == 0 else "todo"
+        await expect(await client.patch(task_path, json={"status": status}, headers=h), 200)
+        assert (await get(client, progress_path, h))["completed"] == (1 if status == "done" else 0)
+        renamed = await client.patch(project_path, json={"name": f"Project {i}"}, headers=h)
+        await expect(renamed, 200)
+        assert (await get(client, project_path, h))["name"] == f"Project {i}"
+    # Sparse fields and If-None-Match still work on a cached task.
+    sparse = await get(client, f"{task_path}?fields=title", h)
+    assert sparse == {"id": tasks[0]["id"], "title": "r49"}
+    first = await client.get(task_path, headers=h)
+    again = await client.get(task_path, headers={**h, "If-None-Match": first.headers["ETag"]})
+    assert again.status == 304
+    # Deleting is seen at once too.
+    await expect(await client.delete(task_path, headers=h), 204)
+    assert (await client.get(task_path, headers=h)).status == 404
+    assert (await get(client, progress_path, h))["total"] == 2
+
+
+async def test_concurrent_writes_and_reads_end_consistent(client, db) -> None:
+    owner, project, tasks = await setup_project(client, tasks=4)
+    h = owner.headers
+
+    async def writer(task: dict[str, Any]) -> None:
+        for i in range(8):
+            await expect(
+                await client.patch(
+                    f"/api/v1/tasks/{task['id']}", json={"title": f"w{i}"}, headers=h
+                ),
+                200,
+            )
+
+    async def reader(task: dict[str, Any]) -> None:
+        for _ in range(20):
+            await get(client, f"/api/v1/tasks/{task['id']}", h)
+            await get(client, f"/api/v1/projects/{project['id']}/progress", h)
+
+    await asyncio.gather(*(writer(t) for t in tasks), *(reader(t) for t in tasks * 2))
+    for task in tasks:
+        stored = await db.tasks.find_one({"_id": task["id"]})
+        body = await get(client, f"/api/v1/tasks/{task['id']}", h)
+        assert body["title"] == stored["title"] == "w7"
+        assert body["version"] == stored["version"]
+
+
+@pytest_asyncio.fixture
+async def rollups(settings, db, redis) -> AsyncIterator[None]:
+    runner = ConsumerRunner(settings, db, GROUPS["rollups"](WorkerDeps(settings, db, redis)))
+    running = asyncio.create_task(runner.run())
+    yield
+    runner.stop()
+    await running
+
+
+async def test_rollups_worker_invalidates_on_events_from_other_processes(
+    client, db, rollups
+) -> None:
+    owner, project, tasks = await setup_project(client)
+    h = owner.headers
+    path = f"/api/v1/projects/{project['id']}/progress"
+    assert (await get(client, path, h))["completed"] == 0
+    # Another process changes the task (no API call here): the cache still answers...
+    await db.tasks.update_one({"_id": tasks[0]["id"]}, {"$set": {"status": "done"}})
+    assert (await get(client, path, h))["completed"] == 0
+    # ...until its event reaches the rollups worker (relay → Kafka → consumer group).
+    event = Event(
+        type="task.updated",
+        key=project["id"],
+        workspace_id=project["workspace_id"],
+        data={"project_id": project["id"], "task_id": tasks[0]["id"]},
+    )
+    await outbox.record(db, [event])
+    deadline = asyncio.get_running_loop().time() + 60
+    while (await get(client, path, h))["completed"] != 1:
+        assert asyncio.get_running_loop().time() < deadline, "not invalidated from the event"
+        await asyncio.sleep(0.2)
+
+
+async def test_redis_down_still_serves_from_mongodb(client, settings_with) -> None:
+    owner, project, tasks = await setup_project(client)
+    dead = settings_with(redis_url=f"redis://127.0.0.1:{free_port()}/0", dependency_timeout_s=0.5)
+    other: TestClient[object, object] = TestClient(TestServer(create_app(dead)))
+    await other.start_server()
+    try:
+        h = owner.headers
+        for _ in range(2):
+            assert (await get(other, f"/api/v1/projects/{project['id']}", h))["id"] == project["id"]
+            progress = await get(other, f"/api/v1/projects/{project['id']}/progress", h)
+            assert progress["total"] == 3
+            assert (await get(other, f"/api/v1/tasks/{tasks[0]['id']}", h))["title"] == "t0"
+        patched = await other.patch(
+            f"/api/v1/tasks/{tasks[0]['id']}", json={"title": "x"}, headers=h
+        )
+        await expect(patched, 200)
+        assert (await get(other, f"/api/v1/tasks/{tasks[0]['id']}", h))["title"] == "x"
+        assert lookups(other, "task", "error") >= 3
+        assert lookups(other, "task", "hit") == 0
+    finally:
+        await other.close()
+
+
+async def test_fifty_cold_reads_make_one_load(client) -> None:
+    owner, project, tasks = await setup_project(client, tasks=5)
+    h = owner.headers
+    for kind, path in (
+        ("progress", f"/api/v1/projects/{project['id']}/progress"),
+        ("project", f"/api/v1/projects/{project['id']}"),
+        ("task", f"/api/v1/tasks/{tasks[2]['id']}"),
+    ):
+        before = loads(client, kind)
+        bodies = await asyncio.gather(*(get(client, path, h) for _ in range(50)))
+        assert all(b == bodies[0] for b in bodies)
+        assert loads(client, kind) - before == 1, kind
+
+
+async def test_single_flight_across_processes_and_no_stale_fill(redis: Redis) -> None:
+    project_id = uuid.uuid4().hex[:24]
+    key = cache.progress_key(project_id)
+    calls = 0
+    stale = False
+
+    async def load() -> dict[str, Any]:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.2)
+        return {"p": project_id, "body": calls}
+
+    # Two "processes" (two caches, separate in-process state) over one Redis.
+    a = cache.ReadThrough(redis, cache.CacheMetrics(CollectorRegistry()))
+    b = cache.ReadThrough(redis, cache.CacheMetrics(CollectorRegistry()))
+    got = await asyncio.gather(
+        *(c.get("progress", key, project_id, load) for c in (a, b) for _ in range(25))
+    )
+    assert calls == 1 and {g["body"] for g in got if g} == {1}
+
+    # A fill that read the generation before a racing invalidation never gets served.
+    await cache.invalidate_project(redis, project_id)
+
+    async def racing_load() -> dict[str, Any]:
+        nonlocal stale
+        await cache.invalidate_project(redis, project_id)  # a write lands meanwhile
+        stale = True
+        return {"p": project_id, "body": "old"}
+
+    assert (await a.get("progress", key, project_id, racing_load))["body"] == "old"
+    assert stale
+    fresh = await a.get("progress", key, project_id, load)
+    assert fresh["body"] == 2 and calls == 2
+
+
+async def test_waiters_survive_a_cancelled_leader(redis: Redis) -> None:
+    project_id = uuid.uuid4().hex[:24]
+    key = cache.project_key(project_id)
+    started = asyncio.Event()
+
+    async def slow() -> dict[str, Any]:
+        started.set()
+        await asyncio.sleep(5)
+        return {"p": project_id, "body": "never"}
+
+    async def fast() -> dict[str, Any]:
+        return {"p": project_id, "body": "fresh"}
+
+    rt = cache.ReadThrough(redis, cache.CacheMetrics(CollectorRegistry()))
+    leader = asyncio.create_task(rt.get("project", key, project_id, slow))
+    await started.wait()
+    waiter = asyncio.create_task(rt.get("project", key, project_id, fast))
+    await asyncio.sleep(0.05)
+    leader.cancel()
+    assert (await waiter)["body"] == "fresh"
+    assert leader.cancelled()
