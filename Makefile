@@ -74,3 +74,7 @@ chart-crds: ## copy crds/*.yaml into the Helm chart (charts/planboard/crds/); a 
 	rm -f charts/planboard/crds/*.yaml
 	cp crds/*.yaml charts/planboard/crds/
 	@echo "charts/planboard/crds/ now matches crds/ (apply them before helm upgrade: kubectl apply --server-side -f crds/)"
+
+.PHONY: openapi
+openapi: setup ## regenerate docs/openapi.json and the Postman collection from the code (a test fails on drift)
+	$(BIN)/planboard openapi --output docs/openapi.json --postman docs/planboard.postman_collection.json

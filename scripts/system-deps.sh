@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Install the Debian packages Planboard's dev stack needs, only when missing.
 # Java and Maven fetch Kafka from Maven Central; Go builds FerretDB; redis-server is Redis.
+# chromium + chromium-driver drive the Swagger UI page in a real headless browser
+# (tests/integration/test_swagger_ui.py); they are large, so installed only once.
 set -euo pipefail
 
 need=()
@@ -9,6 +11,8 @@ command -v java >/dev/null || need+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || need+=(maven)
 command -v go >/dev/null || need+=(golang-go)
 command -v pgrep >/dev/null || need+=(procps)
+command -v chromium >/dev/null || need+=(chromium)
+command -v chromedriver >/dev/null || need+=(chromium-driver)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

@@ -9,10 +9,22 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from redis.asyncio import Redis
 
-from planboard.api import auth_routes, workspace_routes
+from planboard import errortracking, tracing
+from planboard.api import (
+    auth_routes,
+    comment_routes,
+    job_routes,
+    notification_routes,
+    project_routes,
+    search_routes,
+    task_routes,
+    webhook_routes,
+    workspace_routes,
+)
 from planboard.api.authn import accounts_key, authentication_middleware
 from planboard.api.cors import cors_middleware, setup_cors
 from planboard.api.health import setup_health
+from planboard.api.idempotency import idempotency_middleware
 from planboard.api.middleware import context_middleware, error_middleware
 from planboard.api.ratelimit import ratelimit_middleware, setup_ratelimit
 from planboard.api.validation import MIDDLEWARES as VALIDATION_MIDDLEWARES
@@ -83,6 +95,7 @@ def create_app(settings: Settings) -> web.Application:
             authentication_middleware,
             ratelimit_middleware,
             *VALIDATION_MIDDLEWARES,
+            idempotency_middleware,
         ],
         client_max_size=MAX_BODY_BYTES,
     )
@@ -95,7 +108,16 @@ def create_app(settings: Settings) -> web.Application:
     setup_ratelimit(app)
     app.add_routes(auth_routes.routes)
     app.add_routes(workspace_routes.routes)
+    app.add_routes(notification_routes.routes)
+    app.add_routes(project_routes.routes)
+    app.add_routes(task_routes.routes)
+    app.add_routes(comment_routes.routes)
+    app.add_routes(webhook_routes.routes)
+    app.add_routes(job_routes.routes)
+    app.add_routes(search_routes.routes)
     setup_validation(app)
+    tracing.instrument_app(app)  # no-ops unless configured (OTEL_*, SENTRY_DSN)
+    errortracking.instrument_app(app)
     return app
 
 
@@ -107,14 +129,19 @@ def serve(settings: Settings) -> None:
         uvloop.install()
     except ImportError:  # pragma: no cover - uvloop is a hard dependency on Linux
         pass
+    tracing.configure("planboard-api")  # before create_app and the MongoDB client
+    errortracking.configure(settings, "api")
     app = create_app(settings)
     log.info("starting API", extra={"settings": settings.redacted()})
-    web.run_app(
-        app,
-        host=settings.host,
-        port=settings.port,
-        access_log=None,
-        shutdown_timeout=settings.shutdown_timeout_s,
-        print=None,
-        handle_signals=True,
-    )
+    try:
+        web.run_app(
+            app,
+            host=settings.host,
+            port=settings.port,
+            access_log=None,
+            shutdown_timeout=settings.shutdown_timeout_s,
+            print=None,
+            handle_signals=True,
+        )
+    finally:
+        tracing.shutdown()  # export the buffered spans

@@ -13,6 +13,7 @@ from typing import Any
 from planboard import __version__
 from planboard.config import Settings, SettingsError
 from planboard.logs import configure_logging
+from planboard.progress import Progress, Step
 
 EPILOG_ENV = """\
 environment:
@@ -87,10 +88,14 @@ async def _seed(settings: Settings) -> int:
     from planboard.services.seed import seed_demo
     from planboard.store.mongo import create_client, database
 
+    progress = Progress("seed")
     client = create_client(settings, appname="planboard-seed")
     try:
+        progress(Step("seed demo workspace", done=0, total=1))
         project, created = await seed_demo(client, database(client, settings))
+        progress(Step("seed demo workspace", done=1, total=1))
     finally:
+        progress.close()
         await client.close()
     verb = "created" if created else "already present"
     print(f"demo project {project['key']} ({project['name']}) {verb}: id {project['_id']}")
@@ -100,6 +105,103 @@ async def _seed(settings: Settings) -> int:
 def cmd_seed(settings: Settings, args: argparse.Namespace) -> int:
     result: int = _run(_seed(settings))
     return result
+
+
+async def _reindex(settings: Settings, workspace_id: str | None) -> int:
+    from planboard.services.search import reindex
+    from planboard.store.mongo import create_client, database
+
+    client = create_client(settings, appname="planboard-reindex")
+    last: dict[str, int] = {}
+
+    def progress(kind: str, done: int) -> None:
+        if done != last.get(kind):
+            last[kind] = done
+            print(f"  {kind}: {done} indexed", flush=True)
+
+    target = f"workspace {workspace_id}" if workspace_id else "all workspaces"
+    print(f"reindexing {target} into search_index", flush=True)
+    try:
+        report = await reindex(database(client, settings), workspace_id, progress=progress)
+    finally:
+        await client.close()
+    print(
+        f"done: {report.projects} projects, {report.tasks} tasks, {report.comments} comments "
+        f"indexed; {report.removed} stale entries removed"
+    )
+    return 0
+
+
+def cmd_reindex(settings: Settings, args: argparse.Namespace) -> int:
+    result: int = _run(_reindex(settings, args.workspace))
+    return result
+
+
+IMPORT_STEPS = 4
+
+
+async def _import(settings: Settings, args: argparse.Namespace, progress: Progress) -> int:
+    from planboard.domain.plan import parse_plan
+    from planboard.services.plans import import_plan
+    from planboard.store import workspaces
+    from planboard.store.mongo import create_client, database
+
+    total = IMPORT_STEPS
+    progress(Step("parse", str(args.path), 1, total))
+    plan = parse_plan(args.text)
+    client = create_client(settings, appname="planboard-import")
+    try:
+        db = database(client, settings)
+        progress(Step("check workspace", args.workspace, 2, total))
+        if await workspaces.get(db, args.workspace) is None:
+            raise LookupError(f"no workspace {args.workspace}")
+        progress(Step("write", f"{len(plan.tasks())} tasks", 3, total))
+        project = await import_plan(
+            client, db, workspace_id=args.workspace, plan=plan, key=args.key
+        )
+        progress(Step("done", "", total, total))
+    finally:
+        await client.close()
+    progress.close()
+    print(
+        f"imported {len(plan.tasks())} tasks in {len(plan.phases)} phases as project "
+        f"{project['key']} ({project['name']}): id {project['_id']}"
+    )
+    return 0
+
+
+def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
+    progress = Progress("import")
+    try:
+        progress(Step("read", str(args.path), 0, IMPORT_STEPS))
+        args.text = Path(args.path).read_text(encoding="utf-8")
+        result: int = _run(_import(settings, args, progress))
+    finally:
+        progress.close()
+    return result
+
+
+def cmd_openapi(settings: Settings, args: argparse.Namespace) -> int:
+    import json
+
+    from planboard.api.openapi import postman_collection
+    from planboard.api.validation import openapi_document
+    from planboard.app import create_app
+
+    spec = openapi_document(create_app(settings))
+    text = json.dumps(spec, indent=2, ensure_ascii=False) + "\n"
+    if args.output in (None, "-"):
+        sys.stdout.write(text)
+    else:
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(f"wrote the OpenAPI document to {args.output}", file=sys.stderr)
+    if args.postman:
+        collection = postman_collection(spec)
+        Path(args.postman).write_text(
+            json.dumps(collection, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
+        print(f"wrote the Postman collection to {args.postman}", file=sys.stderr)
+    return 0
 
 
 def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
@@ -112,38 +214,13 @@ def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-class _ProgressLine:
-    """A one-line progress indicator on stderr (rewritten in place on a terminal)."""
-
-    def __init__(self, command: str) -> None:
-        self.command = command
-        self.tty = sys.stderr.isatty()
-        self.last = ""
-
-    def __call__(self, step: Any) -> None:
-        total = f"/{step.total}" if step.total is not None else ""
-        unit = " bytes" if step.phase in ("upload", "download") else ""
-        text = f"{self.command}: {step.phase} {step.item} {step.done}{total}{unit}".rstrip()
-        if self.tty:
-            sys.stderr.write("\r\x1b[K" + text)
-            sys.stderr.flush()
-        elif (step.total is None or step.done in (0, step.total)) and text != self.last:
-            # In a log (a Kubernetes Job) print the start and end of each step only.
-            print(text, file=sys.stderr, flush=True)
-        self.last = text
-
-    def close(self) -> None:
-        if self.tty and self.last:
-            sys.stderr.write("\n")
-
-
 async def _backup(settings: Settings, args: argparse.Namespace) -> int:
     from planboard.services import backup
     from planboard.store.mongo import create_client
 
     database = args.database or settings.mongodb_db
     target = backup.open_target(args.to, s3_endpoint=args.s3_endpoint, s3_region=args.s3_region)
-    progress = _ProgressLine("backup")
+    progress = Progress("backup")
     client = create_client(settings, appname="planboard-backup")
     try:
         result = await backup.backup(
@@ -178,7 +255,7 @@ async def _restore(settings: Settings, args: argparse.Namespace) -> int:
     from planboard.store.mongo import create_client
 
     database = args.database or settings.mongodb_db
-    progress = _ProgressLine("restore")
+    progress = Progress("restore")
     client = create_client(settings, appname="planboard-restore")
     try:
         manifest = await backup.restore(
@@ -277,8 +354,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--status", action="store_true", help="list migrations and whether applied")
     p.set_defaults(func=cmd_migrate)
 
+    p = add(
+        "reindex",
+        "Rebuild the search index from projects, tasks and comments (idempotent).",
+        "planboard reindex\nplanboard reindex --workspace 6650c0ffee0000000000abcd",
+    )
+    p.add_argument("--workspace", metavar="ID", help="only this workspace (default: all)")
+    p.set_defaults(func=cmd_reindex)
+
     p = add("seed", "Load the demo workspace with the sample plan (idempotent).", "planboard seed")
     p.set_defaults(func=cmd_seed)
+
+    p = add(
+        "import",
+        "Import a Markdown plan file (plan-template.md format) as a new project.",
+        "planboard import plan.md --workspace 66f0c1d2e3a4b5c6d7e8f901\n"
+        "planboard import docs/roadmap.md --workspace 66f0c1d2e3a4b5c6d7e8f901 --key RM",
+    )
+    p.add_argument("path", metavar="PATH", help="the plan file (UTF-8 Markdown)")
+    p.add_argument("--workspace", required=True, metavar="ID", help="the workspace id")
+    p.add_argument("--key", help="project key (2-10 letters/digits; default: from the name)")
+    p.set_defaults(func=cmd_import)
+
+    p = add(
+        "openapi",
+        "Print the OpenAPI 3 document (generated from the request/response schemas).",
+        "planboard openapi > openapi.json\n"
+        "planboard openapi --output docs/openapi.json "
+        "--postman docs/planboard.postman_collection.json",
+    )
+    p.add_argument("--output", "-o", metavar="PATH", help="write it here (default: stdout)")
+    p.add_argument("--postman", metavar="PATH", help="also write a Postman v2.1 collection")
+    p.set_defaults(func=cmd_openapi)
 
     p = add(
         "backup",

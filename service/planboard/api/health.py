@@ -6,7 +6,10 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
+import marshmallow as m
 from aiohttp import web
+from aiohttp_apigami import docs, response_schema
+from marshmallow import fields, validate
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from planboard.api.middleware import request_id_of
@@ -24,6 +27,23 @@ class Lifecycle:
 lifecycle_key = web.AppKey("lifecycle", Lifecycle)
 
 
+class HealthOut(m.Schema):
+    status = fields.String(required=True, validate=validate.OneOf(["ok"]))
+
+
+class CheckOut(m.Schema):
+    status = fields.String(required=True, validate=validate.OneOf(["up", "down"]))
+    latency_ms = fields.Float()
+    error = fields.String()
+
+
+class ReadyOut(m.Schema):
+    status = fields.String(required=True, validate=validate.OneOf(["ready"]))
+    checks = fields.Dict(keys=fields.String(), values=fields.Nested(CheckOut), required=True)
+
+
+@docs(tags=["ops"], summary="Liveness: the process serves requests", security=[])
+@response_schema(HealthOut, 200)
 async def healthz(request: web.Request) -> web.Response:
     """Liveness: the process serves requests (dependencies are not checked here)."""
     return web.json_response({"status": "ok"})
@@ -39,6 +59,12 @@ async def _timed(check: Callable[[], Awaitable[object]], limit_s: float) -> dict
     return {"status": "up", "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
 
 
+@docs(
+    tags=["ops"],
+    summary="Readiness: MongoDB, Kafka and Redis answer (503 names what is down)",
+    security=[],
+)
+@response_schema(ReadyOut, 200)
 async def readyz(request: web.Request) -> web.Response:
     """Readiness: every required dependency answers; 503 names what is down."""
     app = request.app
@@ -74,6 +100,7 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ready", "checks": report})
 
 
+@docs(tags=["ops"], summary="Prometheus metrics", security=[])
 async def metrics(request: web.Request) -> web.Response:
     body = generate_latest(request.app[metrics_key].registry)
     response = web.Response(body=body)

@@ -37,7 +37,8 @@ class CursorCodec:
         if len(cursor) > MAX_CURSOR_LENGTH or cursor.count(".") != 1:
             raise invalid
         payload, mac = cursor.split(".")
-        if not hmac.compare_digest(mac, self._mac(purpose, payload.encode())):
+        # bytes: compare_digest refuses str with non-ASCII characters (a TypeError, a 500)
+        if not hmac.compare_digest(mac.encode(), self._mac(purpose, payload.encode()).encode()):
             raise invalid
         try:
             raw = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))

@@ -15,8 +15,10 @@ from typing import Any, NoReturn
 import marshmallow as m
 from aiohttp import web
 from aiohttp_apigami import setup_aiohttp_apispec, validation_middleware
+from aiohttp_apigami.constants import SWAGGER_DICT
 
 from planboard import __version__
+from planboard.api.openapi import finalize
 from planboard.domain.errors import ValidationFailed
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -95,6 +97,8 @@ def query_of(request: web.Request) -> dict[str, Any]:
 
 
 def setup_validation(app: web.Application) -> None:
+    """Validation, and the OpenAPI document built from the same schemas (after every route
+    is added: ``in_place``), finished by :func:`planboard.api.openapi.finalize`."""
     setup_aiohttp_apispec(
         app,
         title="Planboard API",
@@ -105,19 +109,16 @@ def setup_validation(app: web.Application) -> None:
         openapi_version="3.0.3",
         request_data_name=DATA_KEY,
         error_callback=error_callback,
+        in_place=True,
         info={"description": "Project planning: workspaces, projects, tasks, dependencies."},
-        components={
-            "securitySchemes": {
-                "bearer": {
-                    "type": "http",
-                    "scheme": "bearer",
-                    "description": (
-                        "A JWT access token from /auth/login, or a personal access token (pbpat_…)"
-                    ),
-                }
-            }
-        },
     )
+    app[SWAGGER_DICT] = finalize(app[SWAGGER_DICT], app)
+
+
+def openapi_document(app: web.Application) -> dict[str, Any]:
+    """The app's finished OpenAPI document (what ``/api/openapi.json`` serves)."""
+    spec: dict[str, Any] = app[SWAGGER_DICT]
+    return spec
 
 
 MIDDLEWARES = (media_type_middleware, validation_middleware)
