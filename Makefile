@@ -78,3 +78,7 @@ chart-crds: ## copy crds/*.yaml into the Helm chart (charts/planboard/crds/); a 
 .PHONY: openapi
 openapi: setup ## regenerate docs/openapi.json and the Postman collection from the code (a test fails on drift)
 	$(BIN)/planboard openapi --output docs/openapi.json --postman docs/planboard.postman_collection.json
+
+.PHONY: bench
+bench: servers ## HTTP benchmark of the main API paths vs a hello-world ceiling (writes docs/benchmarks.md)
+	$(BIN)/python benchmarks/http_bench.py $(BENCH_ARGS)
