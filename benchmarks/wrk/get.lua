@@ -5,11 +5,8 @@ if token and token ~= "" then
 end
 wrk.method = "GET"
 
+dofile(debug.getinfo(1, "S").source:sub(2):match("(.*/)") .. "report.lua")
+
 function done(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format("PB_RESULT requests=%d duration_us=%d p50=%d p90=%d p95=%d p99=%d "
-    .. "connect=%d read=%d write=%d status=%d timeout=%d\n",
-    summary.requests, summary.duration, latency:percentile(50), latency:percentile(90),
-    latency:percentile(95), latency:percentile(99), e.connect, e.read, e.write, e.status,
-    e.timeout))
+  print_result(summary, latency)
 end
