@@ -10,10 +10,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
+from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
 from planboard.domain.errors import Conflict
+from planboard.events import outbox
 from planboard.events.envelope import Event
 from planboard.store import activity
 from planboard.store.document import Document
@@ -78,6 +80,18 @@ def entry(
     if data:
         doc["data"] = dict(data)
     return doc
+
+
+async def record_change(
+    db: AsyncDatabase[Document],
+    *,
+    events: list[Event],
+    entries: list[Document],
+    session: AsyncClientSession | None,
+) -> None:
+    """A change's domain events (outbox) and activity entries, in the change's write unit."""
+    await outbox.record(db, events, session=session)
+    await activity.insert_many(db, entries, session=session)
 
 
 def event(kind: str, project: Mapping[str, object], actor: Actor, **data: Any) -> Event:

@@ -17,11 +17,10 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from planboard.domain.access import Role
 from planboard.domain.errors import Forbidden, NotFound, VersionMismatch
-from planboard.events import outbox
 from planboard.services.access import Access, Caller, authorize
-from planboard.services.activity import Actor, entry, event
+from planboard.services.activity import Actor, entry, event, record_change
 from planboard.services.projects import check_id, check_version
-from planboard.store import activity, comments, memberships, projects, tasks, users
+from planboard.store import comments, memberships, projects, tasks, users
 from planboard.store.document import Document
 from planboard.store.ids import new_id, utcnow
 from planboard.store.tx import write_unit
@@ -123,9 +122,9 @@ async def create_comment(
     }
     async with write_unit(client) as session:
         await comments.insert(db, comment, session=session)
-        await outbox.record(
+        await record_change(
             db,
-            [
+            events=[
                 event(
                     "comment.created",
                     project,
@@ -137,11 +136,7 @@ async def create_comment(
                     mentions=mentioned,
                 )
             ],
-            session=session,
-        )
-        await activity.insert_many(
-            db,
-            [
+            entries=[
                 entry(
                     project=project,
                     actor=actor,
@@ -181,9 +176,9 @@ async def update_comment(
             db, str(comment["_id"]), version, values, session=session
         ):
             raise VersionMismatch("the comment changed meanwhile; read it again")
-        await outbox.record(
+        await record_change(
             db,
-            [
+            events=[
                 event(
                     "comment.updated",
                     project,
@@ -195,11 +190,7 @@ async def update_comment(
                     new_mentions=[m for m in mentioned if m not in before],
                 )
             ],
-            session=session,
-        )
-        await activity.insert_many(
-            db,
-            [
+            entries=[
                 entry(
                     project=project,
                     actor=actor,
@@ -229,9 +220,9 @@ async def delete_comment(
     async with write_unit(client) as session:
         if not await comments.delete(db, str(comment["_id"]), session=session):
             raise NotFound("comment not found")
-        await outbox.record(
+        await record_change(
             db,
-            [
+            events=[
                 event(
                     "comment.deleted",
                     project,
@@ -241,11 +232,7 @@ async def delete_comment(
                     key=task["key"],
                 )
             ],
-            session=session,
-        )
-        await activity.insert_many(
-            db,
-            [
+            entries=[
                 entry(
                     project=project,
                     actor=actor,

@@ -29,10 +29,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from planboard.domain.dag import find_cycle_if_added
 from planboard.domain.errors import Conflict, CycleDetected, NotFound, ValidationFailed
-from planboard.events import outbox
-from planboard.services.activity import Actor, Retry, entry, event, with_retries
+from planboard.services.activity import Actor, Retry, entry, event, record_change, with_retries
 from planboard.services.projects import OBJECT_ID_RE
-from planboard.store import activity, projects, tasks
+from planboard.store import projects, tasks
 from planboard.store.document import Document
 from planboard.store.ids import new_id, utcnow
 from planboard.store.tx import write_unit
@@ -163,9 +162,9 @@ async def _record(
     now: datetime,
     session: AsyncClientSession | None,
 ) -> None:
-    await outbox.record(
+    await record_change(
         db,
-        [
+        events=[
             event(
                 f"task.{action}",
                 project,
@@ -176,11 +175,7 @@ async def _record(
                 blocked_by_key=blocker["key"],
             )
         ],
-        session=session,
-    )
-    await activity.insert_many(
-        db,
-        [
+        entries=[
             entry(
                 project=project,
                 actor=actor,

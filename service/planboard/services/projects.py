@@ -23,7 +23,16 @@ from planboard.domain.model import TaskNode, TaskStatus
 from planboard.domain.progress import compute_progress
 from planboard.events import outbox
 from planboard.services.access import Access, Caller, authorize
-from planboard.services.activity import Actor, Retry, changes_out, diff, entry, event, with_retries
+from planboard.services.activity import (
+    Actor,
+    Retry,
+    changes_out,
+    diff,
+    entry,
+    event,
+    record_change,
+    with_retries,
+)
 from planboard.store import activity, comments, projects, tasks
 from planboard.store.document import Document
 from planboard.store.ids import new_id, utcnow
@@ -136,14 +145,12 @@ async def create_project(
         try:
             async with write_unit(client) as session:
                 await projects.insert(db, project, session=session)
-                await outbox.record(
+                await record_change(
                     db,
-                    [event("project.created", project, actor, key=key, name=project["name"])],
-                    session=session,
-                )
-                await activity.insert_many(
-                    db,
-                    [
+                    events=[
+                        event("project.created", project, actor, key=key, name=project["name"])
+                    ],
+                    entries=[
                         entry(
                             project=project,
                             actor=actor,
@@ -230,14 +237,10 @@ async def update_project(
                 if expected_version is not None:
                     raise VersionMismatch("the project changed meanwhile; read it again")
                 raise Retry
-            await outbox.record(
+            await record_change(
                 db,
-                [event("project.updated", current, actor, changes=changes_out(changes))],
-                session=session,
-            )
-            await activity.insert_many(
-                db,
-                [
+                events=[event("project.updated", current, actor, changes=changes_out(changes))],
+                entries=[
                     entry(
                         project=current,
                         actor=actor,
@@ -349,9 +352,9 @@ async def _change_phases(
                 data["tasks_moved"] = await tasks.move_phase(
                     db, project_id, str(phase["id"]), str(data["move_to"]), now, session=session
                 )
-            await outbox.record(
+            await record_change(
                 db,
-                [
+                events=[
                     event(
                         f"project.{kind}",
                         current,
@@ -362,11 +365,7 @@ async def _change_phases(
                         **data,
                     )
                 ],
-                session=session,
-            )
-            await activity.insert_many(
-                db,
-                [
+                entries=[
                     entry(
                         project=current,
                         actor=actor,

@@ -26,6 +26,7 @@ from planboard.services.activity import (
     changes_out,
     entry,
     event,
+    record_change,
     with_retries,
 )
 from planboard.services.projects import (
@@ -258,17 +259,13 @@ async def create_tasks(
     try:
         async with write_unit(client) as session:
             await tasks.insert_many(db, docs, session=session)
-            await outbox.record(
+            await record_change(
                 db,
-                [
+                events=[
                     event("task.created", project, actor, task_id=d["_id"], key=d["key"])
                     for d in docs
                 ],
-                session=session,
-            )
-            await activity.insert_many(
-                db,
-                [
+                entries=[
                     entry(
                         project=project,
                         actor=actor,
@@ -492,14 +489,10 @@ async def delete_task(
         await tasks.detach(db, str(project["_id"]), task_id, now, session=session)
         await projects.touch_graph(db, str(project["_id"]), session=session)
         await comments.delete_of_task(db, task_id, session=session)
-        await outbox.record(
+        await record_change(
             db,
-            [event("task.deleted", project, actor, task_id=task_id, key=current["key"])],
-            session=session,
-        )
-        await activity.insert_many(
-            db,
-            [
+            events=[event("task.deleted", project, actor, task_id=task_id, key=current["key"])],
+            entries=[
                 entry(
                     project=project,
                     actor=actor,
