@@ -17,6 +17,7 @@ Markdown plan (sequential requests). Prints a Markdown report and writes it into
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -30,6 +31,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -522,6 +524,42 @@ LIST = "GET /projects/{id}/tasks?status=todo&limit=50"
 PROGRESS = "GET /projects/{id}/progress"
 
 
+@contextlib.contextmanager
+def profiled(
+    directory: Path | None, pid: int, name: str, connections: int, duration: int
+) -> Iterator[None]:
+    """Sample ``pid`` with py-spy (250 Hz, collapsed stacks) while the block runs."""
+    if directory is None or name == HELLO:
+        yield
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    out = directory / f"{slug}-c{connections}.collapsed.txt"
+    spy = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("py-spy")),
+            "record",
+            "--pid",
+            str(pid),
+            "--rate",
+            "250",
+            "--format",
+            "raw",
+            "--duration",
+            str(duration),
+            "--output",
+            str(out),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield
+    finally:
+        spy.wait(duration + 30)
+        print(f"    profile: {out}", flush=True)
+
+
 def start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     handle = log.open("wb")
     return subprocess.Popen(
@@ -553,8 +591,23 @@ def main() -> None:
     parser.add_argument(
         "--no-doc", action="store_true", help="print only; leave docs/benchmarks.md"
     )
+    parser.add_argument(
+        "--only",
+        default="",
+        help="comma-separated substrings: run only the paths whose name contains one "
+        "(the hello-world ceiling always runs); implies --no-doc",
+    )
+    parser.add_argument(
+        "--profile-dir",
+        type=Path,
+        help="record the API process with py-spy during each path's wrk runs "
+        "(collapsed stacks per path and connection count, for flamegraph tools); implies --no-doc",
+    )
     args = parser.parse_args()
     connections = [int(c) for c in args.connections.split(",")]
+    only = [o.strip() for o in args.only.split(",") if o.strip()]
+    if only or args.profile_dir:
+        args.no_doc = True  # a partial or profiled run is not the figure of record
     args.threads_note = "2 wrk threads (1 at 1 connection: wrk needs connections ≥ threads)"
     flags = " ".join(sys.argv[1:])
     command = f".venv/bin/python benchmarks/http_bench.py {flags}".rstrip()
@@ -631,14 +684,15 @@ def main() -> None:
                 ok(*call(url, "GET", "", token=token), name)
             print("driving load with wrk …", flush=True)
             points = []
+            api_pid = procs[0].pid
             for name, url, script, extra in paths:
+                if only and name != HELLO and not any(o in name for o in only):
+                    continue
                 token = login(base, s.email, s.password)  # a fresh 15-minute access token per path
                 for c in connections:
-                    points.append(
-                        run_wrk(
-                            wrk, name, url, script, c, args.duration, {"PB_TOKEN": token, **extra}
-                        )
-                    )
+                    wrk_env = {"PB_TOKEN": token, **extra}
+                    with profiled(args.profile_dir, api_pid, name, c, args.duration):
+                        points.append(run_wrk(wrk, name, url, script, c, args.duration, wrk_env))
 
             imports, import_ok = [], True
             token = login(base, s.email, s.password)

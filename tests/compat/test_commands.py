@@ -54,3 +54,15 @@ async def test_drop_collection(db: Db) -> None:
 async def test_list_database_names_includes_database_with_data(db: Db) -> None:
     await db["c"].insert_one({})
     assert db.name in await db.client.list_database_names()
+
+
+async def test_count_command_with_a_query(db: Db) -> None:
+    """``store.counting.count``: the ``count`` command, index-backed on both servers."""
+    await db.c.create_index([("project_id", 1)])
+    await db.c.insert_many(
+        [{"project_id": "a" if i % 3 else "b", "read": i % 2 == 0} for i in range(30)]
+    )
+    assert (await db.command("count", "c", query={"project_id": "a"}))["n"] == 20
+    assert (await db.command("count", "c", query={"project_id": "b", "read": False}))["n"] == 5
+    assert (await db.command("count", "c", query={"project_id": "zzz"}))["n"] == 0
+    assert (await db.command("count", "missing", query={"x": 1}))["n"] == 0

@@ -14,6 +14,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from planboard import tracing
 from planboard.events.envelope import Event, family_of
+from planboard.store.counting import count
 from planboard.store.document import Document
 
 OUTBOX = "outbox"
@@ -108,7 +109,7 @@ async def mark_published(db: AsyncDatabase[Document], ids: list[str]) -> None:
 
 
 async def backlog(db: AsyncDatabase[Document]) -> int:
-    return await outbox(db).count_documents({"published": False})
+    return await count(outbox(db), {"published": False})
 
 
 async def purge_published(db: AsyncDatabase[Document], older_than: timedelta) -> int:

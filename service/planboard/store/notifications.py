@@ -8,6 +8,7 @@ from pymongo import DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from planboard.store.counting import count
 from planboard.store.document import Document
 
 NOTIFICATIONS = "notifications"
@@ -35,7 +36,7 @@ async def page(
 
 
 async def unread_count(db: AsyncDatabase[Document], user_id: str) -> int:
-    return await db[NOTIFICATIONS].count_documents({"user_id": user_id, "read": False})
+    return await count(db[NOTIFICATIONS], {"user_id": user_id, "read": False})
 
 
 async def mark_read(

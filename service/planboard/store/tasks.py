@@ -19,6 +19,7 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
+from planboard.store.counting import count
 from planboard.store.document import Document
 from planboard.store.projects import keyset_page
 
@@ -138,7 +139,7 @@ async def plan_refs_taken(
 
 
 async def count_in_project(db: AsyncDatabase[Document], project_id: str) -> int:
-    return await db[TASKS].count_documents({"project_id": project_id})
+    return await count(db[TASKS], {"project_id": project_id})
 
 
 async def counts_by_phase(db: AsyncDatabase[Document], project_id: str) -> dict[str, int]:
@@ -152,7 +153,7 @@ async def counts_by_phase(db: AsyncDatabase[Document], project_id: str) -> dict[
 
 
 async def count_in_phase(db: AsyncDatabase[Document], project_id: str, phase_id: str) -> int:
-    return await db[TASKS].count_documents({"project_id": project_id, "phase_id": phase_id})
+    return await count(db[TASKS], {"project_id": project_id, "phase_id": phase_id})
 
 
 async def page(

@@ -25,6 +25,7 @@ from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from planboard.store import counting
 from planboard.store.document import Document
 
 WEBHOOKS = "webhooks"
@@ -60,7 +61,7 @@ async def get_by_id(db: AsyncDatabase[Document], webhook_id: str) -> Document | 
 
 
 async def count(db: AsyncDatabase[Document], workspace_id: str) -> int:
-    return await db[WEBHOOKS].count_documents({"workspace_id": workspace_id})
+    return await counting.count(db[WEBHOOKS], {"workspace_id": workspace_id})
 
 
 async def page(
