@@ -1,4 +1,5 @@
-"""The Redis read-through cache of GET project, GET progress and GET task (by id):
+"""The Redis read-through cache of GET project, GET progress, GET task (by id) and
+the pages of a project's task list:
 read-after-write, concurrency, invalidation by the rollups worker from events, Redis
 down (fail open), single flight (stampede) and stale fills racing an invalidation."""
 
@@ -22,7 +23,14 @@ from planboard.events.envelope import Event
 from planboard.services import cache
 from planboard.typedefs import metrics_key
 from planboard.workers.registry import GROUPS, WorkerDeps
-from tests.utils.api import expect, new_project, new_task, new_user, new_workspace
+from tests.utils.api import (
+    add_member,
+    expect,
+    new_project,
+    new_task,
+    new_user,
+    new_workspace,
+)
 
 
 def loads(client, kind: str) -> float:
@@ -111,6 +119,55 @@ async def test_concurrent_writes_and_reads_end_consistent(client, db) -> None:
         body = await get(client, f"/api/v1/tasks/{task['id']}", h)
         assert body["title"] == stored["title"] == "w7"
         assert body["version"] == stored["version"]
+
+
+async def test_task_list_pages_are_cached_and_every_write_shows_at_once(client, db) -> None:
+    owner, project, tasks = await setup_project(client, tasks=5)
+    h = owner.headers
+    base = f"/api/v1/projects/{project['id']}/tasks"
+    first = await get(client, f"{base}?limit=2", h)
+    loads_before = loads(client, "task_list")
+    hits = lookups(client, "task_list", "hit")
+    assert await get(client, f"{base}?limit=2", h) == first
+    assert lookups(client, "task_list", "hit") == hits + 1
+    assert loads(client, "task_list") == loads_before
+    # the next page (a different cursor) is its own entry, and the pages join up
+    second = await get(client, f"{base}?limit=2&cursor={first['next_cursor']}", h)
+    assert [t["id"] for t in first["items"] + second["items"]] == [t["id"] for t in tasks[:4]]
+    # every kind of write shows in the very next read of a cached page
+    todo = f"{base}?status=todo&limit=50"
+    assert len((await get(client, todo, h))["items"]) == 5
+    for i, task in enumerate(tasks):
+        path = f"/api/v1/tasks/{task['id']}"
+        await expect(await client.patch(path, json={"status": "done"}, headers=h), 200)
+        assert len((await get(client, todo, h))["items"]) == 4 - i
+    created = await new_task(client, owner, project["id"], title="late")
+    assert [t["id"] for t in (await get(client, todo, h))["items"]] == [created["id"]]
+    renamed = await client.patch(
+        f"/api/v1/tasks/{created['id']}", json={"title": "renamed"}, headers=h
+    )
+    await expect(renamed, 200)
+    assert (await get(client, f"{todo}&fields=title", h))["items"] == [
+        {"id": created["id"], "title": "renamed"}
+    ]
+    deleted = await client.delete(f"/api/v1/tasks/{created['id']}", headers=h)
+    assert deleted.status == 204
+    assert (await get(client, todo, h))["items"] == []
+
+
+async def test_assignee_me_pages_are_per_caller(client, db) -> None:
+    owner, project, tasks = await setup_project(client, tasks=2)
+    other = await new_user(client)
+    await add_member(db, project["workspace_id"], other, "member")
+    path = f"/api/v1/tasks/{tasks[0]['id']}"
+    await expect(
+        await client.patch(path, json={"assignee_id": other.id}, headers=owner.headers), 200
+    )
+    mine = f"/api/v1/projects/{project['id']}/tasks?assignee=me"
+    for _ in range(2):  # the second round is served from the cache
+        assert (await get(client, mine, owner.headers))["items"] == []
+        theirs = await get(client, mine, other.headers)
+        assert [t["id"] for t in theirs["items"]] == [tasks[0]["id"]]
 
 
 @pytest_asyncio.fixture

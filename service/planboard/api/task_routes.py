@@ -164,34 +164,47 @@ async def list_tasks(request: web.Request) -> web.Response:
     query = query_of(request)
     db = request.app[db_key]
     codec = codec_of(request)
-    purpose = purpose_of("tasks", str(project["_id"]), query)
+    project_id = str(project["_id"])
+    purpose = purpose_of("tasks", project_id, query)
+    caller = caller_of(request)
     filters = service.TaskFilters(
         statuses=tuple(query.get("status") or ()),
         phase=query.get("phase"),
-        assignee=query.get("assignee"),
+        assignee=caller.user_id if query.get("assignee") == "me" else query.get("assignee"),
         labels=tuple(query.get("label") or ()),
         due_before=query.get("due_before"),
         due_after=query.get("due_after"),
         ready=query.get("ready"),
     )
-    sort = query["sort"]
-    found, more = await service.list_tasks(
-        db,
-        project,
-        caller_of(request),
-        filters,
-        sort=sort,
-        after=cursor_after(codec, purpose, query.get("cursor")),
-        limit=query["limit"],
-    )
-    views = await service.views(db, project, found)
-    field = service.TASK_SORTS[sort.lstrip("-")]
-    return json_response(
-        {
-            "items": [task_out(v, query.get("fields_")) for v in views],
-            "next_cursor": next_cursor(codec, purpose, found[-1] if found else None, field, more),
+    sort, after = query["sort"], cursor_after(codec, purpose, query.get("cursor"))
+
+    async def load() -> dict[str, Any]:
+        found, more = await service.list_tasks(
+            db, project, caller, filters, sort=sort, after=after, limit=query["limit"]
+        )
+        views = await service.views(db, project, found)
+        field = service.TASK_SORTS[sort.lstrip("-")]
+        cursor = next_cursor(codec, purpose, found[-1] if found else None, field, more)
+        return {
+            "body": {
+                "items": [task_out(v, query.get("fields_")) for v in views],
+                "next_cursor": cursor,
+            }
         }
-    )
+
+    # A page depends on the project's tasks only (read access was checked above), so it
+    # is cached under the project's generation like GET /tasks/{id}.
+    shape = {
+        "filters": filters,
+        "sort": sort,
+        "after": after,
+        "limit": query["limit"],
+        "fields": query.get("fields_"),
+    }
+    key = cache.task_list_key(project_id, shape)
+    value = await cache_of(request).get("task_list", key, project_id, load)
+    assert value is not None  # load always returns a page
+    return json_response(value["body"])
 
 
 # --------------------------------------------------------------------------- one task

@@ -8,8 +8,8 @@ replaces the generation (and deletes the project's own keys), so:
 
 - a fill that read the generation *before* loading from MongoDB and stores after an
   invalidation stores a value nobody will ever serve (no stale data from races);
-- a task's value (keyed by task id) dies with its project's generation, so no list of
-  task keys is kept;
+- a task's value (keyed by task id) and a page of a project's task list (keyed by a
+  digest of the query) die with the project's generation, so no list of keys is kept;
 - a missing (expired or evicted) generation invalidates everything of the project.
 
 Single flight: concurrent misses of one key and generation share one load — in a
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
@@ -69,6 +70,15 @@ def progress_key(project_id: str) -> str:
 
 def task_key(task_id: str) -> str:
     return f"{PREFIX}task:{task_id}"
+
+
+def task_list_key(project_id: str, request: dict[str, Any]) -> str:
+    """One page of a project's task list, named by everything that shapes the answer
+    (filters with ``me`` resolved to the caller, sort, cursor, limit, sparse fields)."""
+    digest = hashlib.sha256(
+        orjson.dumps(request, default=_default, option=orjson.OPT_SORT_KEYS)
+    ).hexdigest()[:32]
+    return f"{PREFIX}tasks:{project_id}:{digest}"
 
 
 async def invalidate_project(redis: Redis, project_id: str) -> int:
