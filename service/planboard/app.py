@@ -31,7 +31,7 @@ from planboard.api.validation import MIDDLEWARES as VALIDATION_MIDDLEWARES
 from planboard.api.validation import setup_validation
 from planboard.config import Settings
 from planboard.events.kafka import KafkaProbe
-from planboard.metrics import Metrics
+from planboard.metrics import Metrics, multiprocess_metrics
 from planboard.services.accounts import Accounts
 from planboard.store.mongo import create_client, database
 from planboard.typedefs import (
@@ -142,6 +142,7 @@ def serve(settings: Settings) -> None:
             shutdown_timeout=settings.shutdown_timeout_s,
             print=None,
             handle_signals=True,
+            reuse_port=multiprocess_metrics() or None,
         )
     finally:
         tracing.shutdown()  # export the buffered spans

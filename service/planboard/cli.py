@@ -39,6 +39,10 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         from dataclasses import replace
 
         settings = replace(settings, port=args.port)
+    if settings.api_processes > 1:
+        from planboard.supervisor import supervise
+
+        return supervise(settings, [] if args.port is None else ["--port", str(args.port)])
     serve(settings)
     return 0
 
@@ -325,7 +329,12 @@ def build_parser() -> argparse.ArgumentParser:
             formatter_class=fmt,
         )
 
-    p = add("serve", "Run the HTTP API.", "planboard serve\nPLANBOARD_PORT=9000 planboard serve")
+    p = add(
+        "serve",
+        "Run the HTTP API (PLANBOARD_API_PROCESSES=N|auto: N processes on one port).",
+        "planboard serve\nPLANBOARD_PORT=9000 planboard serve\n"
+        "PLANBOARD_API_PROCESSES=auto planboard serve",
+    )
     p.add_argument("--port", type=int, help="port to listen on (default: PLANBOARD_PORT or 8080)")
     p.set_defaults(func=cmd_serve)
 

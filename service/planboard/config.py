@@ -7,9 +7,11 @@ never ship a known signing key.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
 from typing import Literal
 
 Environment = Literal["development", "test", "production"]
@@ -73,6 +75,22 @@ def _csv(raw: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in raw.split(",") if part.strip())
 
 
+def usable_cpus() -> int:
+    """CPUs this process may use: its affinity mask, capped by a cgroup v2 CPU quota
+    (a container's CPU limit), at least 1."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        cpus = os.cpu_count() or 1
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            cpus = min(cpus, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, cpus)
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """All runtime settings; build with ``Settings.from_env()``."""
@@ -80,6 +98,7 @@ class Settings:
     env: Environment = "development"
     host: str = "127.0.0.1"
     port: int = 8080
+    api_processes: int = 1  # `planboard serve` processes sharing the port (SO_REUSEPORT)
     metrics_port: int = 0  # relay/worker processes serve /metrics here when set
     mongodb_uri: str = "mongodb://127.0.0.1:27017/"
     mongodb_db: str = "planboard"
@@ -177,6 +196,13 @@ class Settings:
             raw = get(name.upper())
             if raw is not None:
                 values[name] = _bool(f"PLANBOARD_{name.upper()}", raw)
+        raw = get("API_PROCESSES")
+        if raw is not None:
+            values["api_processes"] = (
+                usable_cpus()
+                if raw.strip().lower() == "auto"
+                else _int("PLANBOARD_API_PROCESSES", raw, 1, 64)
+            )
         raw = get("LOG_LEVEL")
         if raw is not None:
             if raw.upper() not in LOG_LEVELS:

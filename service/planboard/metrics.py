@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+#: Set by the ``planboard serve`` supervisor (planboard/supervisor.py) in its children.
+CHILD_ENV = "PLANBOARD_SERVE_CHILD"
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0)
+
+
+def multiprocess_metrics() -> bool:
+    """Whether this process is one of several ``planboard serve`` processes that write
+    their samples to a shared directory (each one's /metrics then answers for all)."""
+    return bool(os.environ.get(MULTIPROC_ENV)) and os.environ.get(CHILD_ENV) == "1"
 
 
 @dataclass
@@ -35,10 +46,12 @@ class Metrics:
             "planboard_http_requests_in_flight",
             "HTTP requests being served.",
             registry=self.registry,
+            multiprocess_mode="livesum",  # under `planboard serve` with several processes
         )
         self.dependency_up = Gauge(
             "planboard_dependency_up",
             "Whether a dependency answered the last readiness check (1) or not (0).",
             ("dependency",),
             registry=self.registry,
+            multiprocess_mode="livemin",  # down in any process reads as down
         )

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import os
+
 import pytest
 
-from planboard.config import DEV_SECRET_KEY, Settings, SettingsError
+from planboard.config import DEV_SECRET_KEY, Settings, SettingsError, usable_cpus
 
 
 def test_defaults_are_development() -> None:
@@ -55,6 +57,8 @@ def test_production_refuses_the_default_secret() -> None:
         ("PLANBOARD_LOG_LEVEL", "loud", "PLANBOARD_LOG_LEVEL"),
         ("PLANBOARD_MONGODB_DB", "bad.name", "database name"),
         ("PLANBOARD_DEPENDENCY_TIMEOUT_S", "-1", "PLANBOARD_DEPENDENCY_TIMEOUT_S"),
+        ("PLANBOARD_API_PROCESSES", "0", "between"),
+        ("PLANBOARD_API_PROCESSES", "many", "PLANBOARD_API_PROCESSES"),
     ],
 )
 def test_bad_values_name_the_variable(name: str, value: str, message: str) -> None:
@@ -69,3 +73,11 @@ def test_redacted_hides_secrets_and_credentials() -> None:
     shown = settings.redacted()
     assert shown["secret_key"] == "***"
     assert shown["mongodb_uri"] == "mongodb://***@db:27017/"
+
+
+def test_api_processes_default_to_one_and_auto_counts_usable_cpus() -> None:
+    assert Settings.from_env({}).api_processes == 1
+    assert Settings.from_env({"PLANBOARD_API_PROCESSES": "3"}).api_processes == 3
+    auto = Settings.from_env({"PLANBOARD_API_PROCESSES": "auto"}).api_processes
+    assert auto == usable_cpus()
+    assert 1 <= auto <= len(os.sched_getaffinity(0))

@@ -10,10 +10,11 @@ import marshmallow as m
 from aiohttp import web
 from aiohttp_apigami import docs, response_schema
 from marshmallow import fields, validate
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 
 from planboard.api.middleware import request_id_of
 from planboard.api.problems import problem_response
+from planboard.metrics import multiprocess_metrics
 from planboard.typedefs import db_key, kafka_probe_key, metrics_key, redis_key, settings_key
 
 
@@ -102,7 +103,12 @@ async def readyz(request: web.Request) -> web.Response:
 
 @docs(tags=["ops"], summary="Prometheus metrics", security=[])
 async def metrics(request: web.Request) -> web.Response:
-    body = generate_latest(request.app[metrics_key].registry)
+    if multiprocess_metrics():  # one of several processes: answer for all
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        body = generate_latest(registry)
+    else:
+        body = generate_latest(request.app[metrics_key].registry)
     response = web.Response(body=body)
     response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
     response.charset = "utf-8"
