@@ -444,14 +444,23 @@ def report(
     command: str,
 ) -> str:
     hello = {p.connections: p.rps for p in points if p.path == HELLO}
+    what = (
+        "one `planboard serve` process"
+        if args.processes == 1
+        else f"`planboard serve` with `PLANBOARD_API_PROCESSES={args.processes}` "
+        f"({args.processes} processes on one port, SO_REUSEPORT)"
+    )
+    ceiling = "a bare aiohttp hello-world" + (
+        "" if args.processes == 1 else f" with the same {args.processes} processes"
+    )
     out = [
-        f"## {SECTION}",
+        f"## {section_of(args)}",
         "",
-        "What is measured: one `planboard serve` process (access log off, rate limits off, log "
+        f"What is measured: {what} (access log off, rate limits off, log "
         "level WARNING) on dev servers the benchmark starts itself (MongoDB-compatible server, "
         "Kafka, Redis; no relay or workers run), driven by `wrk` with Lua scripts in "
-        "`benchmarks/wrk/` (bearer token in `Authorization`). The ceiling is a bare aiohttp "
-        "hello-world (`benchmarks/hello.py`: same Python, uvloop, access log off) measured in "
+        "`benchmarks/wrk/` (bearer token in `Authorization`). The ceiling is "
+        f"{ceiling} (`benchmarks/hello.py`: same Python, uvloop, access log off) measured in "
         "the same run. wrk, the API, the dev servers and the hello-world server share the same "
         "cores. Data: a 2,000-task project (8 dependencies) for the reads; creates and status "
         "changes go to a second project (the PATCH script alternates `in_progress`/`todo` over "
@@ -501,14 +510,18 @@ def report(
             + ("" if import_ok else " — **some imports failed**")
             + ".",
         ]
-    out += ["", "SPEC targets, from these figures (measurement only, no tuning):", ""]
+    out += ["", "SPEC targets, from these figures:", ""]
     out += spec_checks(points, import_ok)
     return "\n".join(out) + "\n"
 
 
-def write_section(text: str) -> None:
+def section_of(args: argparse.Namespace) -> str:
+    return SECTION if args.processes == 1 else f"{SECTION}, {args.processes} API processes"
+
+
+def write_section(text: str, section: str) -> None:
     doc = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    pattern = re.compile(rf"^## {re.escape(SECTION)}\n.*?(?=^## |\Z)", re.M | re.S)
+    pattern = re.compile(rf"^## {re.escape(section)}\n.*?(?=^## |\Z)", re.M | re.S)
     if pattern.search(doc):
         doc = pattern.sub(lambda _: text + "\n", doc, count=1).rstrip("\n") + "\n"
     else:
@@ -539,6 +552,7 @@ def profiled(
         [
             str(Path(sys.executable).with_name("py-spy")),
             "record",
+            "--subprocesses",
             "--pid",
             str(pid),
             "--rate",
@@ -592,6 +606,12 @@ def main() -> None:
         "--no-doc", action="store_true", help="print only; leave docs/benchmarks.md"
     )
     parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="API processes (PLANBOARD_API_PROCESSES) and hello-world processes (default 1)",
+    )
+    parser.add_argument(
         "--only",
         default="",
         help="comma-separated substrings: run only the paths whose name contains one "
@@ -628,6 +648,7 @@ def main() -> None:
                 "PLANBOARD_ACCESS_LOG": "false",
                 "PLANBOARD_RATE_LIMIT_ENABLED": "false",
                 "PLANBOARD_LOG_LEVEL": "WARNING",
+                "PLANBOARD_API_PROCESSES": str(args.processes),
             }
             subprocess.run([PLANBOARD, "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
             procs.append(
@@ -638,6 +659,8 @@ def main() -> None:
                 str(ROOT / "benchmarks" / "hello.py"),
                 "--port",
                 str(hello_port),
+                "--processes",
+                str(args.processes),
             ]
             procs.append(start(hello_cmd, env, run_dir / "hello.log"))
             base, hello_base = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{hello_port}"
@@ -724,8 +747,8 @@ def main() -> None:
     print()
     print(text)
     if not args.no_doc:
-        write_section(text)
-        print(f"written to {DOC.relative_to(ROOT)} (section “{SECTION}”)")
+        write_section(text, section_of(args))
+        print(f"written to {DOC.relative_to(ROOT)} (section “{section_of(args)}”)")
 
 
 if __name__ == "__main__":
