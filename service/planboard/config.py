@@ -241,6 +241,11 @@ class Settings:
                 if not 0 < number <= 600:
                     raise SettingsError(f"PLANBOARD_{name.upper()} must be in (0, 600]")
                 values[name] = number
+        if values.get("env") == "production" and "access_log" not in values:
+            # A JSON line per request costs CPU on every request and log volume; in
+            # production the metrics (by route and status) and traces carry the same facts.
+            # PLANBOARD_ACCESS_LOG=true turns it back on.
+            values["access_log"] = False
         settings = replace(cls(), **values)  # type: ignore[arg-type]
         settings.validate()
         return settings

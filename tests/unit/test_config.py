@@ -81,3 +81,10 @@ def test_api_processes_default_to_one_and_auto_counts_usable_cpus() -> None:
     auto = Settings.from_env({"PLANBOARD_API_PROCESSES": "auto"}).api_processes
     assert auto == usable_cpus()
     assert 1 <= auto <= len(os.sched_getaffinity(0))
+
+
+def test_production_turns_the_access_log_off_unless_asked() -> None:
+    secret = {"PLANBOARD_SECRET_KEY": "x" * 40, "PLANBOARD_ENV": "production"}
+    assert Settings.from_env({}).access_log
+    assert not Settings.from_env(secret).access_log
+    assert Settings.from_env({**secret, "PLANBOARD_ACCESS_LOG": "true"}).access_log
