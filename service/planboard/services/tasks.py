@@ -222,7 +222,8 @@ async def create_tasks(
     ``prefix`` names items in errors (``"tasks."`` gives ``tasks.3.phase``).
     """
     project_id = str(project["_id"])
-    members = await _members(db, str(project["workspace_id"]))
+    assigns = any(item.get("assignee_id") for item in items)
+    members = await _members(db, str(project["workspace_id"])) if assigns else set()
     errors: list[tuple[str, str]] = []
     resolved = []
     refs: dict[str, int] = {}
@@ -239,8 +240,12 @@ async def create_tasks(
         if ref in taken:
             where = f"{prefix}{index}." if prefix else ""
             errors.append((f"{where}plan_ref", "already used by another task of the project"))
-    existing = await tasks.count_in_project(db, project_id)
-    if existing + len(items) > MAX_TASKS_PER_PROJECT:
+    # Every task ever created took a number, so the project's counter bounds its task count:
+    # only a project that has numbered more than the limit needs the (costlier) count.
+    numbered = int(str(project.get("task_seq") or 0))
+    if numbered + len(items) > MAX_TASKS_PER_PROJECT and (
+        await tasks.count_in_project(db, project_id) + len(items) > MAX_TASKS_PER_PROJECT
+    ):
         errors.append(
             (
                 prefix.rstrip(".") or "title",

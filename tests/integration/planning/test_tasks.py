@@ -331,3 +331,29 @@ async def test_bulk_status_by_ids_and_keys(client, db, owner, workspace_id, proj
         headers=owner.headers,
     )
     await expect_problem(response, 422, "task_ids")
+
+
+async def test_a_project_holds_at_most_ten_thousand_tasks(client, db, owner) -> None:
+    ws = await new_workspace(client, owner)
+    project = await new_project(client, owner, ws, key="CAP")
+    path = f"/api/v1/projects/{project['id']}/tasks"
+    # Numbers handed out past the limit (tasks created, then deleted) are not tasks: the
+    # counter alone does not refuse a create, the count decides.
+    await db.projects.update_one({"_id": project["id"]}, {"$set": {"task_seq": 12_000}})
+    await expect(await client.post(path, json={"title": "fits"}, headers=owner.headers), 201)
+    filler = [
+        {"_id": f"{i:024x}", "project_id": project["id"], "workspace_id": ws, "seq": 20_000 + i}
+        for i in range(9_999)
+    ]
+    await db.tasks.insert_many(filler)
+    try:
+        full = await client.post(path, json={"title": "one too many"}, headers=owner.headers)
+        problem = await expect_problem(full, 422)
+        assert "at most 10000 tasks" in str(problem["errors"])
+        bulk = await client.post(
+            f"{path}/bulk", json={"tasks": [{"title": "a"}, {"title": "b"}]}, headers=owner.headers
+        )
+        await expect_problem(bulk, 422)
+        assert await db.tasks.count_documents({"project_id": project["id"]}) == 10_000
+    finally:
+        await db.tasks.delete_many({"project_id": project["id"]})
