@@ -274,6 +274,7 @@ async def update_task(request: web.Request) -> web.Response:
         actor_of(request, access),
         body,
         expected,
+        loaded=task,
     )
     await invalidate(request, project["_id"])
     return await _task_response(request, project, updated)

@@ -348,8 +348,14 @@ async def update_task(
     actor: Actor,
     values: Mapping[str, Any],
     expected_version: int | None,
+    *,
+    loaded: Document | None = None,
 ) -> Document:
-    """Change fields under the task's version guard (412 on a stale ``expected_version``)."""
+    """Change fields under the task's version guard (412 on a stale ``expected_version``).
+
+    ``loaded`` is the task as the caller just read it: the first attempt starts from it
+    (the version guard catches a change in between), a retry reads the task again.
+    """
     members = await _members(db, str(project["workspace_id"])) if "assignee_id" in values else set()
     errors: list[tuple[str, str]] = []
     resolved = _resolve_fields(project, values, members, "", errors)
@@ -360,8 +366,10 @@ async def update_task(
         if taken.get(str(resolved["plan_ref"]), task_id) != task_id:
             raise ValidationFailed([("plan_ref", "already used by another task of the project")])
 
+    fresh = [loaded] if loaded is not None and str(loaded["_id"]) == task_id else []
+
     async def attempt() -> Document:
-        current = await tasks.get(db, task_id)
+        current = fresh.pop() if fresh else await tasks.get(db, task_id)
         if current is None:
             raise NotFound("task not found")
         check_version(current, expected_version)
