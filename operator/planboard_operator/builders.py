@@ -120,11 +120,25 @@ def config_data(pb: Mapping[str, Any]) -> dict[str, str]:
     return data
 
 
+def config_env(pb: Mapping[str, Any]) -> list[Obj]:
+    """``spec.config.env`` (OTEL_* and SENTRY_* variables) as container env entries, in
+    order: a literal value, or a Secret key (``valueFrom.secretKeyRef``)."""
+    out: list[Obj] = []
+    for item in (pb["spec"].get("config") or {}).get("env") or []:
+        if "valueFrom" in item:
+            out.append(_secret_env(str(item["name"]), item["valueFrom"]["secretKeyRef"]))
+        else:
+            out.append({"name": str(item["name"]), "value": str(item.get("value", ""))})
+    return out
+
+
 def config_hash(pb: Mapping[str, Any]) -> str:
-    """Hash of what the pods read at start: the ConfigMap data and the secret refs."""
+    """Hash of what the pods read at start: the ConfigMap data, ``spec.config.env`` and
+    the secret refs."""
     spec = pb["spec"]
     material = {
         "data": config_data(pb),
+        "env": config_env(pb),
         "secrets": [
             spec["secretKeyRef"],
             spec["mongodb"]["uriSecretRef"],
@@ -157,6 +171,7 @@ def _env(pb: Mapping[str, Any]) -> list[Obj]:
         _secret_env("PLANBOARD_SECRET_KEY", spec["secretKeyRef"]),
         _secret_env("PLANBOARD_MONGODB_URI", spec["mongodb"]["uriSecretRef"]),
         _secret_env("PLANBOARD_REDIS_URL", spec["redis"]["urlSecretRef"]),
+        *config_env(pb),
     ]
 
 
