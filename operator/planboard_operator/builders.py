@@ -20,6 +20,7 @@ Obj = dict[str, Any]
 Spec = Mapping[str, Any]
 
 API, RELAY = "api", "relay"
+CACHE_WARM = "cache-warm"
 ARCHIVE_SUFFIX = ".tar.gz"
 
 
@@ -396,7 +397,15 @@ CHILD_KINDS: tuple[tuple[str, str], ...] = (
 
 def job_name(kind: str, name: str) -> str:
     """The Job of a backup or restore object: ``<name>-backup|restore`` (≤ 63 chars)."""
-    suffix = "backup" if kind == c.BACKUP else "restore"
+    return _suffixed(name, "backup" if kind == c.BACKUP else "restore")
+
+
+def cache_warm_job_name(restore: str) -> str:
+    """The Job that warms the cache after a restore: ``<restore>-cache-warm`` (≤ 63 chars)."""
+    return _suffixed(restore, CACHE_WARM)
+
+
+def _suffixed(name: str, suffix: str) -> str:
     base = f"{name}-{suffix}"
     if len(base) <= 63:
         return base
@@ -441,14 +450,14 @@ def _storage_pod_parts(storage: Mapping[str, Any]) -> tuple[list[Obj], list[Obj]
 def _job(
     pb: Mapping[str, Any],
     owner: Mapping[str, Any],
-    kind: str,
+    component: str,
+    name: str,
     args: list[str],
-    storage: Mapping[str, Any],
+    storage: Mapping[str, Any] | None,
     deadline_seconds: int,
 ) -> Obj:
     instance = pb["metadata"]["name"]
-    component = "backup" if kind == c.BACKUP else "restore"
-    env, volumes, mounts = _storage_pod_parts(storage)
+    env, volumes, mounts = _storage_pod_parts(storage) if storage else ([], [], [])
     container = _container(pb, args, {})
     container["env"] = [*container["env"], *env]
     container["volumeMounts"] = [*container["volumeMounts"], *mounts]
@@ -460,7 +469,7 @@ def _job(
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {
-            "name": job_name(kind, owner["metadata"]["name"]),
+            "name": name,
             "namespace": owner["metadata"]["namespace"],
             "labels": job_labels,
             "ownerReferences": [owner_reference(owner)],
@@ -499,7 +508,8 @@ def backup_job(
     ]
     if prune_keep is not None:
         args += ["--prune-keep", str(prune_keep)]
-    return _job(pb, backup, c.BACKUP, args, storage, deadline_seconds)
+    name = job_name(c.BACKUP, backup["metadata"]["name"])
+    return _job(pb, backup, "backup", name, args, storage, deadline_seconds)
 
 
 def restore_job(
@@ -512,7 +522,18 @@ def restore_job(
     deadline_seconds: int,
 ) -> Obj:
     args = ["restore", archive, *(["--drop"] if drop else [])]
-    return _job(pb, restore, c.RESTORE, args, storage, deadline_seconds)
+    name = job_name(c.RESTORE, restore["metadata"]["name"])
+    return _job(pb, restore, "restore", name, args, storage, deadline_seconds)
+
+
+def cache_warm_job(
+    pb: Mapping[str, Any], restore: Mapping[str, Any], *, deadline_seconds: int
+) -> Obj:
+    """After a restore: ``planboard cache-warm --invalidate`` (nothing cached before the
+    restore is served; the hot reads are filled before the API is back)."""
+    name = cache_warm_job_name(restore["metadata"]["name"])
+    args = ["cache-warm", "--invalidate"]
+    return _job(pb, restore, CACHE_WARM, name, args, None, deadline_seconds)
 
 
 def scheduled_backup(pb: Mapping[str, Any], name: str, scheduled_at: str) -> Obj:
