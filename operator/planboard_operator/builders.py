@@ -20,6 +20,7 @@ Obj = dict[str, Any]
 Spec = Mapping[str, Any]
 
 API, RELAY = "api", "relay"
+CACHE_WARM = "cache-warm"
 ARCHIVE_SUFFIX = ".tar.gz"
 
 
@@ -120,11 +121,25 @@ def config_data(pb: Mapping[str, Any]) -> dict[str, str]:
     return data
 
 
+def config_env(pb: Mapping[str, Any]) -> list[Obj]:
+    """``spec.config.env`` (OTEL_* and SENTRY_* variables) as container env entries, in
+    order: a literal value, or a Secret key (``valueFrom.secretKeyRef``)."""
+    out: list[Obj] = []
+    for item in (pb["spec"].get("config") or {}).get("env") or []:
+        if "valueFrom" in item:
+            out.append(_secret_env(str(item["name"]), item["valueFrom"]["secretKeyRef"]))
+        else:
+            out.append({"name": str(item["name"]), "value": str(item.get("value", ""))})
+    return out
+
+
 def config_hash(pb: Mapping[str, Any]) -> str:
-    """Hash of what the pods read at start: the ConfigMap data and the secret refs."""
+    """Hash of what the pods read at start: the ConfigMap data, ``spec.config.env`` and
+    the secret refs."""
     spec = pb["spec"]
     material = {
         "data": config_data(pb),
+        "env": config_env(pb),
         "secrets": [
             spec["secretKeyRef"],
             spec["mongodb"]["uriSecretRef"],
@@ -157,6 +172,7 @@ def _env(pb: Mapping[str, Any]) -> list[Obj]:
         _secret_env("PLANBOARD_SECRET_KEY", spec["secretKeyRef"]),
         _secret_env("PLANBOARD_MONGODB_URI", spec["mongodb"]["uriSecretRef"]),
         _secret_env("PLANBOARD_REDIS_URL", spec["redis"]["urlSecretRef"]),
+        *config_env(pb),
     ]
 
 
@@ -381,7 +397,15 @@ CHILD_KINDS: tuple[tuple[str, str], ...] = (
 
 def job_name(kind: str, name: str) -> str:
     """The Job of a backup or restore object: ``<name>-backup|restore`` (≤ 63 chars)."""
-    suffix = "backup" if kind == c.BACKUP else "restore"
+    return _suffixed(name, "backup" if kind == c.BACKUP else "restore")
+
+
+def cache_warm_job_name(restore: str) -> str:
+    """The Job that warms the cache after a restore: ``<restore>-cache-warm`` (≤ 63 chars)."""
+    return _suffixed(restore, CACHE_WARM)
+
+
+def _suffixed(name: str, suffix: str) -> str:
     base = f"{name}-{suffix}"
     if len(base) <= 63:
         return base
@@ -426,14 +450,14 @@ def _storage_pod_parts(storage: Mapping[str, Any]) -> tuple[list[Obj], list[Obj]
 def _job(
     pb: Mapping[str, Any],
     owner: Mapping[str, Any],
-    kind: str,
+    component: str,
+    name: str,
     args: list[str],
-    storage: Mapping[str, Any],
+    storage: Mapping[str, Any] | None,
     deadline_seconds: int,
 ) -> Obj:
     instance = pb["metadata"]["name"]
-    component = "backup" if kind == c.BACKUP else "restore"
-    env, volumes, mounts = _storage_pod_parts(storage)
+    env, volumes, mounts = _storage_pod_parts(storage) if storage else ([], [], [])
     container = _container(pb, args, {})
     container["env"] = [*container["env"], *env]
     container["volumeMounts"] = [*container["volumeMounts"], *mounts]
@@ -445,7 +469,7 @@ def _job(
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {
-            "name": job_name(kind, owner["metadata"]["name"]),
+            "name": name,
             "namespace": owner["metadata"]["namespace"],
             "labels": job_labels,
             "ownerReferences": [owner_reference(owner)],
@@ -484,7 +508,8 @@ def backup_job(
     ]
     if prune_keep is not None:
         args += ["--prune-keep", str(prune_keep)]
-    return _job(pb, backup, c.BACKUP, args, storage, deadline_seconds)
+    name = job_name(c.BACKUP, backup["metadata"]["name"])
+    return _job(pb, backup, "backup", name, args, storage, deadline_seconds)
 
 
 def restore_job(
@@ -497,7 +522,18 @@ def restore_job(
     deadline_seconds: int,
 ) -> Obj:
     args = ["restore", archive, *(["--drop"] if drop else [])]
-    return _job(pb, restore, c.RESTORE, args, storage, deadline_seconds)
+    name = job_name(c.RESTORE, restore["metadata"]["name"])
+    return _job(pb, restore, "restore", name, args, storage, deadline_seconds)
+
+
+def cache_warm_job(
+    pb: Mapping[str, Any], restore: Mapping[str, Any], *, deadline_seconds: int
+) -> Obj:
+    """After a restore: ``planboard cache-warm --invalidate`` (nothing cached before the
+    restore is served; the hot reads are filled before the API is back)."""
+    name = cache_warm_job_name(restore["metadata"]["name"])
+    args = ["cache-warm", "--invalidate"]
+    return _job(pb, restore, CACHE_WARM, name, args, None, deadline_seconds)
 
 
 def scheduled_backup(pb: Mapping[str, Any], name: str, scheduled_at: str) -> Obj:

@@ -12,7 +12,7 @@ from typing import Any
 import kopf
 
 from planboard_operator import constants as c
-from planboard_operator.jobs import is_active, reconcile_job_object
+from planboard_operator.jobs import is_active, load_backup_times, reconcile_job_object
 from planboard_operator.planboards import reconcile_planboard
 from planboard_operator.runtime import Runtime
 
@@ -79,6 +79,15 @@ def build_registry(resync_seconds: float) -> kopf.OperatorRegistry:
             rt.metrics_port = rt.metrics.serve(port, rt.config.endpoints.metrics_host)
             logger.info("metrics on :%s/metrics", rt.metrics_port)
 
+    @kopf.on.startup(id="backup-times", registry=registry)
+    async def backup_times(memo: kopf.Memo, logger: Logger, **_: Any) -> None:
+        try:
+            count = await load_backup_times(runtime_of(memo))
+        except Exception:  # a metric never keeps the operator from starting
+            logger.exception("could not read PlanboardBackups for the last-backup gauge")
+            return
+        logger.info("last successful backup known for %d Planboard(s)", count)
+
     @kopf.on.cleanup(id="metrics-stop", registry=registry)
     async def stop_metrics(memo: kopf.Memo, **_: Any) -> None:
         runtime_of(memo).metrics.shutdown()
@@ -134,6 +143,18 @@ def build_registry(resync_seconds: float) -> kopf.OperatorRegistry:
                 await reconcile_planboard(
                     runtime_of(memo), body.metadata.namespace, ref["name"], logger
                 )
+
+    @kopf.on.event(
+        c.GROUP,
+        c.VERSION,
+        c.PLURALS[c.PLANBOARD],
+        id="planboard-deleted",
+        when=_deleted,
+        registry=registry,
+    )
+    async def planboard_deleted(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+        if body.metadata.namespace and body.metadata.name:
+            runtime_of(memo).metrics.forget_planboard(body.metadata.namespace, body.metadata.name)
 
     # -- PlanboardBackup / PlanboardRestore -----------------------------------------
 

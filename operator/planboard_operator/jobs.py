@@ -28,6 +28,7 @@ from planboard_operator.runtime import Runtime
 
 Obj = dict[str, Any]
 DEFAULT_DEADLINE_S = 3600
+CACHE_WARM_DEADLINE_S = 600
 
 
 async def reconcile_job_object(
@@ -114,7 +115,10 @@ class _Step:
         self.set(c.FAILED, not ok, "Succeeded" if ok else reason, message)
         (events.normal if ok else events.warning)(self.obj, reason, message)
         self.rt.metrics.jobs.labels(self.kind, "complete" if ok else "failed").inc()
-        await self.write(completedAt=completed or cond.rfc3339(self.now))
+        completed_at = completed or cond.rfc3339(self.now)
+        await self.write(completedAt=completed_at)
+        if ok and self.kind == c.BACKUP:
+            record_backup(self.rt, {**self.obj, "status": {"completedAt": completed_at}})
         return "complete" if ok else "failed"
 
 
@@ -138,7 +142,7 @@ async def _step(rt: Runtime, kind: str, obj: Obj) -> str:
     created = scheduling.parse_time(meta["creationTimestamp"])
     assert created is not None
     limit = created + timedelta(seconds=deadline + rt.config.timing.deadline_grace_seconds)
-    if step.now > limit:
+    if step.now > limit and not step.status.get("restoredAt"):  # restored: only warming left
         if job_name:
             await asyncio.to_thread(rt.kube.delete, "batch/v1", "Job", namespace, job_name)
         return await step.finish(
@@ -159,12 +163,10 @@ async def _step(rt: Runtime, kind: str, obj: Obj) -> str:
         )
     job_conditions = (job.get("status") or {}).get("conditions") or []
     if cond.is_true(job_conditions, "Complete"):
-        return await step.finish(
-            True,
-            "Succeeded",
-            f"Job {job_name} completed",
-            (job.get("status") or {}).get("completionTime"),
-        )
+        completed = (job.get("status") or {}).get("completionTime")
+        if kind == c.RESTORE and obj["spec"].get("warmCache", True) and pb is not None:
+            return await _warm_after_restore(rt, step, obj, pb, job_name, completed)
+        return await step.finish(True, "Succeeded", f"Job {job_name} completed", completed)
     if cond.is_true(job_conditions, "Failed"):
         failure = cond.find(job_conditions, "Failed") or {}
         return await step.finish(
@@ -243,6 +245,53 @@ async def _start(rt: Runtime, step: _Step, kind: str, obj: Obj, pb: Obj, deadlin
     return "started"
 
 
+async def _warm_after_restore(
+    rt: Runtime, step: _Step, obj: Obj, pb: Obj, restore_job: str, completed: str | None
+) -> str:
+    """The restore Job is done: run ``planboard cache-warm --invalidate`` while the stack
+    is still at zero, then complete. A warm that fails completes the restore all the
+    same (the data is back; the cache fills as the API reads), with a Warning event."""
+    namespace = obj["metadata"]["namespace"]
+    restored_at = str(step.status.get("restoredAt") or completed or cond.rfc3339(step.now))
+    warm_name = step.status.get("cacheWarmJob")
+    if not warm_name:
+        job = builders.cache_warm_job(pb, obj, deadline_seconds=CACHE_WARM_DEADLINE_S)
+        with contextlib.suppress(AlreadyExists):
+            await asyncio.to_thread(rt.kube.create, job)
+        warm_name = job["metadata"]["name"]
+        message = f"Job {restore_job} restored the data; Job {warm_name} warms the cache"
+        step.set(c.RUNNING, True, "WarmingCache", message)
+        events.normal(obj, "WarmingCache", f"created Job {warm_name}")
+        await step.write(cacheWarmJob=warm_name, restoredAt=restored_at)
+        return "running"
+    warm = await asyncio.to_thread(rt.kube.get, "batch/v1", "Job", namespace, warm_name)
+    warm_conditions = ((warm or {}).get("status") or {}).get("conditions") or []
+    if warm is not None and cond.is_true(warm_conditions, "Complete"):
+        return await step.finish(
+            True,
+            "Succeeded",
+            f"Job {restore_job} completed; Job {warm_name} warmed the cache",
+            restored_at,
+        )
+    if warm is None or cond.is_true(warm_conditions, "Failed"):
+        failure = cond.find(warm_conditions, "Failed") or {}
+        why = "it disappeared" if warm is None else str(failure.get("reason") or "JobFailed")
+        events.warning(
+            obj,
+            "CacheWarmFailed",
+            f"Job {warm_name} did not warm the cache ({why}); it fills as the API reads",
+        )
+        return await step.finish(
+            True,
+            "Succeeded",
+            f"Job {restore_job} completed; warming the cache failed ({why})",
+            restored_at,
+        )
+    step.set(c.RUNNING, True, "WarmingCache", f"Job {warm_name} warms the cache")
+    await step.write()
+    return "running"
+
+
 async def _restore_source(
     rt: Runtime, step: _Step, obj: Obj, pb_storage: Mapping[str, Any] | None
 ) -> tuple[Mapping[str, Any], str] | str:
@@ -272,6 +321,33 @@ async def _restore_source(
             False, "NoStorage", "the archive's storage is unknown: set spec.storage"
         )
     return storage, archive
+
+
+def record_backup(rt: Runtime, backup: Mapping[str, Any]) -> None:
+    """Feed a successful PlanboardBackup's completion time to the last-backup gauge."""
+    at = scheduling.parse_time(scheduling.completed_at(dict(backup)))
+    if at is not None:
+        rt.metrics.backup_succeeded(
+            str(backup["metadata"]["namespace"]),
+            str(backup["spec"]["planboardRef"]["name"]),
+            at.timestamp(),
+        )
+
+
+async def load_backup_times(rt: Runtime) -> int:
+    """At start: the last-backup gauge of every Planboard in scope from its newest
+    completed PlanboardBackup, so a restart does not reset the backup-age alert.
+    Returns the number of Planboards found with a successful backup."""
+    scope = rt.config.scope
+    namespaces: list[str | None] = [None] if scope.clusterwide else list(scope.namespaces)
+    found: set[tuple[str, str]] = set()
+    for namespace in namespaces:
+        backups = await asyncio.to_thread(rt.kube.list, c.API_VERSION, c.BACKUP, namespace, None)
+        for backup in backups:
+            if scheduling.succeeded(backup):
+                record_backup(rt, backup)
+                found.add((backup["metadata"]["namespace"], backup["spec"]["planboardRef"]["name"]))
+    return len(found)
 
 
 def is_active(status: Mapping[str, Any] | None) -> bool:

@@ -64,8 +64,13 @@ class Kube:
         return dict(found.to_dict())
 
     def list(
-        self, api_version: str, kind: str, namespace: str, label_selector: str | None = None
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None,
+        label_selector: str | None = None,
     ) -> list[Obj]:
+        """Objects of one namespace, or of all (``namespace`` None)."""
         found = self.dynamic.get(  # type: ignore[no-untyped-call]
             self._resource(api_version, kind), namespace=namespace, label_selector=label_selector
         )

@@ -52,8 +52,31 @@ class Metrics:
             ["kind", "result"],
             registry=r,
         )
+        self.last_backup_success = Gauge(
+            "planboard_operator_last_backup_success_timestamp_seconds",
+            "Completion time (Unix seconds) of the Planboard's newest successful backup.",
+            ["namespace", "planboard"],
+            registry=r,
+        )
+        self._backup_times: dict[tuple[str, str], float] = {}
+        self._backup_lock = threading.Lock()
         self._server: WSGIServer | None = None
         self._thread: threading.Thread | None = None
+
+    def backup_succeeded(self, namespace: str, planboard: str, at: float) -> None:
+        """Raise the Planboard's last-backup time to ``at``; an older backup that finishes
+        late never lowers it."""
+        with self._backup_lock:
+            known = self._backup_times.get((namespace, planboard))
+            if known is None or at > known:
+                self._backup_times[(namespace, planboard)] = at
+                self.last_backup_success.labels(namespace, planboard).set(at)
+
+    def forget_planboard(self, namespace: str, planboard: str) -> None:
+        """Drop a deleted Planboard's series (its backup alert must not fire forever)."""
+        with self._backup_lock:
+            if self._backup_times.pop((namespace, planboard), None) is not None:
+                self.last_backup_success.remove(namespace, planboard)
 
     def serve(self, port: int, host: str = "0.0.0.0") -> int:
         """Serve ``/metrics`` in a thread; return the bound port (``port`` 0 picks one)."""

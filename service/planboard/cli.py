@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import sys
 import textwrap
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -138,6 +138,57 @@ async def _reindex(settings: Settings, workspace_id: str | None) -> int:
 
 def cmd_reindex(settings: Settings, args: argparse.Namespace) -> int:
     result: int = _run(_reindex(settings, args.workspace))
+    return result
+
+
+async def _cache_warm(settings: Settings, args: argparse.Namespace) -> int:
+    from prometheus_client import CollectorRegistry
+    from redis.asyncio import Redis
+
+    from planboard.services import cache, hot_reads
+    from planboard.store.mongo import create_client, database
+
+    client = create_client(settings, appname="planboard-cache-warm")
+    redis: Redis = Redis.from_url(
+        settings.redis_url,
+        socket_timeout=settings.dependency_timeout_s,
+        socket_connect_timeout=settings.dependency_timeout_s,
+    )
+    progress = Progress("cache-warm")
+    try:
+        await redis.ping()  # no Redis, nothing to warm: fail at once, clearly
+        db = database(client, settings)
+        targets = await hot_reads.candidates(
+            db,
+            workspace_ids=args.workspace or (),
+            project_ids=args.project or (),
+            limit=args.limit,
+        )
+        reads = cache.ReadThrough(redis, cache.CacheMetrics(CollectorRegistry()))
+        report = await hot_reads.warm(
+            reads,
+            db,
+            targets,
+            tasks_per_project=args.tasks,
+            concurrency=args.concurrency,
+            invalidate=args.invalidate,
+            progress=progress,
+        )
+    finally:
+        progress.close()
+        await redis.aclose()
+        await client.close()
+    for error in report.errors:
+        print(f"failed: {error}", file=sys.stderr)
+    print(
+        f"done: {report.projects} projects; {report.warmed} warmed, {report.skipped} skipped, "
+        f"{report.failed} failed in {report.seconds:.1f}s"
+    )
+    return 1 if report.failed else 0
+
+
+def cmd_cache_warm(settings: Settings, args: argparse.Namespace) -> int:
+    result: int = _run(_cache_warm(settings, args))
     return result
 
 
@@ -307,6 +358,25 @@ def _group_name(value: str) -> str:
     return value
 
 
+def _object_id(value: str) -> str:
+    if len(value) != 24 or any(c not in "0123456789abcdef" for c in value):
+        raise argparse.ArgumentTypeError("an id: 24 lowercase hex digits")
+    return value
+
+
+def _count(low: int, high: int) -> Callable[[str], int]:
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"a whole number, {low} to {high}") from None
+        if not low <= number <= high:
+            raise argparse.ArgumentTypeError(f"a whole number, {low} to {high}")
+        return number
+
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     from planboard.workers.registry import worker_names
 
@@ -370,6 +440,56 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--workspace", metavar="ID", help="only this workspace (default: all)")
     p.set_defaults(func=cmd_reindex)
+
+    p = add(
+        "cache-warm",
+        "Pre-fill the Redis read cache (projects, progress, hot tasks) after a deploy or restore.",
+        "planboard cache-warm\n"
+        "planboard cache-warm --limit 200 --tasks 50\n"
+        "planboard cache-warm --workspace 66f0c1d2e3a4b5c6d7e8f901 --concurrency 8\n"
+        "planboard cache-warm --project 66f0c1d2e3a4b5c6d7e8f902 --tasks 0\n"
+        "planboard cache-warm --invalidate   # after a restore: drop what was cached before",
+    )
+    p.add_argument(
+        "--workspace",
+        action="append",
+        type=_object_id,
+        metavar="ID",
+        help="only projects of this workspace (repeatable; default: all)",
+    )
+    p.add_argument(
+        "--project",
+        action="append",
+        type=_object_id,
+        metavar="ID",
+        help="only this project, whatever its status (repeatable)",
+    )
+    p.add_argument(
+        "--limit",
+        type=_count(1, 1_000_000),
+        metavar="N",
+        help="at most N projects, the most recently active first (default: all)",
+    )
+    p.add_argument(
+        "--tasks",
+        type=_count(0, 10_000),
+        default=20,
+        metavar="N",
+        help="also the N most recently changed tasks of each project (default: %(default)s)",
+    )
+    p.add_argument(
+        "--concurrency",
+        type=_count(1, 64),
+        default=4,
+        metavar="N",
+        help="projects warmed at once (default: %(default)s)",
+    )
+    p.add_argument(
+        "--invalidate",
+        action="store_true",
+        help="first drop each project's cached values (after a restore)",
+    )
+    p.set_defaults(func=cmd_cache_warm)
 
     p = add("seed", "Load the demo workspace with the sample plan (idempotent).", "planboard seed")
     p.set_defaults(func=cmd_seed)

@@ -327,6 +327,18 @@ def test_s3_backups_render_s3_storage_only(helm: Path) -> None:
     assert not [o for o in objects if o["kind"] == "PersistentVolumeClaim"]
 
 
+def test_config_env_renders_into_the_planboard(helm: Path) -> None:
+    env = [
+        {"name": "OTEL_EXPORTER_OTLP_ENDPOINT", "value": "http://otel-collector:4318"},
+        {"name": "SENTRY_DSN", "valueFrom": {"secretKeyRef": {"name": "sentry", "key": "dsn"}}},
+    ]
+    objects = docs(ok(render(helm, None, "--set-json", f"stack.config.env={json.dumps(env)}")))
+    (planboard,) = [o for o in objects if o["kind"] == "Planboard"]
+    assert planboard["spec"]["config"]["env"] == env
+    (default,) = [o for o in docs(ok(render(helm))) if o["kind"] == "Planboard"]
+    assert default["spec"]["config"]["env"] == []
+
+
 def test_namespaced_operator_gets_roles_only_where_it_watches(helm: Path) -> None:
     objects = docs(ok(render(helm, CI_VALUES["namespaced-operator-values"])))
     roles = {o["metadata"]["namespace"] for o in objects if o["kind"] == "Role"}
@@ -396,6 +408,25 @@ BAD_VALUES: list[tuple[str, list[str], str]] = [
     ("bad cron", ["--set", "stack.backup.schedule=daily"], "/backup/schedule"),
     ("short secret key", ["--set", "stack.secret.values.secretKey=short"], "/secretKey"),
     ("bad extra name", ["--set", "stack.config.extra.FOO=1"], "/config/extra"),
+    (
+        "bad env name",
+        ["--set-json", 'stack.config.env=[{"name":"PATH","value":"/x"}]'],
+        "/config/env/0/name",
+    ),
+    (
+        "env value and valueFrom",
+        [
+            "--set-json",
+            'stack.config.env=[{"name":"SENTRY_DSN","value":"x",'
+            '"valueFrom":{"secretKeyRef":{"name":"s","key":"dsn"}}}]',
+        ],
+        "/config/env/0",
+    ),
+    (
+        "env unknown key",
+        ["--set-json", 'stack.config.env=[{"name":"OTEL_X","value":"1","secret":"y"}]'],
+        "additional properties 'secret'",
+    ),
     ("name too long", ["--set", "stack.name=" + "a" * 31], "/stack/name"),
     ("bad bootstrap", ["--set", "stack.kafka.bootstrapServers=kafka"], "/bootstrapServers"),
     ("port out of range", ["--set", "stack.config.mail.port=70000"], "maximum"),

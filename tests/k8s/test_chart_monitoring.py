@@ -190,7 +190,7 @@ def test_servicemonitors_reach_the_operator_built_pods(helm: Path) -> None:
             assert keeps(endpoints["metrics"], component) and not keeps(
                 endpoints["http"], component
             )
-    for component in ("backup", "restore"):  # Job Pods match the selector but are no targets
+    for component in ("backup", "restore", "cache-warm"):  # Job Pods: selected, no targets
         assert not keeps(endpoints["http"], component) and not keeps(
             endpoints["metrics"], component
         )
@@ -426,6 +426,7 @@ def test_alerts_and_dashboard_use_metrics_the_code_exports(helm: Path) -> None:
         "planboard_events_dead_lettered_total",
         "planboard_operator_jobs_total",
         "planboard_operator_reconcile_errors_total",
+        "planboard_operator_last_backup_success_timestamp_seconds",
     } <= alerts
 
 
@@ -492,6 +493,9 @@ def series(name: str, values: str, **labels: str) -> dict[str, str]:
     return {"series": f"{name}{{{selector}}}", "values": values}
 
 
+LAST_BACKUP = "planboard_operator_last_backup_success_timestamp_seconds"
+
+
 def fired(alert: str, **labels: str) -> dict[str, Any]:
     return {"exp_labels": {"severity": ALERTS[alert], "team": "platform", **labels}}
 
@@ -507,7 +511,6 @@ def test_alerts_fire_on_synthetic_series(helm: Path, promtool: Path, tmp_path: P
     ours = {"namespace": "pbci", "planboard": STACK}
     other = {"namespace": "pbci", "planboard": "another"}
     op = {"namespace": "pbci"}
-    backup_done = {**op, "kind": "PlanboardBackup", "result": "complete"}
     backup_failed = {**op, "kind": "PlanboardBackup", "result": "failed"}
     reconciled = {**op, "kind": "Planboard", "result": "ok"}
     minute_tests = {
@@ -599,10 +602,10 @@ def test_alerts_fire_on_synthetic_series(helm: Path, promtool: Path, tmp_path: P
     # Two-minute samples: with a sample interval above Prometheus' 5-minute lookback the
     # `offset` terms would flap between samples and `for:` would never be satisfied.
     hour_tests = [
-        {  # No backup completed in the last 30 hours (maxAgeHours of the value set).
+        {  # The newest backup finished at 0 h; maxAgeHours of the value set is 30.
             "interval": "2m",
             "input_series": [
-                series("planboard_operator_jobs_total", "1x1500", **backup_done),
+                series(LAST_BACKUP, "0x1500", **ours),
                 series("planboard_operator_reconcile_total", "0+1x1500", **reconciled),
             ],
             "alert_rule_test": [
@@ -610,25 +613,28 @@ def test_alerts_fire_on_synthetic_series(helm: Path, promtool: Path, tmp_path: P
                 {
                     "eval_time": "31h",
                     "alertname": "PlanboardBackupTooOld",
-                    "exp_alerts": [fired("PlanboardBackupTooOld")],
+                    "exp_alerts": [fired("PlanboardBackupTooOld", **ours)],
                 },
             ],
         },
-        {  # Daily backups (one more every 720 samples = 24 h, for 72 h): never fires.
+        {  # Daily backups for 72 h: never fires; another Planboard's old backup is not ours.
             "interval": "2m",
             "input_series": [
-                series("planboard_operator_jobs_total", "0x719 1x719 2x719", **backup_done),
+                series(LAST_BACKUP, "0x719 86400x719 172800x719", **ours),
+                series(LAST_BACKUP, "0x2200", **other),
                 series("planboard_operator_reconcile_total", "0+1x2200", **reconciled),
             ],
             "alert_rule_test": [
                 {"eval_time": "60h", "alertname": "PlanboardBackupTooOld", "exp_alerts": []},
+                {"eval_time": "71h", "alertname": "PlanboardBackupTooOld", "exp_alerts": []},
             ],
         },
-        {  # The operator restarted at 20 h (new series) and backed up at 25 h: no alert.
+        {  # The operator restarted at 20 h (a new series, set from the backups at start)
+            # and backed up at 25 h: no alert at 32 h.
             "interval": "2m",
             "input_series": [
-                series("planboard_operator_jobs_total", "1x600", pod="old", **backup_done),
-                series("planboard_operator_jobs_total", "_x750 1x500", pod="new", **backup_done),
+                series(LAST_BACKUP, "0x600", pod="old", **ours),
+                series(LAST_BACKUP, "_x605 0x145 90000x500", pod="new", **ours),
                 series("planboard_operator_reconcile_total", "0+1x600", pod="old", **reconciled),
                 series(
                     "planboard_operator_reconcile_total", "_x605 0+1x700", pod="new", **reconciled
@@ -636,6 +642,25 @@ def test_alerts_fire_on_synthetic_series(helm: Path, promtool: Path, tmp_path: P
             ],
             "alert_rule_test": [
                 {"eval_time": "32h", "alertname": "PlanboardBackupTooOld", "exp_alerts": []},
+            ],
+        },
+        {  # A restart at 20 h without a backup since does not reset the age: fires at 31 h.
+            "interval": "2m",
+            "input_series": [
+                series(LAST_BACKUP, "0x600", pod="old", **ours),
+                series(LAST_BACKUP, "_x605 0x700", pod="new", **ours),
+                series("planboard_operator_reconcile_total", "0+1x600", pod="old", **reconciled),
+                series(
+                    "planboard_operator_reconcile_total", "_x605 0+1x700", pod="new", **reconciled
+                ),
+            ],
+            "alert_rule_test": [
+                {"eval_time": "29h", "alertname": "PlanboardBackupTooOld", "exp_alerts": []},
+                {
+                    "eval_time": "31h",
+                    "alertname": "PlanboardBackupTooOld",
+                    "exp_alerts": [fired("PlanboardBackupTooOld", **ours)],
+                },
             ],
         },
         {  # A fresh install: quiet until the operator has been up for 30 h without a backup.
@@ -648,7 +673,7 @@ def test_alerts_fire_on_synthetic_series(helm: Path, promtool: Path, tmp_path: P
                 {
                     "eval_time": "31h",
                     "alertname": "PlanboardBackupTooOld",
-                    "exp_alerts": [fired("PlanboardBackupTooOld")],
+                    "exp_alerts": [fired("PlanboardBackupTooOld", **ours)],
                 },
             ],
         },

@@ -285,6 +285,47 @@ def test_config_change_rolls_pods_through_the_hash(stack: Stack) -> None:
     )
 
 
+def test_config_env_reaches_every_deployment_and_rolls_the_pods(stack: Stack) -> None:
+    env = [
+        {"name": "OTEL_EXPORTER_OTLP_ENDPOINT", "value": "http://otel-collector:4318"},
+        {
+            "name": "SENTRY_DSN",
+            "valueFrom": {"secretKeyRef": {"name": "planboard-sentry", "key": "dsn"}},
+        },
+    ]
+    stack.create(planboard_body("demo", config={"logLevel": "INFO", "env": env}))
+    eventually(lambda: stack.get().get("status", {}).get("configHash"), what="a config hash")
+    first = stack.get()["status"]["configHash"]
+    for part in ("api", "relay", "worker-notifications", "worker-rollups"):
+        deployment = eventually(lambda p=part: stack.deployment(p), what=part)
+        container = deployment.spec.template.spec.containers[0]
+        by_name = {e.name: e for e in container.env}
+        assert by_name["OTEL_EXPORTER_OTLP_ENDPOINT"].value == "http://otel-collector:4318"
+        ref = by_name["SENTRY_DSN"].value_from.secret_key_ref
+        assert (ref.name, ref.key) == ("planboard-sentry", "dsn")
+        assert by_name["SENTRY_DSN"].value is None
+        # After the connection secrets, in the order given.
+        names = [e.name for e in container.env]
+        assert names[3:] == ["OTEL_EXPORTER_OTLP_ENDPOINT", "SENTRY_DSN"], part
+    config_map = stack.core.read_namespaced_config_map("demo-config", stack.namespace)
+    assert not [k for k in config_map.data if k.startswith(("OTEL_", "SENTRY_"))]
+
+    # A change of env alone rolls the pods: the config hash covers it.
+    stack.patch(
+        {"spec": {"config": {"env": [{"name": "OTEL_TRACES_SAMPLER", "value": "always_off"}]}}}
+    )
+
+    def rolled() -> bool:
+        dep = stack.deployment("api")
+        return dep is not None and (
+            dep.spec.template.metadata.annotations["planboard.dev/config-hash"] != first
+        )
+
+    eventually(rolled, what="a new config-hash after an env change")
+    container = stack.deployment("api").spec.template.spec.containers[0]
+    assert [e.name for e in container.env][3:] == ["OTEL_TRACES_SAMPLER"]
+
+
 def test_drift_is_repaired(stack: Stack) -> None:
     stack.create(planboard_body("demo"))
     eventually(lambda: stack.get().get("status", {}).get("observedGeneration") == 1)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -9,6 +11,9 @@ from typing import Any
 import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
+
+from planboard_operator.jobs import load_backup_times
+from planboard_operator.run import build_runtime
 
 from .conftest import PB_GROUP, PB_VERSION, RunningOperator, eventually, planboard_body
 
@@ -309,8 +314,31 @@ def test_restore_waits_scales_down_runs_and_never_overlaps(backups: Backups) -> 
     )
     assert backups.active_jobs() == ["r1-restore"]
     backups.finish_job("r1-restore")
+    # Restored: the cache is warmed (old values dropped) while the stack is still at zero.
+    warm = eventually(lambda: backups.job("r1-cache-warm"), what="the cache-warm Job")
+    container = warm.spec.template.spec.containers[0]
+    assert container.command == ["planboard", "cache-warm", "--invalidate"]
+    assert {e.name for e in container.env} >= {"PLANBOARD_MONGODB_URI", "PLANBOARD_REDIS_URL"}
+    assert warm.metadata.owner_references[0].name == "r1"
+    assert warm.metadata.labels["app.kubernetes.io/component"] == "cache-warm"
+    running = backups.condition("planboardrestores", "r1", "Running")
+    assert (running["status"], running["reason"]) == ("True", "WarmingCache")
+    assert backups.condition("planboardrestores", "r1", "Complete").get("status") != "True"
+    assert backups.get("planboardrestores", "r1")["status"]["restoredAt"]
+    assert all(
+        d.spec.replicas == 0
+        for d in backups.apps.list_namespaced_deployment(
+            backups.namespace, label_selector="app.kubernetes.io/instance=demo"
+        ).items
+    )
+    assert backups.job("b3-backup") is None  # still queued behind the restore
+    backups.finish_job("r1-cache-warm")
     eventually(
         lambda: backups.condition("planboardrestores", "r1", "Complete").get("status") == "True"
+    )
+    assert (
+        "r1-cache-warm warmed the cache"
+        in (backups.condition("planboardrestores", "r1", "Complete")["message"])
     )
     restore = backups.get("planboardrestores", "r1")
     assert restore["status"]["archive"] == "/backups/demo/b1.tar.gz"
@@ -336,4 +364,87 @@ def test_restore_waits_scales_down_runs_and_never_overlaps(backups: Backups) -> 
             backups.condition("planboardrestores", "r-bad", "Failed").get("reason")
             == "BackupFailed"
         )
+    )
+
+
+def test_a_failed_cache_warm_still_completes_the_restore(backups: Backups) -> None:
+    create_planboard(backups)
+    spec = {"planboardRef": {"name": "demo"}, "archive": "demo/old.tar.gz"}
+    backups.create("planboardrestores", "r-warm", spec)
+    eventually(lambda: backups.job("r-warm-restore"), timeout=40, what="the restore Job")
+    backups.finish_job("r-warm-restore")
+    eventually(lambda: backups.job("r-warm-cache-warm"), what="the cache-warm Job")
+    backups.finish_job("r-warm-cache-warm", ok=False)
+    eventually(
+        lambda: (
+            backups.condition("planboardrestores", "r-warm", "Complete").get("status") == "True"
+        ),
+        what="the restore to complete without a warm cache",
+    )
+    assert (
+        "warming the cache failed (BackoffLimitExceeded)"
+        in (backups.condition("planboardrestores", "r-warm", "Complete")["message"])
+    )
+    events = backups.core.list_namespaced_event(
+        backups.namespace, field_selector="involvedObject.name=r-warm"
+    ).items
+    warned = [e for e in events if e.reason == "CacheWarmFailed"]
+    assert warned and warned[0].type == "Warning"
+
+    # warmCache: false — the restore completes with its own Job, no warm.
+    spec = {**spec, "warmCache": False}
+    backups.create("planboardrestores", "r-cold", spec)
+    eventually(lambda: backups.job("r-cold-restore"), timeout=40, what="the second restore Job")
+    backups.finish_job("r-cold-restore")
+    eventually(
+        lambda: backups.condition("planboardrestores", "r-cold", "Complete").get("status") == "True"
+    )
+    assert backups.job("r-cold-cache-warm") is None
+    assert "restoredAt" not in backups.get("planboardrestores", "r-cold")["status"]
+
+
+def test_last_backup_gauge_is_set_on_success_and_loaded_at_start(
+    backups: Backups, planboard_operator: RunningOperator
+) -> None:
+    create_planboard(backups)
+    metrics = planboard_operator.runtime.metrics
+    labels = {"namespace": backups.namespace, "planboard": "demo"}
+    gauge = "planboard_operator_last_backup_success_timestamp_seconds"
+    assert metrics.registry.get_sample_value(gauge, labels) is None
+    backups.create("planboardbackups", "g1", {"planboardRef": {"name": "demo"}})
+    eventually(lambda: backups.job("g1-backup"))
+    backups.finish_job("g1-backup")
+    eventually(
+        lambda: backups.condition("planboardbackups", "g1", "Complete").get("status") == "True"
+    )
+    completed = backups.get("planboardbackups", "g1")["status"]["completedAt"]
+    at = datetime.fromisoformat(completed.replace("Z", "+00:00")).timestamp()
+    assert metrics.registry.get_sample_value(gauge, labels) == at
+    # A failed backup leaves it alone.
+    backups.create("planboardbackups", "g2", {"planboardRef": {"name": "demo"}})
+    eventually(lambda: backups.job("g2-backup"))
+    backups.finish_job("g2-backup", ok=False)
+    eventually(
+        lambda: backups.condition("planboardbackups", "g2", "Failed").get("status") == "True"
+    )
+    assert metrics.registry.get_sample_value(gauge, labels) == at
+    # Served on /metrics.
+    port = planboard_operator.runtime.metrics_port
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        assert (
+            f'{gauge}{{namespace="{backups.namespace}",planboard="demo"}}' in resp.read().decode()
+        )
+
+    # A restarted operator (a fresh runtime) loads it from the newest completed backup.
+    fresh = build_runtime(planboard_operator.runtime.config)
+    assert asyncio.run(load_backup_times(fresh)) >= 1
+    assert fresh.metrics.registry.get_sample_value(gauge, labels) == at
+
+    # Deleting the Planboard drops its series.
+    backups.custom.delete_namespaced_custom_object(
+        PB_GROUP, PB_VERSION, backups.namespace, "planboards", "demo"
+    )
+    eventually(
+        lambda: metrics.registry.get_sample_value(gauge, labels) is None,
+        what="the deleted Planboard's series to go",
     )

@@ -66,6 +66,43 @@ BAD_PLANBOARDS: list[tuple[str, str, Any, str]] = [
     ("bad group name", "workers.groups", [{"name": "Not_OK"}], "spec.workers.groups[0].name"),
     ("duplicate group", "workers.groups", [{"name": "a"}, {"name": "a"}], "Duplicate value"),
     ("extra key", "config.extra", {"DEBUG": "1"}, "extra keys must be PLANBOARD_*"),
+    (
+        "env name (CEL)",
+        "config.env",
+        [{"name": "LD_PRELOAD", "value": "/tmp/x.so"}],
+        "env names must be OTEL_* or SENTRY_*",
+    ),
+    (
+        "env PLANBOARD_ name (CEL)",
+        "config.env",
+        [{"name": "PLANBOARD_ENV", "value": "development"}],
+        "PLANBOARD_* go in config.extra",
+    ),
+    (
+        "env value and valueFrom (CEL)",
+        "config.env",
+        [
+            {
+                "name": "SENTRY_DSN",
+                "value": "x",
+                "valueFrom": {"secretKeyRef": {"name": "s", "key": "dsn"}},
+            }
+        ],
+        "exactly one of value and valueFrom",
+    ),
+    ("env neither (CEL)", "config.env", [{"name": "OTEL_SDK_DISABLED"}], "exactly one of"),
+    (
+        "env duplicate name",
+        "config.env",
+        [{"name": "OTEL_SERVICE_NAME", "value": "a"}, {"name": "OTEL_SERVICE_NAME", "value": "b"}],
+        "Duplicate value",
+    ),
+    (
+        "env secret ref without key",
+        "config.env",
+        [{"name": "SENTRY_DSN", "valueFrom": {"secretKeyRef": {"name": "s"}}}],
+        "key: Required value",
+    ),
     ("bad rate limit", "config.rateLimits", {"api": "lots"}, "spec.config.rateLimits.api"),
     ("missing image", "image", _DELETE, "spec.image: Required value"),
     ("bad pull policy", "image.pullPolicy", "Sometimes", "spec.image.pullPolicy"),

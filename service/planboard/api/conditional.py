@@ -10,24 +10,14 @@ write to this task fail.
 
 from __future__ import annotations
 
-import hashlib
 import re
 
-import orjson
 from aiohttp import web
 
 from planboard.domain.errors import ValidationFailed, VersionMismatch
+from planboard.services.representations import digest
 
 _TAG = re.compile(r'(?:W/)?"(?P<version>\d{1,10})-(?P<ident>[0-9a-f]{8})-[0-9a-f]{8}"')
-
-
-def _digest(value: object) -> str:
-    raw = value if isinstance(value, bytes) else orjson.dumps(value, default=str)
-    return hashlib.sha256(raw).hexdigest()[:8]
-
-
-def make_etag(resource_id: str, version: int, state: object = None) -> str:
-    return f'W/"{version}-{_digest(resource_id.encode())}-{_digest(state)}"'
 
 
 def _tags(header: str) -> list[str]:
@@ -64,7 +54,7 @@ def expected_version(
         if len(header) > 1000 or not tags:
             raise ValidationFailed([("If-Match", "an ETag from a previous response, or *")])
         if "*" not in tags:
-            ident = _digest(resource_id.encode())
+            ident = digest(resource_id.encode())
             versions = [
                 int(match["version"])
                 for tag in tags

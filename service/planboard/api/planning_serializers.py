@@ -6,30 +6,9 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from planboard.api.conditional import make_etag
 from planboard.api.pagination import CursorCodec
 from planboard.domain.errors import ValidationFailed
-from planboard.services.tasks import TaskView
 from planboard.store.document import Document
-
-
-def project_etag(project: Mapping[str, Any]) -> str:
-    return make_etag(
-        str(project["_id"]), int(project.get("version", 1)), project.get("phases_version", 0)
-    )
-
-
-def phases_etag(project: Mapping[str, Any], items: list[dict[str, Any]]) -> str:
-    return make_etag(str(project["_id"]), int(project.get("phases_version", 0)), items)
-
-
-def task_etag(view: TaskView) -> str:
-    doc: Mapping[str, Any] = view.doc
-    return make_etag(
-        str(doc["_id"]),
-        int(doc.get("version", 1)),
-        [view.phase, view.blocked_by_open, view.ready],
-    )
 
 
 def comment_out(comment: Mapping[str, Any]) -> dict[str, Any]:

@@ -17,26 +17,19 @@ from planboard.api.job_routes import JobQueuedOut
 from planboard.api.json import json_response
 from planboard.api.middleware import request_id_of
 from planboard.api.pagination import CursorCodec
-from planboard.api.planning_serializers import (
-    activity_out,
-    cursor_after,
-    next_cursor,
-    phases_etag,
-    project_etag,
-)
+from planboard.api.planning_serializers import activity_out, cursor_after, next_cursor
 from planboard.api.validation import query_of, validated
 from planboard.domain.access import Role
 from planboard.domain.errors import NotFound, ValidationFailed
 from planboard.domain.plan import MAX_PLAN_BYTES, parse_plan
 from planboard.services import activity as activity_service
-from planboard.services import cache, exports
+from planboard.services import cache, exports, hot_reads
 from planboard.services import projects as service
 from planboard.services.access import Access, authorize
 from planboard.services.activity import Actor
 from planboard.services.jobs import queue_job
 from planboard.services.plans import import_plan
-from planboard.services.representations import phase_out, project_out
-from planboard.store import projects as projects_store
+from planboard.services.representations import phase_out, phases_etag, project_etag, project_out
 from planboard.typedefs import db_key, metrics_key, mongo_client_key, redis_key, settings_key
 
 routes = web.RouteTableDef()
@@ -108,27 +101,18 @@ async def invalidate(request: web.Request, project_id: object) -> None:
 
 
 async def _cached_read(
-    request: web.Request,
-    kind: str,
-    key_of: Callable[[str], str],
-    load: Callable[[str], Awaitable[dict[str, object] | None]],
+    request: web.Request, read: Callable[..., Awaitable[dict[str, object] | None]]
 ) -> dict[str, object]:
-    """A project-keyed cached read with the checks of ``project_for``: scope, id, 404,
-    then membership (always live, never cached)."""
+    """A project-keyed cached read (services/hot_reads.py) with the checks of
+    ``project_for``: scope, id, 404, then membership (always live, never cached)."""
     caller = caller_of(request)
     caller.require_scope("projects:read")
     project_id = service.check_id(request.match_info["project_id"], "project_id")
-
-    async def fill() -> dict[str, object] | None:
-        loaded = await load(project_id)
-        return None if loaded is None else {**loaded, "p": project_id}
-
-    value = await cache_of(request).get(kind, key_of(project_id), project_id, fill)
+    db = request.app[db_key]
+    value = await read(cache_of(request), db, project_id)
     if value is None:
         raise NotFound("project not found")
-    await authorize(
-        request.app[db_key], caller, str(value["ws"]), scope="projects:read", what="project"
-    )
+    await authorize(db, caller, str(value["ws"]), scope="projects:read", what="project")
     return value
 
 
@@ -249,16 +233,7 @@ async def import_project(request: web.Request) -> web.Response:
 @querystring_schema(ps.NoQuery)
 @routes.get("/api/v1/projects/{project_id}")
 async def get_project(request: web.Request) -> web.Response:
-    db = request.app[db_key]
-
-    async def load(project_id: str) -> dict[str, object] | None:
-        project = await projects_store.get(db, project_id)
-        if project is None:
-            return None
-        ws = str(project["workspace_id"])
-        return {"ws": ws, "etag": project_etag(project), "body": project_out(project)}
-
-    value = await _cached_read(request, "project", cache.project_key, load)
+    value = await _cached_read(request, hot_reads.read_project)
     etag = str(value["etag"])
     return not_modified(request, etag) or json_response(value["body"], headers={"ETag": etag})
 
@@ -400,15 +375,7 @@ async def delete_phase(request: web.Request) -> web.Response:
 @querystring_schema(ps.NoQuery)
 @routes.get("/api/v1/projects/{project_id}/progress")
 async def progress(request: web.Request) -> web.Response:
-    db = request.app[db_key]
-
-    async def load(project_id: str) -> dict[str, object] | None:
-        project = await projects_store.get(db, project_id)
-        if project is None:
-            return None
-        return {"ws": str(project["workspace_id"]), "body": await service.progress(db, project)}
-
-    value = await _cached_read(request, "progress", cache.progress_key, load)
+    value = await _cached_read(request, hot_reads.read_progress)
     return json_response(value["body"])
 
 

@@ -12,26 +12,19 @@ from planboard.api import planning_schemas as ps
 from planboard.api.authn import caller_of
 from planboard.api.conditional import expected_version, not_modified
 from planboard.api.json import json_response
-from planboard.api.planning_serializers import (
-    activity_out,
-    cursor_after,
-    next_cursor,
-    task_etag,
-)
+from planboard.api.planning_serializers import activity_out, cursor_after, next_cursor
 from planboard.api.project_routes import actor_of, cache_of, codec_of, invalidate, purpose_of
 from planboard.api.validation import query_of, validated
 from planboard.domain.access import Role
 from planboard.domain.errors import NotFound
 from planboard.services import activity as activity_service
-from planboard.services import cache
 from planboard.services import dependencies as dependency_service
+from planboard.services import hot_reads
 from planboard.services import projects as project_service
 from planboard.services import tasks as service
 from planboard.services.access import Access, authorize
 from planboard.services.projects import OBJECT_ID_RE
-from planboard.services.representations import task_out
-from planboard.store import projects as projects_store
-from planboard.store import tasks as tasks_store
+from planboard.services.representations import task_etag, task_out
 from planboard.store.document import Document
 from planboard.typedefs import db_key, mongo_client_key
 
@@ -225,21 +218,7 @@ async def get_task(request: web.Request) -> web.Response:
     caller = caller_of(request)
     caller.require_scope("tasks:read")
     db = request.app[db_key]
-
-    async def project_of_task() -> str | None:
-        found = await tasks_store.get(db, ref)
-        return None if found is None else str(found["project_id"])
-
-    async def load() -> dict[str, Any] | None:
-        found = await tasks_store.get(db, ref)
-        project = None if found is None else await projects_store.get(db, str(found["project_id"]))
-        if found is None or project is None:
-            return None
-        (view,) = await service.views(db, project, [found])
-        out = {"p": str(project["_id"]), "ws": str(project["workspace_id"])}
-        return {**out, "etag": task_etag(view), "body": task_out(view)}
-
-    value = await cache_of(request).get("task", cache.task_key(ref), project_of_task, load)
+    value = await hot_reads.read_task(cache_of(request), db, ref)
     if value is None:
         raise NotFound("task not found")
     await authorize(db, caller, str(value["ws"]), scope="tasks:read", what="task")

@@ -15,7 +15,7 @@ from aiohttp_apigami import docs, querystring_schema, request_schema, response_s
 
 from planboard.api import webhook_schemas as s
 from planboard.api.authn import caller_of
-from planboard.api.conditional import expected_version, make_etag, not_modified
+from planboard.api.conditional import expected_version, not_modified
 from planboard.api.json import json_response
 from planboard.api.middleware import request_id_of
 from planboard.api.pagination import CursorCodec
@@ -24,6 +24,7 @@ from planboard.domain.access import Role
 from planboard.domain.errors import NotFound
 from planboard.services import webhooks as service
 from planboard.services.access import Access, authorize
+from planboard.services.representations import make_etag
 from planboard.store import webhooks as store
 from planboard.store.document import Document
 from planboard.typedefs import db_key, settings_key

@@ -30,7 +30,7 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from prometheus_client import CollectorRegistry, Counter
@@ -48,6 +48,7 @@ POLL_S = 0.02
 
 Value = dict[str, Any]
 Loader = Callable[[], Awaitable[Value | None]]
+Fill = Literal["filled", "present", "absent", "busy", "loaded"]
 REDIS_ERRORS = (RedisError, OSError, TimeoutError)
 
 
@@ -252,28 +253,63 @@ class ReadThrough:
         return await load()
 
     async def _fill(self, kind: str, key: str, generation: str, load: Loader) -> Value | None:
+        value, _ = await self._fill_as(kind, key, generation, load, strict=False)
+        return value
+
+    async def _fill_as(
+        self, kind: str, key: str, generation: str, load: Loader, *, strict: bool
+    ) -> tuple[Value | None, Fill]:
+        """Load and store under the single-flight lock. ``strict`` (a warm) lets Redis
+        errors propagate and never loads without storing."""
         lock = f"{key}:lock:{generation}"
         token = secrets.token_hex(8)
         try:
             leader = bool(await self.redis.set(lock, token, nx=True, px=self.lock_ms))
         except REDIS_ERRORS:
-            return await self._load(kind, load)
+            if strict:
+                raise
+            return await self._load(kind, load), "loaded"
         if not leader:
             waited = await self._wait_for(key, generation)
             if waited is not None:
-                return waited
-            return await self._load(kind, load)  # the leader is slow or gone: load ourselves
+                return waited, "present"  # another process filled it
+            if strict:
+                return None, "busy"
+            return await self._load(kind, load), "loaded"  # the leader is slow or gone
         try:
             value = await self._load(kind, load)  # read after the generation: never stale
-            if value is not None:
-                value["g"] = generation
-                with contextlib.suppress(*REDIS_ERRORS):
-                    await self.redis.set(key, dumps(value), ex=self.ttl_s)
-            return value
+            if value is None:
+                return None, "absent"
+            value["g"] = generation
+            try:
+                await self.redis.set(key, dumps(value), ex=self.ttl_s)
+            except REDIS_ERRORS:
+                if strict:
+                    raise
+                return value, "loaded"
+            return value, "filled"
         finally:
             with contextlib.suppress(*REDIS_ERRORS):
                 if _text(await self.redis.get(lock)) == token:
                     await self.redis.delete(lock)
+
+    async def warm(self, kind: str, key: str, project_id: str, load: Loader) -> Fill:
+        """Fill ``key`` now unless a valid value is there (``planboard cache-warm``).
+
+        The same path as a miss of :meth:`get` — the generation read before the load,
+        the single-flight lock, the TTL — so a warm racing a write stores a value of the
+        old generation that is never served. Redis errors propagate (a warm without
+        Redis is a failure, not a fallback). Returns ``"filled"``, ``"present"`` (valid
+        already, or filled meanwhile by another process), ``"absent"`` (nothing to
+        cache: gone from MongoDB) or ``"busy"`` (another filler held the lock too long).
+        """
+        value, generation = await self._lookup(key, project_id)
+        if value is not None:
+            return "present"
+        if generation is None:
+            generation = await self._generation(project_id)
+        _, outcome = await self._fill_as(kind, key, generation, load, strict=True)
+        return outcome
 
     async def _wait_for(self, key: str, generation: str) -> Value | None:
         deadline = asyncio.get_running_loop().time() + self.wait_s

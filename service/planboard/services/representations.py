@@ -1,12 +1,45 @@
-"""The JSON shapes of projects, phases and tasks: one definition for the API and exports."""
+"""The JSON shapes of projects, phases and tasks and their ETags: one definition for the
+API, exports and the cached hot reads (services/hot_reads.py)."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import orjson
+
 from planboard.services.projects import ordered_phases
 from planboard.services.tasks import TaskView
+
+
+def digest(value: object) -> str:
+    raw = value if isinstance(value, bytes) else orjson.dumps(value, default=str)
+    return hashlib.sha256(raw).hexdigest()[:8]
+
+
+def make_etag(resource_id: str, version: int, state: object = None) -> str:
+    """A weak ETag ``W/"<version>-<id digest>-<state digest>"`` (api/conditional.py)."""
+    return f'W/"{version}-{digest(resource_id.encode())}-{digest(state)}"'
+
+
+def project_etag(project: Mapping[str, Any]) -> str:
+    return make_etag(
+        str(project["_id"]), int(project.get("version", 1)), project.get("phases_version", 0)
+    )
+
+
+def phases_etag(project: Mapping[str, Any], items: list[dict[str, Any]]) -> str:
+    return make_etag(str(project["_id"]), int(project.get("phases_version", 0)), items)
+
+
+def task_etag(view: TaskView) -> str:
+    doc: Mapping[str, Any] = view.doc
+    return make_etag(
+        str(doc["_id"]),
+        int(doc.get("version", 1)),
+        [view.phase, view.blocked_by_open, view.ready],
+    )
 
 
 def phase_out(phase: Mapping[str, Any], task_count: int | None = None) -> dict[str, Any]:

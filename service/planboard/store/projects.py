@@ -104,6 +104,12 @@ async def find_by_key(db: AsyncDatabase[Document], workspace_id: str, key: str) 
     return await db[PROJECTS].find_one({"workspace_id": workspace_id, "key": key})
 
 
+async def activity_of(db: AsyncDatabase[Document], query: dict[str, object]) -> list[Document]:
+    """``_id``, ``workspace_id`` and ``updated_ms`` of the matching projects."""
+    cursor = db[PROJECTS].find(query, {"_id": 1, "workspace_id": 1, "updated_ms": 1})
+    return [doc async for doc in cursor]
+
+
 async def keys_in_workspace(db: AsyncDatabase[Document], workspace_id: str) -> set[str]:
     cursor = db[PROJECTS].find({"workspace_id": workspace_id}, {"key": 1})
     return {str(doc["key"]) async for doc in cursor}

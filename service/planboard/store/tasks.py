@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING
+from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -150,6 +150,39 @@ async def counts_by_phase(db: AsyncDatabase[Document], project_id: str) -> dict[
     ]
     cursor = await db[TASKS].aggregate(pipeline)
     return {str(doc["_id"]): int(str(doc["n"])) async for doc in cursor if doc["_id"] is not None}
+
+
+async def latest_update_by_project(
+    db: AsyncDatabase[Document], project_ids: list[str]
+) -> dict[str, int]:
+    """``project_id -> updated_ms`` of its most recently written task (one ``$group`` key,
+    ``$max``: compat-tested); projects without tasks are absent."""
+    if not project_ids:
+        return {}
+    pipeline: list[dict[str, Any]] = [
+        {"$match": {"project_id": {"$in": project_ids}}},
+        {"$group": {"_id": "$project_id", "latest": {"$max": "$updated_ms"}}},
+    ]
+    cursor = await db[TASKS].aggregate(pipeline)
+    out: dict[str, int] = {}
+    async for doc in cursor:
+        latest = doc.get("latest")
+        if doc["_id"] is not None and isinstance(latest, int | float):
+            out[str(doc["_id"])] = int(latest)
+    return out
+
+
+async def recently_updated(db: AsyncDatabase[Document], project_id: str, limit: int) -> list[str]:
+    """Ids of the project's ``limit`` most recently written tasks, newest first."""
+    if limit <= 0:
+        return []
+    cursor = db[TASKS].find(
+        {"project_id": project_id},
+        {"_id": 1},
+        sort=[("updated_ms", DESCENDING), ("_id", DESCENDING)],
+        limit=limit,
+    )
+    return [str(doc["_id"]) async for doc in cursor]
 
 
 async def count_in_phase(db: AsyncDatabase[Document], project_id: str, phase_id: str) -> int:

@@ -1,0 +1,116 @@
+"""The operator's pure parts: ``spec.config.env`` in every pod and in the config hash,
+the cache-warm Job of a restore, and the last-backup gauge."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from planboard_operator import builders
+from planboard_operator.metrics import Metrics
+
+GAUGE = "planboard_operator_last_backup_success_timestamp_seconds"
+ENV = [
+    {"name": "OTEL_EXPORTER_OTLP_ENDPOINT", "value": "http://otel-collector:4318"},
+    {"name": "SENTRY_DSN", "valueFrom": {"secretKeyRef": {"name": "sentry", "key": "dsn"}}},
+]
+
+
+def planboard(**config: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "planboard.dev/v1alpha1",
+        "kind": "Planboard",
+        "metadata": {"name": "demo", "namespace": "ns", "uid": "u-1", "generation": 1},
+        "spec": {
+            "image": {"repository": "registry.example/planboard", "tag": "0.1.0"},
+            "secretKeyRef": {"name": "s", "key": "secret-key"},
+            "mongodb": {"uriSecretRef": {"name": "s", "key": "mongodb-uri"}},
+            "kafka": {"bootstrapServers": "kafka:9092"},
+            "redis": {"urlSecretRef": {"name": "s", "key": "redis-url"}},
+            "config": {"logLevel": "INFO", **config},
+        },
+    }
+
+
+def restore(name: str = "r1") -> dict[str, Any]:
+    return {
+        "apiVersion": "planboard.dev/v1alpha1",
+        "kind": "PlanboardRestore",
+        "metadata": {"name": name, "namespace": "ns", "uid": "u-2"},
+        "spec": {"planboardRef": {"name": "demo"}},
+    }
+
+
+def env_of(obj: dict[str, Any]) -> list[dict[str, Any]]:
+    env: list[dict[str, Any]] = obj["spec"]["template"]["spec"]["containers"][0]["env"]
+    return env
+
+
+def test_config_env_renders_literals_and_secret_refs_in_order() -> None:
+    assert builders.config_env(planboard(env=ENV)) == [
+        {"name": "OTEL_EXPORTER_OTLP_ENDPOINT", "value": "http://otel-collector:4318"},
+        {"name": "SENTRY_DSN", "valueFrom": {"secretKeyRef": {"name": "sentry", "key": "dsn"}}},
+    ]
+    assert builders.config_env(planboard()) == []
+
+
+def test_every_deployment_and_job_gets_the_env_after_the_connection_secrets() -> None:
+    pb = planboard(env=ENV)
+    digest = builders.config_hash(pb)
+    objects = [
+        builders.api_deployment(pb, replicas=2, config_digest=digest),
+        builders.relay_deployment(pb, replicas=1, config_digest=digest),
+        builders.worker_deployment(pb, "rollups", replicas=1, config_digest=digest),
+        builders.restore_job(
+            pb, restore(), {"pvc": {"claimName": "b"}}, "/backups/x.tar.gz", drop=False,
+            deadline_seconds=60,
+        ),
+        builders.cache_warm_job(pb, restore(), deadline_seconds=600),
+    ]  # fmt: skip
+    for obj in objects:
+        names = [e["name"] for e in env_of(obj)]
+        assert names[:3] == ["PLANBOARD_SECRET_KEY", "PLANBOARD_MONGODB_URI", "PLANBOARD_REDIS_URL"]
+        assert names[3:5] == ["OTEL_EXPORTER_OTLP_ENDPOINT", "SENTRY_DSN"], obj["metadata"]
+    # Not in the ConfigMap: a Secret's value never lands in plain configuration.
+    assert not [k for k in builders.config_data(pb) if k.startswith(("OTEL_", "SENTRY_"))]
+
+
+def test_the_config_hash_covers_the_env() -> None:
+    base = builders.config_hash(planboard())
+    with_env = builders.config_hash(planboard(env=ENV))
+    assert with_env != base
+    other_secret = copy.deepcopy(ENV)
+    other_secret[1]["valueFrom"]["secretKeyRef"]["key"] = "dsn-2"
+    assert builders.config_hash(planboard(env=other_secret)) not in (base, with_env)
+    reordered = builders.config_hash(planboard(env=list(reversed(ENV))))
+    assert reordered != with_env  # order is what the container sees (later names win)
+    assert builders.config_hash(planboard(env=copy.deepcopy(ENV))) == with_env
+
+
+def test_the_cache_warm_job_of_a_restore() -> None:
+    job = builders.cache_warm_job(planboard(), restore(), deadline_seconds=600)
+    assert job["metadata"]["name"] == "r1-cache-warm"
+    assert job["metadata"]["ownerReferences"][0]["kind"] == "PlanboardRestore"
+    assert job["metadata"]["labels"]["app.kubernetes.io/component"] == "cache-warm"
+    spec = job["spec"]
+    assert spec["activeDeadlineSeconds"] == 600
+    container = spec["template"]["spec"]["containers"][0]
+    assert container["command"] == ["planboard", "cache-warm", "--invalidate"]
+    assert [v["name"] for v in spec["template"]["spec"]["volumes"]] == ["tmp"]  # no storage
+    long = builders.cache_warm_job(planboard(), restore("r" * 56), deadline_seconds=600)
+    name = long["metadata"]["name"]
+    assert len(name) <= 63 and name.endswith("-cache-warm")
+
+
+def test_the_last_backup_gauge_only_moves_forward_and_is_forgotten() -> None:
+    metrics = Metrics()
+    labels = {"namespace": "ns", "planboard": "demo"}
+    assert metrics.registry.get_sample_value(GAUGE, labels) is None
+    metrics.backup_succeeded("ns", "demo", 2000.0)
+    metrics.backup_succeeded("ns", "demo", 1000.0)  # an older backup finishing late
+    assert metrics.registry.get_sample_value(GAUGE, labels) == 2000.0
+    metrics.backup_succeeded("ns", "other", 500.0)
+    metrics.forget_planboard("ns", "demo")
+    assert metrics.registry.get_sample_value(GAUGE, labels) is None
+    assert metrics.registry.get_sample_value(GAUGE, {**labels, "planboard": "other"}) == 500.0
+    metrics.forget_planboard("ns", "never-seen")  # harmless
