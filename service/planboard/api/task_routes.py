@@ -18,8 +18,8 @@ from planboard.api.validation import query_of, validated
 from planboard.domain.access import Role
 from planboard.domain.errors import NotFound
 from planboard.services import activity as activity_service
+from planboard.services import cache, hot_reads
 from planboard.services import dependencies as dependency_service
-from planboard.services import hot_reads
 from planboard.services import projects as project_service
 from planboard.services import tasks as service
 from planboard.services.access import Access, authorize

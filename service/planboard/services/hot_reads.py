@@ -6,6 +6,10 @@ would have stored.
 A value is ``{"p": project, "ws": workspace, "etag"?: ..., "body": ...}`` plus the
 cache's generation ``g`` (services/cache.py). Membership is never cached: the API
 authorizes against ``ws`` on every read.
+
+Pages of a project's task list are cached as well (api/task_routes.py, under the same
+project generation), but not here: a page holds the API's signed cursors, so only the API
+fills it, on a miss; ``cache-warm`` does not pre-fill pages.
 """
 
 from __future__ import annotations
