@@ -127,6 +127,7 @@ class Settings:
     log_level: str = "INFO"
     log_json: bool = True
     access_log: bool = True
+    cache_enabled: bool = True  # the Redis read-through cache of hot reads
     cors_origins: tuple[str, ...] = ()
     allow_private_webhooks: bool = False
     ready_checks: tuple[str, ...] = READY_CHECKS
@@ -189,6 +190,7 @@ class Settings:
         for name in (
             "log_json",
             "access_log",
+            "cache_enabled",
             "allow_private_webhooks",
             "rate_limit_enabled",
             "trust_forwarded_for",

@@ -203,6 +203,31 @@ async def test_rollups_worker_invalidates_on_events_from_other_processes(
         await asyncio.sleep(0.2)
 
 
+async def test_cache_switched_off_reads_mongodb_and_stores_nothing(
+    client, settings_with, redis: Redis
+) -> None:
+    owner, project, tasks = await setup_project(client)
+    off: TestClient[object, object] = TestClient(
+        TestServer(create_app(settings_with(cache_enabled=False)))
+    )
+    await off.start_server()
+    try:
+        h = owner.headers
+        await redis.delete(cache.task_key(tasks[0]["id"]), cache.progress_key(project["id"]))
+        for _ in range(2):
+            assert (await get(off, f"/api/v1/tasks/{tasks[0]['id']}", h))["title"] == "t0"
+            assert (await get(off, f"/api/v1/projects/{project['id']}/progress", h))["total"] == 3
+            page = await get(off, f"/api/v1/projects/{project['id']}/tasks", h)
+            assert len(page["items"]) == 3
+        assert lookups(off, "task", "off") == 2
+        assert lookups(off, "task", "hit") == lookups(off, "task", "miss") == 0
+        assert loads(off, "task_list") == 2
+        assert await redis.exists(cache.task_key(tasks[0]["id"])) == 0
+        assert await redis.exists(cache.progress_key(project["id"])) == 0
+    finally:
+        await off.close()
+
+
 async def test_redis_down_still_serves_from_mongodb(client, settings_with) -> None:
     owner, project, tasks = await setup_project(client)
     dead = settings_with(redis_url=f"redis://127.0.0.1:{free_port()}/0", dependency_timeout_s=0.5)

@@ -91,7 +91,9 @@ def cache_of(request: web.Request) -> cache.ReadThrough:
     found = _caches.get(app)
     if found is None:
         metrics = cache.CacheMetrics(app[metrics_key].registry)
-        found = _caches[app] = cache.ReadThrough(app[redis_key], metrics)
+        found = _caches[app] = cache.ReadThrough(
+            app[redis_key], metrics, enabled=app[settings_key].cache_enabled
+        )
     return found
 
 

@@ -135,7 +135,7 @@ class CacheMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.requests = Counter(
             "planboard_cache_requests_total",
-            "Read-through cache lookups by kind and result (hit, miss, error).",
+            "Read-through cache lookups by kind and result (hit, miss, error, off).",
             ("kind", "result"),
             registry=registry,
         )
@@ -158,8 +158,10 @@ class ReadThrough:
         ttl_s: int = TTL_S,
         lock_ms: int = LOCK_MS,
         wait_s: float = WAIT_S,
+        enabled: bool = True,
     ) -> None:
         self.redis = redis
+        self.enabled = enabled  # off: every read loads from MongoDB (PLANBOARD_CACHE_ENABLED)
         self.metrics = metrics
         self.ttl_s = ttl_s
         self.lock_ms = lock_ms
@@ -178,6 +180,9 @@ class ReadThrough:
         ``project_id`` names the project whose generation guards the value, or resolves
         it (for a task by id) — called only on a miss, before the load.
         """
+        if not self.enabled:
+            self.metrics.requests.labels(kind, "off").inc()
+            return await self._load(kind, load)
         try:
             value, generation = await self._lookup(key, project_id)
         except REDIS_ERRORS as exc:
