@@ -23,6 +23,7 @@ def test_reads_the_environment() -> None:
             "PLANBOARD_ACCESS_LOG": "false",
             "PLANBOARD_READY_CHECKS": "mongodb,redis",
             "PLANBOARD_LOG_LEVEL": "debug",
+            "PLANBOARD_SHUTDOWN_DELAY_S": "0",
         }
     )
     assert settings.port == 9001
@@ -33,6 +34,8 @@ def test_reads_the_environment() -> None:
     assert settings.access_log is False
     assert settings.ready_checks == ("mongodb", "redis")
     assert settings.log_level == "DEBUG"
+    assert settings.shutdown_delay_s == 0.0
+    assert Settings.from_env({}).shutdown_delay_s == 3.0
 
 
 def test_production_refuses_the_default_secret() -> None:
@@ -55,6 +58,8 @@ def test_production_refuses_the_default_secret() -> None:
         ("PLANBOARD_LOG_LEVEL", "loud", "PLANBOARD_LOG_LEVEL"),
         ("PLANBOARD_MONGODB_DB", "bad.name", "database name"),
         ("PLANBOARD_DEPENDENCY_TIMEOUT_S", "-1", "PLANBOARD_DEPENDENCY_TIMEOUT_S"),
+        ("PLANBOARD_SHUTDOWN_DELAY_S", "-1", r"PLANBOARD_SHUTDOWN_DELAY_S must be in \[0, 600\]"),
+        ("PLANBOARD_SHUTDOWN_DELAY_S", "soon", "PLANBOARD_SHUTDOWN_DELAY_S must be a number"),
     ],
 )
 def test_bad_values_name_the_variable(name: str, value: str, message: str) -> None:
