@@ -322,9 +322,7 @@ class Accounts:
         try:
             if self._unsynced:
                 await self._write_unsynced()
-            loaded, revoked = await self.redis.mget(
-                [DENYLIST_LOADED_KEY, REVOKED_KEY + session_id]
-            )
+            loaded, revoked = await self.redis.mget([DENYLIST_LOADED_KEY, REVOKED_KEY + session_id])
             if loaded is None:
                 await self._load_denylist()
                 return bool(await self.redis.exists(REVOKED_KEY + session_id))
