@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -23,7 +24,7 @@ from planboard.api import (
 )
 from planboard.api.authn import accounts_key, authentication_middleware
 from planboard.api.cors import cors_middleware, setup_cors
-from planboard.api.health import setup_health
+from planboard.api.health import lifecycle_key, setup_health
 from planboard.api.idempotency import idempotency_middleware
 from planboard.api.middleware import context_middleware, error_middleware
 from planboard.api.ratelimit import ratelimit_middleware, setup_ratelimit
@@ -121,8 +122,37 @@ def create_app(settings: Settings) -> web.Application:
     return app
 
 
+def _raise_graceful_exit() -> None:
+    raise web.GracefulExit()
+
+
+async def _drain_on_signals(app: web.Application) -> None:
+    """Readiness-first shutdown. On SIGTERM (or SIGINT) /readyz answers 503 at once while
+    the listener keeps serving for ``shutdown_delay_s``, so load balancers take the process
+    out of rotation before it stops accepting connections; then the listener closes and
+    in-flight requests get ``shutdown_timeout_s`` to finish. A second signal skips the
+    delay."""
+    loop = asyncio.get_running_loop()
+    settings = app[settings_key]
+    lifecycle = app[lifecycle_key]
+
+    def begin() -> None:
+        if lifecycle.shutting_down:  # a second signal: stop waiting
+            _raise_graceful_exit()
+        lifecycle.shutting_down = True
+        log.info(
+            "draining: readiness fails; the listener closes in %.1f s",
+            settings.shutdown_delay_s,
+            extra={"delay_s": settings.shutdown_delay_s},
+        )
+        loop.call_later(settings.shutdown_delay_s, _raise_graceful_exit)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, begin)
+
+
 def serve(settings: Settings) -> None:
-    """Run the API until SIGINT/SIGTERM; in-flight requests finish first."""
+    """Run the API until SIGINT/SIGTERM; readiness fails first, in-flight requests finish."""
     try:
         import uvloop
 
@@ -132,6 +162,7 @@ def serve(settings: Settings) -> None:
     tracing.configure("planboard-api")  # before create_app and the MongoDB client
     errortracking.configure(settings, "api")
     app = create_app(settings)
+    app.on_startup.append(_drain_on_signals)
     log.info("starting API", extra={"settings": settings.redacted()})
     try:
         web.run_app(
@@ -141,7 +172,7 @@ def serve(settings: Settings) -> None:
             access_log=None,
             shutdown_timeout=settings.shutdown_timeout_s,
             print=None,
-            handle_signals=True,
+            handle_signals=False,  # _drain_on_signals handles them
             reuse_port=multiprocess_metrics() or None,
         )
     finally:

@@ -133,6 +133,7 @@ class Settings:
     ready_checks: tuple[str, ...] = READY_CHECKS
     dependency_timeout_s: float = 2.0
     shutdown_timeout_s: float = 25.0
+    shutdown_delay_s: float = 3.0
     public_url: str = ""
     extra: Mapping[str, str] = field(default_factory=dict)
 
@@ -243,6 +244,15 @@ class Settings:
                 if not 0 < number <= 600:
                     raise SettingsError(f"PLANBOARD_{name.upper()} must be in (0, 600]")
                 values[name] = number
+        raw = get("SHUTDOWN_DELAY_S")
+        if raw is not None:
+            try:
+                delay = float(raw)
+            except ValueError:
+                raise SettingsError("PLANBOARD_SHUTDOWN_DELAY_S must be a number") from None
+            if not 0 <= delay <= 600:
+                raise SettingsError("PLANBOARD_SHUTDOWN_DELAY_S must be in [0, 600]")
+            values["shutdown_delay_s"] = delay
         if values.get("env") == "production" and "access_log" not in values:
             # A JSON line per request costs CPU on every request and log volume; in
             # production the metrics (by route and status) and traces carry the same facts.

@@ -321,3 +321,48 @@ async def test_waiters_survive_a_cancelled_leader(redis: Redis) -> None:
     leader.cancel()
     assert (await waiter)["body"] == "fresh"
     assert leader.cancelled()
+
+
+async def test_invalidations_missed_during_an_outage_are_replayed_first(
+    redis: Redis, monkeypatch
+) -> None:
+    dead: Redis = Redis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_timeout=0.5)
+    rt = cache.ReadThrough(redis, cache.CacheMetrics(CollectorRegistry()))
+    projects = [uuid.uuid4().hex[:24] for _ in range(5)]
+    version = dict.fromkeys(projects, 1)
+
+    def loader(project_id: str):  # type: ignore[no-untyped-def]
+        async def load() -> dict[str, Any]:
+            return {"p": project_id, "version": version[project_id]}
+
+        return load
+
+    async def read(project_id: str) -> int:
+        key = cache.project_key(project_id)
+        return int((await rt.get("project", key, project_id, loader(project_id)))["version"])
+
+    for p in projects:
+        assert await read(p) == 1  # cached now
+    try:
+        rt.redis = dead  # Redis unreachable: the write's invalidation fails quietly
+        version[projects[0]] = 2
+        await rt.invalidate(projects[0])
+        assert rt.pending == 1
+        assert await read(projects[0]) == 2  # bypassed meanwhile
+        rt.redis = redis  # back, with the value cached before the outage still in it
+        assert await read(projects[0]) == 2
+        assert rt.pending == 0
+        assert await read(projects[1]) == 1  # the others were not touched
+
+        # More missed projects than remembered one by one: every generation is dropped.
+        monkeypatch.setattr(cache, "MAX_PENDING", 2)
+        rt.redis = dead
+        for p in projects[1:]:
+            version[p] = 3
+            await rt.invalidate(p)
+        assert rt.pending == 3  # MAX_PENDING + 1: "all"
+        rt.redis = redis
+        assert [await read(p) for p in projects[1:]] == [3, 3, 3, 3]
+        assert rt.pending == 0
+    finally:
+        await dead.aclose()

@@ -25,6 +25,7 @@ def test_reads_the_environment() -> None:
             "PLANBOARD_ACCESS_LOG": "false",
             "PLANBOARD_READY_CHECKS": "mongodb,redis",
             "PLANBOARD_LOG_LEVEL": "debug",
+            "PLANBOARD_SHUTDOWN_DELAY_S": "0",
         }
     )
     assert settings.port == 9001
@@ -35,6 +36,8 @@ def test_reads_the_environment() -> None:
     assert settings.access_log is False
     assert settings.ready_checks == ("mongodb", "redis")
     assert settings.log_level == "DEBUG"
+    assert settings.shutdown_delay_s == 0.0
+    assert Settings.from_env({}).shutdown_delay_s == 3.0
 
 
 def test_production_refuses_the_default_secret() -> None:
@@ -59,6 +62,8 @@ def test_production_refuses_the_default_secret() -> None:
         ("PLANBOARD_DEPENDENCY_TIMEOUT_S", "-1", "PLANBOARD_DEPENDENCY_TIMEOUT_S"),
         ("PLANBOARD_API_PROCESSES", "0", "between"),
         ("PLANBOARD_API_PROCESSES", "many", "PLANBOARD_API_PROCESSES"),
+        ("PLANBOARD_SHUTDOWN_DELAY_S", "-1", r"PLANBOARD_SHUTDOWN_DELAY_S must be in \[0, 600\]"),
+        ("PLANBOARD_SHUTDOWN_DELAY_S", "soon", "PLANBOARD_SHUTDOWN_DELAY_S must be a number"),
     ],
 )
 def test_bad_values_name_the_variable(name: str, value: str, message: str) -> None:

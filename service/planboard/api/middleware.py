@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from pymongo.errors import ConnectionFailure
 
 from planboard.api.problems import problem_response
 from planboard.domain.errors import (
@@ -31,6 +32,9 @@ log = logging.getLogger("planboard.api")
 access_log = logging.getLogger("planboard.access")
 
 REQUEST_ID_HEADER = "X-Request-ID"
+#: Seconds a client should wait before retrying when a dependency is unreachable (the
+#: same hint /readyz gives).
+RETRY_AFTER_S = 5
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 request_id_key = web.RequestKey("request_id", str)
 
@@ -181,6 +185,24 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         )
     except DomainError as exc:
         return domain_problem(request, exc)
+    except ConnectionFailure as exc:
+        # MongoDB unreachable (no server selected within the client's timeout, a connection
+        # lost mid-request, a primary stepping down): the request may succeed on a retry.
+        log.warning(
+            "MongoDB unavailable in %s %s: %s",
+            request.method,
+            request.path,
+            type(exc).__name__,
+            extra={"error": type(exc).__name__},
+        )
+        return problem_response(
+            503,
+            title="Service Unavailable",
+            detail="The database is unavailable; retry shortly.",
+            instance=request.path,
+            request_id=request_id_of(request),
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+        )
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)
         return problem_response(

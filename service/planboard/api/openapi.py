@@ -83,7 +83,7 @@ ERROR_DESCRIPTIONS = {
     "422": "Invalid fields (each named in `errors`)",
     "429": "Rate limit exceeded (see the RateLimit-* and Retry-After headers)",
     "500": "Unexpected error (quote the request id)",
-    "503": "A dependency is down",
+    "503": "A dependency is down (e.g. MongoDB unreachable): retry after `Retry-After` seconds",
 }
 
 SUCCESS_DESCRIPTIONS = {"200": "OK", "201": "Created", "202": "Accepted (runs in the background)"}
@@ -249,7 +249,7 @@ def _error_statuses(path: str, method: str, op: Operation) -> list[str]:
     statuses = ["500"]
     if not api:
         return statuses
-    statuses += ["400", "429"]
+    statuses += ["400", "429", "503"]  # 503: MongoDB unreachable (api/middleware.py)
     if protected:
         statuses += ["401", "403", "404"]
     if any(p["in"] == "path" for p in params):

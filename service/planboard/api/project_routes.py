@@ -99,7 +99,7 @@ def cache_of(request: web.Request) -> cache.ReadThrough:
 
 async def invalidate(request: web.Request, project_id: object) -> None:
     """After a write, in the same request: a read that follows never sees the old value."""
-    await cache.invalidate_quietly(request.app[redis_key], str(project_id))
+    await cache_of(request).invalidate(str(project_id))
 
 
 async def _cached_read(

@@ -89,6 +89,7 @@ def run_dev(run_dir: Path, port: int, groups: list[str]) -> int:
         env.setdefault("PLANBOARD_ENV", "development")
         env.setdefault("PLANBOARD_ALLOW_PRIVATE_WEBHOOKS", "true")
         env.setdefault("PLANBOARD_LOG_JSON", "false")
+        env.setdefault("PLANBOARD_SHUTDOWN_DELAY_S", "0")  # no load balancer to drain
         env["PLANBOARD_PORT"] = str(port)
         _prepare_database(env, log_dir)
         specs = {"api": _planboard("serve"), "relay": _planboard("relay")}

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -37,6 +39,11 @@ RESET_PREFIX = "pbrs"
 VERIFY_PREFIX = "pbev"
 PAT_PREFIX = "pbpat"
 REVOKED_KEY = "planboard:revoked-session:"
+#: Present while Redis holds every session revoked within one access-token lifetime. A
+#: Redis that lost its data (a restart without persistence, eviction) lacks it: the next
+#: check loads the recent revocations from MongoDB into Redis before trusting it.
+DENYLIST_LOADED_KEY = "planboard:revoked-sessions-loaded"
+REDIS_ERRORS = (RedisError, OSError, TimeoutError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +76,10 @@ class Accounts:
         self.settings = settings
         self.db = db
         self.redis = redis
+        # Revocations Redis missed (it was unavailable): session id -> (reason, expiry on
+        # the monotonic clock). Written to Redis before Redis is trusted again.
+        self._unsynced: dict[str, tuple[str, float]] = {}
+        self._loading = asyncio.Lock()
 
     # --- registration and verification -------------------------------------------------
 
@@ -300,12 +311,66 @@ class Accounts:
         )
 
     async def _session_revoked(self, session_id: str) -> bool:
-        """Redis answers fast; if it is down, MongoDB is the source of truth."""
+        """Redis answers fast; if it is down, MongoDB is the source of truth.
+
+        Redis is trusted only while it holds every recent revocation: the ones this process
+        could not write to it are written first, and a Redis that lost its data is loaded
+        from MongoDB first (see :data:`DENYLIST_LOADED_KEY`).
+        """
+        if session_id in self._unsynced:
+            return True
         try:
-            return bool(await self.redis.exists(REVOKED_KEY + session_id))
-        except (RedisError, OSError, TimeoutError):
+            if self._unsynced:
+                await self._write_unsynced()
+            loaded, revoked = await self.redis.mget([DENYLIST_LOADED_KEY, REVOKED_KEY + session_id])
+            if loaded is None:
+                await self._load_denylist()
+                return bool(await self.redis.exists(REVOKED_KEY + session_id))
+            return revoked is not None
+        except REDIS_ERRORS:
             session = await sessions.get_session(self.db, session_id)
             return session is None or bool(session.get("revoked"))
+
+    def _denylist_ttl_s(self) -> int:
+        """How long a revoked session's key must live: its access tokens' lifetime."""
+        return self.settings.access_token_ttl_s + 60
+
+    async def _write_unsynced(self) -> None:
+        """Write the revocations Redis missed; raises a Redis error while it still fails."""
+        now = time.monotonic()
+        for session_id, (_, expires) in list(self._unsynced.items()):
+            if expires <= now:  # its access tokens have expired anyway
+                del self._unsynced[session_id]
+        if not self._unsynced:
+            return
+        pending = dict(self._unsynced)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for session_id, (reason, expires) in pending.items():
+                pipe.set(REVOKED_KEY + session_id, reason, ex=max(1, int(expires - now)))
+            await pipe.execute()
+        for session_id in pending:
+            self._unsynced.pop(session_id, None)
+        log.info("wrote %d revocation(s) that Redis had missed", len(pending))
+
+    async def _load_denylist(self) -> None:
+        """Put every session revoked within one access-token lifetime into Redis, then mark
+        Redis loaded (once per process at a time: concurrent callers wait for it)."""
+        async with self._loading:
+            if await self.redis.exists(DENYLIST_LOADED_KEY):
+                return  # loaded while this caller waited
+            ttl = self._denylist_ttl_s()
+            now = utcnow()
+            revoked = await sessions.revoked_since(self.db, now - timedelta(seconds=ttl))
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for doc in revoked:
+                    revoked_at = doc["revoked_at"]
+                    assert isinstance(revoked_at, datetime)
+                    left = ttl - int((now - revoked_at).total_seconds())
+                    reason = str(doc.get("revoked_reason") or "revoked")
+                    pipe.set(REVOKED_KEY + str(doc["_id"]), reason, ex=max(1, left))
+                pipe.set(DENYLIST_LOADED_KEY, now.isoformat())
+                await pipe.execute()
+        log.info("loaded %d recent revocation(s) from MongoDB into Redis", len(revoked))
 
     # --- helpers -------------------------------------------------------------------------
 
@@ -338,10 +403,10 @@ class Accounts:
         await sessions.revoke_session(self.db, session_id, reason, now)
         try:
             # Access tokens of the session die now, not at their expiry.
-            await self.redis.set(
-                REVOKED_KEY + session_id, reason, ex=self.settings.access_token_ttl_s + 60
-            )
-        except (RedisError, OSError, TimeoutError):
+            await self.redis.set(REVOKED_KEY + session_id, reason, ex=self._denylist_ttl_s())
+        except REDIS_ERRORS:
+            expires = time.monotonic() + self._denylist_ttl_s()
+            self._unsynced[session_id] = (reason, expires)
             log.warning("Redis unavailable; revocation is enforced from MongoDB")
 
     async def _action_token(self, user_id: str, kind: str, prefix: str, ttl_s: int) -> str:

@@ -19,6 +19,11 @@ process through an ``asyncio`` future, across processes through a short Redis lo
 Redis failing is never an error: reads then come from MongoDB (fail open), counted as
 ``result="error"``. The API invalidates synchronously after its own writes; the
 ``rollups`` worker invalidates again from the events (writes of other processes).
+
+An invalidation Redis missed (it was down or unreachable when the write happened) is
+remembered by the process that made the write and replayed before that process serves
+anything from the cache again: a Redis that comes back with the values it held before the
+outage (a partition, or a restart from a snapshot) never hides a write made meanwhile.
 """
 
 from __future__ import annotations
@@ -45,6 +50,10 @@ GENERATION_TTL_S = 86_400  # outlives every value; refreshed on each invalidatio
 LOCK_MS = 5_000
 WAIT_S = 2.0
 POLL_S = 0.02
+#: Invalidations missed during an outage that a process remembers one by one; past this
+#: many it drops every generation when Redis returns instead (bounded memory).
+MAX_PENDING = 10_000
+REPLAY_BATCH = 500
 
 Value = dict[str, Any]
 Loader = Callable[[], Awaitable[Value | None]]
@@ -91,13 +100,27 @@ async def invalidate_project(redis: Redis, project_id: str) -> int:
     return int(deleted)
 
 
-async def invalidate_quietly(redis: Redis, project_id: str) -> None:
-    """Invalidation on the API's write path: a Redis outage must not fail the write (the
-    values then live at most ``TTL_S``; the rollups worker invalidates again)."""
-    try:
-        await invalidate_project(redis, project_id)
-    except REDIS_ERRORS as exc:
-        log.warning("cache invalidation of project %s failed: %s", project_id, exc)
+async def invalidate_projects(redis: Redis, project_ids: list[str]) -> None:
+    """:func:`invalidate_project` for many projects in one round trip."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for project_id in project_ids:
+            pipe.set(generation_key(project_id), secrets.token_hex(8), ex=GENERATION_TTL_S)
+            pipe.delete(*project_keys(project_id))
+        await pipe.execute()
+
+
+async def drop_all_generations(redis: Redis) -> int:
+    """Delete every project's generation: every cached value of every project dies."""
+    dropped = 0
+    batch: list[bytes | str] = []
+    async for key in redis.scan_iter(match=f"{PREFIX}gen:*", count=1000):
+        batch.append(key)
+        if len(batch) >= REPLAY_BATCH:
+            dropped += int(await redis.delete(*batch))
+            batch = []
+    if batch:
+        dropped += int(await redis.delete(*batch))
+    return dropped
 
 
 def _default(value: Any) -> Any:
@@ -167,6 +190,46 @@ class ReadThrough:
         self.lock_ms = lock_ms
         self.wait_s = wait_s
         self._inflight: dict[tuple[str, str], asyncio.Future[Value | None]] = {}
+        # Projects written while Redis was unavailable, whose values Redis may still hold.
+        self._pending: set[str] = set()
+        self._pending_all = False  # more than MAX_PENDING: drop every generation instead
+
+    @property
+    def pending(self) -> int:
+        """How many missed invalidations wait for Redis (``MAX_PENDING + 1`` once all do)."""
+        return MAX_PENDING + 1 if self._pending_all else len(self._pending)
+
+    async def invalidate(self, project_id: str) -> None:
+        """Invalidation on the API's write path, after the database write. A Redis outage
+        does not fail the write: the project is remembered and invalidated before this
+        process serves anything from the cache again (:meth:`replay`)."""
+        try:
+            await self.replay()
+            await invalidate_project(self.redis, project_id)
+        except REDIS_ERRORS as exc:
+            self._remember(project_id)
+            log.warning("cache invalidation of project %s failed: %s", project_id, exc)
+
+    def _remember(self, project_id: str) -> None:
+        if self._pending_all:
+            return
+        self._pending.add(project_id)
+        if len(self._pending) > MAX_PENDING:
+            self._pending_all = True
+            self._pending.clear()
+
+    async def replay(self) -> None:
+        """Apply the invalidations Redis missed; raises a Redis error while it still fails
+        (what is not yet applied stays remembered)."""
+        if self._pending_all:
+            await drop_all_generations(self.redis)
+            self._pending_all = False
+            log.info("cache: dropped every generation after missed invalidations")
+        while self._pending:
+            batch = list(self._pending)[:REPLAY_BATCH]
+            await invalidate_projects(self.redis, batch)
+            self._pending.difference_update(batch)
+            log.info("cache: replayed %d missed invalidation(s)", len(batch))
 
     async def get(
         self,
@@ -184,6 +247,8 @@ class ReadThrough:
             self.metrics.requests.labels(kind, "off").inc()
             return await self._load(kind, load)
         try:
+            if self._pending or self._pending_all:
+                await self.replay()  # never serve what a missed invalidation should have killed
             value, generation = await self._lookup(key, project_id)
         except REDIS_ERRORS as exc:
             self.metrics.requests.labels(kind, "error").inc()

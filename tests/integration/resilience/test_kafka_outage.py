@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections import Counter
 from dataclasses import replace
@@ -74,13 +75,18 @@ async def test_writes_survive_a_kafka_outage_and_arrive_exactly_once(own_kafka, 
 
         await write(50)
         await asyncio.to_thread(own_kafka.stop)  # Kafka goes down mid-stream
+        down_at = time.monotonic()
         await write(100)  # writes keep succeeding
-        assert await outbox.backlog(db) > 0  # held back, not lost
+        backlog = await outbox.backlog(db)
+        assert backlog > 0  # held back, not lost
+        restart_at = time.monotonic()
         await asyncio.to_thread(own_kafka.start)  # same port, same data
+        up_at = time.monotonic()
         await write(50)
         async with asyncio.timeout(120):
             while len(effects) < len(written):
                 await asyncio.sleep(0.2)
+        caught_up = time.monotonic()
         await asyncio.sleep(1.0)  # anything doubled would show up now
     finally:
         relay.stop()
@@ -89,3 +95,9 @@ async def test_writes_survive_a_kafka_outage_and_arrive_exactly_once(own_kafka, 
     assert set(effects) == set(written)
     assert max(effects.values()) == 1
     assert await outbox.backlog(db) == 0
+    print(
+        f"\nkafka outage: {len(written)} events written, 100 of them while Kafka was down "
+        f"({restart_at - down_at:.1f} s; outbox backlog {backlog}), none failed; broker start "
+        f"{up_at - restart_at:.1f} s; every event handled {caught_up - restart_at:.1f} s after "
+        f"the start command; each exactly once"
+    )
