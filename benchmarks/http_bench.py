@@ -379,7 +379,9 @@ def fmt(value: float) -> str:
 def spec_checks(points: list[Point], imports_ok: bool) -> list[str]:
     by = {(p.path, p.connections): p for p in points}
     lines = []
-    at32 = [p for p in points if p.connections == 32 and p.path != HELLO]
+    at32 = [
+        p for p in points if p.connections == 32 and p.path != HELLO and not p.path.endswith(OFF)
+    ]
     if at32:
         slow = [f"{p.path} {fmt(p.p95)} ms" for p in at32 if not p.p95 < 200 or not p.requests]
         lines.append(
@@ -414,10 +416,22 @@ def spec_checks(points: list[Point], imports_ok: bool) -> list[str]:
             + " → "
             + ("**met**" if not bad else "**not met** (" + "; ".join(bad) + ")")
         )
+    gains = [
+        f"{'task' if path == READ else 'list' if path == LIST else 'progress'} "
+        f"{by[(path, c)].rps / by[(off(path), c)].rps:.1f}x at {c}"
+        for path in (READ, LIST, PROGRESS)
+        for c in sorted({p.connections for p in points})
+        if (path, c) in by and (off(path), c) in by and by[(off(path), c)].rps
+    ]
+    if gains:
+        lines.append(
+            "- (not a target) the read-through cache's gain, req/s cached ÷ cache off on the "
+            "same data in the same run: " + ", ".join(gains)
+        )
     errors = [
         f"{p.path} at {p.connections}: no request completed within the run"
         for p in points
-        if p.requests == 0
+        if p.requests == 0 and not p.path.endswith(OFF)
     ] + [
         f"{p.path} at {p.connections}: {p.non2xx} non-2xx"
         + (f" ({p.codes})" if p.codes else "")
@@ -462,7 +476,9 @@ def report(
         "`benchmarks/wrk/` (bearer token in `Authorization`). The ceiling is "
         f"{ceiling} (`benchmarks/hello.py`: same Python, uvloop, access log off) measured in "
         "the same run. wrk, the API, the dev servers and the hello-world server share the same "
-        "cores. Data: a 2,000-task project (8 dependencies) for the reads; creates and status "
+        "cores. Rows marked “(cache off)” come from a second API process of the same "
+        "build with `PLANBOARD_CACHE_ENABLED=false`, on the same data, in the same run. "
+        "Data: a 2,000-task project (8 dependencies) for the reads; creates and status "
         "changes go to a second project (the PATCH script alternates `in_progress`/`todo` over "
         "200 tasks, no `If-Match`). Search runs after `planboard reindex` (no search worker).",
         "",
@@ -535,6 +551,12 @@ HELLO = "hello-world (ceiling)"
 READ = "GET /tasks/{id} (cached)"
 LIST = "GET /projects/{id}/tasks?status=todo&limit=50"
 PROGRESS = "GET /projects/{id}/progress"
+OFF = " (cache off)"
+
+
+def off(name: str) -> str:
+    """The row of ``name`` on the API with PLANBOARD_CACHE_ENABLED=false."""
+    return name.replace(" (cached)", "") + OFF
 
 
 @contextlib.contextmanager
@@ -654,6 +676,12 @@ def main() -> None:
             procs.append(
                 start([PLANBOARD, "serve", "--port", str(api_port)], env, run_dir / "api.log")
             )
+            # the same API with the read-through cache off: the cache's gain, side by side
+            off_port = free_port()
+            off_env = {**env, "PLANBOARD_CACHE_ENABLED": "false"}
+            procs.append(
+                start([PLANBOARD, "serve", "--port", str(off_port)], off_env, run_dir / "off.log")
+            )
             hello_cmd = [
                 sys.executable,
                 str(ROOT / "benchmarks" / "hello.py"),
@@ -664,7 +692,9 @@ def main() -> None:
             ]
             procs.append(start(hello_cmd, env, run_dir / "hello.log"))
             base, hello_base = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{hello_port}"
+            off_base = f"http://127.0.0.1:{off_port}"
             wait_http(base + "/readyz")
+            wait_http(off_base + "/readyz")
             wait_http(hello_base + "/hello")
 
             print("seeding through the API …", flush=True)
@@ -688,6 +718,19 @@ def main() -> None:
                     {},
                 ),
                 (PROGRESS, f"{base}/api/v1/projects/{s.project_id}/progress", "get.lua", {}),
+                (off(READ), f"{off_base}/api/v1/tasks/{s.read_task_id}", "get.lua", {}),
+                (
+                    off(LIST),
+                    f"{off_base}/api/v1/projects/{s.project_id}/tasks?status=todo&limit=50",
+                    "get.lua",
+                    {},
+                ),
+                (
+                    off(PROGRESS),
+                    f"{off_base}/api/v1/projects/{s.project_id}/progress",
+                    "get.lua",
+                    {},
+                ),
                 ("GET /search?q=task", f"{base}/api/v1/search?q=task", "get.lua", {}),
                 (
                     "POST /projects/{id}/tasks",
@@ -703,18 +746,21 @@ def main() -> None:
                 ),
             ]
             # sanity: every path answers 2xx before it is loaded
-            for name, url, _, _ in paths[1:5]:
+            for name, url, script, _ in paths[1:]:
+                if script != "get.lua":
+                    continue
                 ok(*call(url, "GET", "", token=token), name)
             print("driving load with wrk …", flush=True)
             points = []
-            api_pid = procs[0].pid
+            api_pid, off_pid = procs[0].pid, procs[1].pid
             for name, url, script, extra in paths:
                 if only and name != HELLO and not any(o in name for o in only):
                     continue
                 token = login(base, s.email, s.password)  # a fresh 15-minute access token per path
                 for c in connections:
                     wrk_env = {"PB_TOKEN": token, **extra}
-                    with profiled(args.profile_dir, api_pid, name, c, args.duration):
+                    pid = off_pid if name.endswith(OFF) else api_pid
+                    with profiled(args.profile_dir, pid, name, c, args.duration):
                         points.append(run_wrk(wrk, name, url, script, c, args.duration, wrk_env))
 
             imports, import_ok = [], True
