@@ -79,6 +79,9 @@ chart-crds: ## copy crds/*.yaml into the Helm chart (charts/planboard/crds/); a 
 openapi: setup ## regenerate docs/openapi.json and the Postman collection from the code (a test fails on drift)
 	$(BIN)/planboard openapi --output docs/openapi.json --postman docs/planboard.postman_collection.json
 
-.PHONY: bench
+.PHONY: bench bench-growth
 bench: servers ## HTTP benchmark of the main API paths vs a hello-world ceiling (writes docs/benchmarks.md)
 	$(BIN)/python benchmarks/http_bench.py $(BENCH_ARGS)
+
+bench-growth: servers ## the main paths at 1k, 10k and 100k tasks (writes docs/benchmarks.md)
+	$(BIN)/python benchmarks/growth_bench.py $(BENCH_ARGS)
