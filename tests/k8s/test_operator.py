@@ -379,7 +379,15 @@ def test_pause_stops_changes(stack: Stack, how: str) -> None:
         stack.patch({"metadata": {"annotations": {"planboard.dev/paused": None}}})
     eventually(lambda: stack.replicas("api") == 3, what="changes applied after unpausing")
     eventually(lambda: stack.deployment("relay") is not None, what="relay restored")
-    assert stack.condition("ReconciliationPaused")["status"] == "False"
+    # the status is written at the end of the reconcile that restored the children
+    eventually(
+        lambda: stack.condition("ReconciliationPaused").get("status") == "False",
+        what="ReconciliationPaused cleared",
+    )
+    eventually(
+        lambda: {"ReconciliationPaused", "ReconciliationResumed"} <= {r for r, _ in stack.events()},
+        what="the pause and resume events",
+    )
     reasons = {r for r, _ in stack.events()}
     assert {"ReconciliationPaused", "ReconciliationResumed"} <= reasons
 
