@@ -1,7 +1,8 @@
 """Where attachment content lives: one interface, two backends.
 
 - ``gridfs`` (default): a GridFS bucket ``attachments`` in the service's own database,
-  written chunk by chunk (255 KiB chunks) as the upload arrives.
+  written chunk by chunk (255 KiB chunks) as the upload arrives, readable by any GridFS
+  client.
 - ``s3``: an S3-compatible bucket (AWS, MinIO, Ceph...), through boto3 in a thread;
   content is sent as a multipart upload in ``S3_PART_BYTES`` parts, so an upload never
   holds more than one part in memory, and small files go up in one ``PutObject``.
@@ -15,10 +16,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncGenerator
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from bson import Binary
 from gridfs import AsyncGridFSBucket
-from gridfs.asynchronous.grid_file import AsyncGridIn
 from gridfs.errors import NoFile
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -30,6 +32,7 @@ GRIDFS_BUCKET = "attachments"
 GRIDFS_CHUNK_BYTES = 255 * 1024
 S3_PART_BYTES = 8 * MIB  # S3 wants parts of at least 5 MiB (all but the last)
 READ_CHUNK_BYTES = 256 * 1024
+READ_BATCH_CHUNKS = 4
 
 
 class MissingContent(Exception):
@@ -70,17 +73,56 @@ class AttachmentStorage(Protocol):
 
 
 class _GridFSWriter:
-    def __init__(self, stream: AsyncGridIn) -> None:
-        self._stream = stream
+    """Writes a GridFS file (the standard ``files``/``chunks`` layout) one chunk at a time.
+
+    PyMongo's own upload stream batches chunks into ``insert_many`` calls of up to 48 MB
+    before sending them, which would hold most of an upload in memory; this writer holds
+    at most one chunk. The ``files`` document is written last, so a reader never sees a
+    file whose chunks are incomplete.
+    """
+
+    def __init__(self, storage: GridFSStorage, key: str, content_type: str) -> None:
+        self._storage = storage
+        self._key = key
+        self._content_type = content_type
+        self._buffer = bytearray()
+        self._number = 0
+        self._length = 0
 
     async def write(self, chunk: bytes) -> None:
-        await self._stream.write(chunk)
+        self._buffer += chunk
+        while len(self._buffer) >= GRIDFS_CHUNK_BYTES:
+            await self._flush(bytes(self._buffer[:GRIDFS_CHUNK_BYTES]))
+            del self._buffer[:GRIDFS_CHUNK_BYTES]
+
+    async def _flush(self, data: bytes) -> None:
+        await self._storage.chunks.insert_one(
+            {"files_id": self._key, "n": self._number, "data": Binary(data)}
+        )
+        self._number += 1
+        self._length += len(data)
 
     async def close(self) -> None:
-        await self._stream.close()
+        if self._buffer:
+            await self._flush(bytes(self._buffer))
+            self._buffer.clear()
+        await self._storage.files.insert_one(
+            {
+                "_id": self._key,
+                "length": self._length,
+                "chunkSize": GRIDFS_CHUNK_BYTES,
+                "uploadDate": datetime.now(UTC),
+                "filename": self._key,
+                "metadata": {"contentType": self._content_type},
+            }
+        )
 
     async def abort(self) -> None:
-        await self._stream.abort()
+        # Finish the file, then delete it: deleting chunks without their file fails on the
+        # dev server (docs/devstack.md); deleting a whole file works on every server.
+        self._buffer.clear()
+        await self.close()
+        await self._storage.delete(self._key)
 
 
 class GridFSStorage:
@@ -90,33 +132,40 @@ class GridFSStorage:
         self.bucket = AsyncGridFSBucket(
             db, bucket_name=GRIDFS_BUCKET, chunk_size_bytes=GRIDFS_CHUNK_BYTES
         )
+        self.files = db[f"{GRIDFS_BUCKET}.files"]
+        self.chunks = db[f"{GRIDFS_BUCKET}.chunks"]
 
     async def open_writer(self, key: str, content_type: str) -> ContentWriter:
         await self.delete(key)  # a leftover of an interrupted attempt would clash on _id
-        stream = self.bucket.open_upload_stream_with_id(
-            key, key, metadata={"contentType": content_type}
-        )
-        return _GridFSWriter(stream)
+        return _GridFSWriter(self, key, content_type)
 
     async def read(
         self, key: str, start: int = 0, length: int | None = None
     ) -> AsyncGenerator[bytes, None]:
-        try:
-            stream = await self.bucket.open_download_stream(key)
-        except NoFile:
-            raise MissingContent(key) from None
-        try:
-            if start:
-                await stream.seek(start)
-            left = stream.length - start if length is None else length
-            while left > 0:
-                chunk = await stream.read(min(READ_CHUNK_BYTES, left))
-                if not chunk:
-                    break
-                left -= len(chunk)
-                yield chunk
-        finally:
-            await stream.close()
+        # Chunks are fetched a few at a time, by range: PyMongo's download stream lets the
+        # server fill a first batch with 101 chunks (25 MB), and the dev server ignores
+        # batch sizes altogether.
+        found = await self.files.find_one({"_id": key})
+        if found is None:
+            raise MissingContent(key)
+        size, chunk_size = int(str(found["length"])), int(str(found["chunkSize"]))
+        end = size if length is None else min(size, start + length)
+        number, last = start // chunk_size, (end - 1) // chunk_size
+        while start < end and number <= last:
+            upto = min(number + READ_BATCH_CHUNKS, last + 1)
+            cursor = self.chunks.find(
+                {"files_id": key, "n": {"$gte": number, "$lt": upto}}, sort=[("n", 1)]
+            )
+            async for chunk in cursor:
+                if chunk["n"] != number:
+                    raise MissingContent(f"{key}: chunk {number} is missing")
+                offset = number * chunk_size
+                data = chunk["data"]
+                assert isinstance(data, bytes)
+                yield data[max(start - offset, 0) : end - offset]
+                number += 1
+            if number < upto:
+                raise MissingContent(f"{key}: chunk {number} is missing")
 
     async def delete(self, key: str) -> None:
         # Look first: a missing file is NoFile on MongoDB but another error on the dev server.
