@@ -490,7 +490,16 @@ def postman_collection(spec: Spec) -> dict[str, Any]:
             "url": url,
             "description": op.get("description") or op.get("summary", ""),
         }
-        body = _example_body(spec, op)
+        form = op.get("requestBody", {}).get("content", {}).get("multipart/form-data")
+        body = None if form else _example_body(spec, op)
+        if form:  # Postman picks the file and writes the multipart body itself
+            request["body"] = {
+                "mode": "formdata",
+                "formdata": [
+                    {"key": name, "type": "file", "src": []}
+                    for name in form["schema"].get("properties", {})
+                ],
+            }
         if body is not None:
             content_type, raw = body
             request["header"].append({"key": "Content-Type", "value": content_type})
