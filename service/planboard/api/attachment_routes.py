@@ -29,7 +29,7 @@ from planboard.api.validation import query_of
 from planboard.auth.signing import VARIANTS, DownloadSigner
 from planboard.domain import files
 from planboard.domain.access import Role
-from planboard.domain.errors import DomainError, Forbidden, NotFound, ValidationFailed
+from planboard.domain.errors import DomainError, Forbidden, NotFound
 from planboard.services import attachments as service
 from planboard.services import tasks as task_service
 from planboard.services.attachment_storage import AttachmentStorage, MissingContent
@@ -149,8 +149,8 @@ async def _file_chunks(reader: Any, part: BodyPartReader) -> AsyncIterator[bytes
     except (ValueError, HttpProcessingError) as exc:  # a broken multipart stream
         raise web.HTTPBadRequest(text=f"malformed multipart body: {_reason(exc)}") from None
     if extra is not None:
-        raise ValidationFailed(
-            [("body", "send exactly one part, named file")], "the upload has more than one part"
+        raise files.RejectedFile(
+            "several_parts", "send exactly one part, named file", "the upload has several parts"
         )
 
 
@@ -166,8 +166,8 @@ async def _file_part(request: web.Request) -> tuple[Any, BodyPartReader]:
     except (ValueError, AssertionError, KeyError, HttpProcessingError) as exc:
         raise web.HTTPBadRequest(text=f"malformed multipart body: {_reason(exc)}") from None
     if not isinstance(part, BodyPartReader) or part.name != "file":
-        raise ValidationFailed(
-            [("file", "send the file as a part named file")], "the upload has no file part"
+        raise files.RejectedFile(
+            "no_file_part", "send the file as a part named file", "the upload has no file part"
         )
     if part.filename is None:
         raise files.RejectedFile(

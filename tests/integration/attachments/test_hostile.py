@@ -149,7 +149,7 @@ async def test_malformed_multipart(client, team, nothing_stored):
     await expect_problem(await post_raw(client, team, body), 422, "file")
     # two file parts: refused after the first was read, which is then removed
     body = raw_multipart((file_part_headers(b"a.txt"), text), (file_part_headers(b"b.txt"), text))
-    await expect_problem(await post_raw(client, team, body), 422, "body")
+    await expect_problem(await post_raw(client, team, body), 422, "file")
     # no filename
     body = raw_multipart((b'Content-Disposition: form-data; name="file"', text))
     await expect_problem(await post_raw(client, team, body), 422, "file")
