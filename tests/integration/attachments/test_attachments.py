@@ -64,6 +64,8 @@ async def test_upload_list_get_download_delete(client, db, team):
     )
     assert download.headers["X-Content-Type-Options"] == "nosniff"
     assert "sandbox" in download.headers["Content-Security-Policy"]
+    assert download.headers["Strict-Transport-Security"].startswith("max-age=")
+    assert download.headers["X-Request-ID"]
     etag = download.headers["ETag"]
     again = await client.get(got["download_url"], headers={"If-None-Match": etag})
     assert again.status == 304
