@@ -62,3 +62,10 @@ def test_unknown_variants_are_refused() -> None:
     signer = DownloadSigner("k" * 40)
     sig = signer.sign("e" * 24, "preview", NOW + 5)
     assert not signer.verify("e" * 24, "preview", NOW + 5, sig, NOW)
+
+
+@given(st.text(max_size=60), st.text(max_size=20))
+def test_any_id_and_variant_are_answered_without_errors(attachment_id: str, variant: str) -> None:
+    signer = DownloadSigner("k" * 40)
+    assert not signer.verify(attachment_id, variant, NOW + 5, "x" * 43, NOW)
+    assert not signer.verify("\udc80" + attachment_id, "original", NOW + 5, "x" * 43, NOW)

@@ -29,7 +29,7 @@ class DownloadSigner:
 
     @staticmethod
     def _message(attachment_id: str, variant: str, expires: int) -> bytes:
-        return f"{attachment_id}\x00{variant}\x00{expires}".encode()
+        return f"{attachment_id}\x00{variant}\x00{expires}".encode("utf-8", "surrogatepass")
 
     def _mac(self, key: bytes, message: bytes) -> bytes:
         digest = hmac.new(key, message, hashlib.sha256).digest()

@@ -226,6 +226,8 @@ async def test_signed_urls_refuse_tampering_and_expiry(client, team, settings_wi
     flipped = ("A" if query["sig"][0] != "A" else "B") + query["sig"][1:]
     assert await status(base, exp=query["exp"], sig=flipped) == 403
     assert await status(base, exp=query["exp"], sig="ü" * 10) == 403
+    for odd in ("%ED%A0%80", "%00", "x" * 200):  # a lone surrogate, NUL, an overlong id
+        assert await status(f"/api/v1/files/{odd}/original", **query) == 403
     # An expired link is refused even with its genuine signature.
     from planboard.auth.signing import DownloadSigner
 
