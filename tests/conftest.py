@@ -9,6 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
@@ -101,12 +106,13 @@ async def redis(settings: Settings) -> AsyncIterator[Redis]:
 async def pipeline(
     settings: Settings, db: AsyncDatabase[Document], redis: Redis
 ) -> AsyncIterator[None]:
-    """The relay and the notifications and jobs workers, for the whole session."""
+    """The relay and the notifications, jobs, search and attachments workers, for the
+    whole session."""
     relay = Relay(settings, db, idle_interval_s=0.05)
     deps = WorkerDeps(settings, db, redis)
     runners = [
         ConsumerRunner(settings, db, GROUPS[name](deps))
-        for name in ("notifications", "jobs", "search")
+        for name in ("notifications", "jobs", "search", "attachments")
     ]
     tasks = [asyncio.create_task(relay.run()), *(asyncio.create_task(r.run()) for r in runners)]
     yield
@@ -142,3 +148,37 @@ def settings_with(settings: Settings):  # type: ignore[no-untyped-def]
         return replace(settings, **changes)  # type: ignore[arg-type]
 
     return build
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """moto's standalone server: a real HTTP S3 endpoint on loopback."""
+    port = _free_port()
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    moto = Path(sys.executable).with_name("moto_server")
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [str(moto), "-H", "127.0.0.1", "-p", str(port)], stdout=out, stderr=out
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(url + "/moto-api/", timeout=1).close()  # noqa: S310
+                break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    pytest.fail(f"moto_server did not start: {log.read_text()[-2000:]}")
+                time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(10)

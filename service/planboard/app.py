@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 
 from planboard import errortracking, tracing
 from planboard.api import (
+    attachment_routes,
     auth_routes,
     comment_routes,
     job_routes,
@@ -34,6 +35,7 @@ from planboard.config import Settings
 from planboard.events.kafka import KafkaProbe
 from planboard.metrics import Metrics, multiprocess_metrics
 from planboard.services.accounts import Accounts
+from planboard.services.attachment_storage import open_storage
 from planboard.store.mongo import create_client, database
 from planboard.typedefs import (
     db_key,
@@ -80,6 +82,7 @@ async def kafka_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     app[accounts_key] = Accounts(app[settings_key], app[db_key], app[redis_key])
+    attachment_routes.setup_attachments(app, open_storage(app[settings_key], app[db_key]))
     tasks = app[auth_routes.background_tasks_key]
     yield
     if tasks:  # let accepted background work (e.g. reset mails) finish
@@ -113,6 +116,7 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(project_routes.routes)
     app.add_routes(task_routes.routes)
     app.add_routes(comment_routes.routes)
+    app.add_routes(attachment_routes.routes)
     app.add_routes(webhook_routes.routes)
     app.add_routes(job_routes.routes)
     app.add_routes(search_routes.routes)

@@ -18,6 +18,8 @@ Environment = Literal["development", "test", "production"]
 
 DEV_SECRET_KEY = "dev-insecure-secret-key-change-me-0123456789"  # noqa: S105 - the refused default
 READY_CHECKS = ("mongodb", "kafka", "redis")
+ATTACHMENT_STORAGES = ("gridfs", "s3")
+MIB = 1024 * 1024
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -135,6 +137,17 @@ class Settings:
     shutdown_timeout_s: float = 25.0
     shutdown_delay_s: float = 3.0
     public_url: str = ""
+    # Attachments (docs/api.md#attachments): where content goes and what is accepted.
+    attachment_storage: str = "gridfs"
+    attachment_max_bytes: int = 25 * MIB
+    attachment_max_pixels: int = 40_000_000
+    attachment_max_per_task: int = 100
+    attachment_url_ttl_s: int = 900
+    attachment_thumbnail_px: int = 256
+    attachment_s3_bucket: str = ""
+    attachment_s3_prefix: str = "attachments/"
+    attachment_s3_endpoint: str = ""
+    attachment_s3_region: str = ""
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -168,6 +181,11 @@ class Settings:
             "mail_from",
             "secret_key",
             "public_url",
+            "attachment_storage",
+            "attachment_s3_bucket",
+            "attachment_s3_prefix",
+            "attachment_s3_endpoint",
+            "attachment_s3_region",
         ):
             raw = get(name.upper())
             if raw is not None:
@@ -184,6 +202,11 @@ class Settings:
             ("verify_token_ttl_s", 60, 30 * 24 * 3600),
             ("invitation_ttl_s", 60, 90 * 24 * 3600),
             ("password_min_length", 8, 128),
+            ("attachment_max_bytes", 1, 5 * 1024 * MIB),
+            ("attachment_max_pixels", 1, 1_000_000_000),
+            ("attachment_max_per_task", 1, 100_000),
+            ("attachment_url_ttl_s", 10, 7 * 24 * 3600),
+            ("attachment_thumbnail_px", 16, 2048),
         ):
             raw = get(name.upper())
             if raw is not None:
@@ -275,6 +298,20 @@ class Settings:
         if not self.mongodb_db or any(c in self.mongodb_db for c in '/\\. "$'):
             raise SettingsError(
                 f"PLANBOARD_MONGODB_DB is not a valid database name: {self.mongodb_db!r}"
+            )
+        if self.attachment_storage not in ATTACHMENT_STORAGES:
+            raise SettingsError(
+                f"PLANBOARD_ATTACHMENT_STORAGE must be one of {ATTACHMENT_STORAGES}, "
+                f"got {self.attachment_storage!r}"
+            )
+        if self.attachment_storage == "s3" and not self.attachment_s3_bucket:
+            raise SettingsError(
+                "PLANBOARD_ATTACHMENT_STORAGE=s3 needs PLANBOARD_ATTACHMENT_S3_BUCKET"
+            )
+        if self.attachment_s3_prefix.startswith("/") or ".." in self.attachment_s3_prefix:
+            raise SettingsError(
+                "PLANBOARD_ATTACHMENT_S3_PREFIX must be a relative key prefix such as "
+                f"attachments/, got {self.attachment_s3_prefix!r}"
             )
 
     def redacted(self) -> dict[str, object]:

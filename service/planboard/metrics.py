@@ -55,3 +55,22 @@ class Metrics:
             registry=self.registry,
             multiprocess_mode="livemin",  # down in any process reads as down
         )
+        self.attachment_uploads = Counter(
+            "planboard_attachment_uploads_total",
+            "Attachments stored, by storage backend.",
+            ("storage",),
+            registry=self.registry,
+        )
+        self.attachment_bytes = Counter(
+            "planboard_attachment_upload_bytes_total",
+            "Bytes of attachments stored, by storage backend.",
+            ("storage",),
+            registry=self.registry,
+        )
+        self.attachment_rejections = Counter(
+            "planboard_attachment_rejections_total",
+            "Uploads refused, by reason (too_large, empty, type_not_allowed, executable, "
+            "markup, binary, extension_mismatch, image_too_large, broken_image, ...).",
+            ("reason",),
+            registry=self.registry,
+        )

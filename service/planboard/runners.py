@@ -75,11 +75,12 @@ async def run_relay(settings: Settings) -> None:
 
 
 async def run_scheduler(settings: Settings) -> None:
+    from planboard.services.attachment_storage import open_storage
     from planboard.workers.scheduler import Scheduler, default_jobs
 
     client = create_client(settings, appname="planboard-scheduler")
     db = database(client, settings)
-    scheduler = Scheduler(db, default_jobs(db))
+    scheduler = Scheduler(db, default_jobs(db, open_storage(settings, db)))
     _on_signals(scheduler.stop)
     log.info("scheduler started", extra={"jobs": [j.name for j in scheduler.jobs]})
     try:

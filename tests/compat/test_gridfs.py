@@ -57,3 +57,32 @@ async def test_upload_written_in_pieces(db: Db) -> None:
     await upload.close()
     stream = await bucket.open_download_stream(upload._id)
     assert await stream.read() == b"".join(pieces)
+
+
+async def test_attachment_patterns_string_ids_seek_and_abort(db: Db) -> None:
+    """What the attachment storage relies on: caller-chosen string ids, lookup by _id,
+    reading from an offset, and an abandoned upload (closed, then deleted: the dev server
+    fails ``GridIn.abort()``) leaving no file behind."""
+    bucket = AsyncGridFSBucket(db, bucket_name="attachments", chunk_size_bytes=CHUNK)
+    data = os.urandom(600_000)
+    upload = bucket.open_upload_stream_with_id("6b06f7948e8e5938a1fa7bbd", "original")
+    await upload.write(data[:300_000])
+    await upload.write(data[300_000:])
+    await upload.close()
+    found = [f async for f in bucket.find({"_id": "6b06f7948e8e5938a1fa7bbd"}, limit=1)]
+    assert [f.length for f in found] == [len(data)]
+    stream = await bucket.open_download_stream("6b06f7948e8e5938a1fa7bbd")
+    await stream.seek(CHUNK + 10)
+    assert await stream.read(1000) == data[CHUNK + 10 : CHUNK + 1010]
+    await stream.close()
+
+    aborted = bucket.open_upload_stream_with_id("6b06f7948e8e5938a1fa7bbd.thumbnail", "t")
+    await aborted.write(os.urandom(CHUNK * 2 + 5))  # two full chunks are flushed already
+    await aborted.close()
+    await bucket.delete("6b06f7948e8e5938a1fa7bbd.thumbnail")
+    assert [f async for f in bucket.find({"_id": "6b06f7948e8e5938a1fa7bbd.thumbnail"})] == []
+    with pytest.raises(NoFile):
+        await bucket.open_download_stream("6b06f7948e8e5938a1fa7bbd.thumbnail")
+
+    await bucket.delete("6b06f7948e8e5938a1fa7bbd")
+    assert [f async for f in bucket.find({})] == []

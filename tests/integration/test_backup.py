@@ -5,14 +5,12 @@ from __future__ import annotations
 import gzip
 import io
 import os
-import socket
 import subprocess
 import sys
 import tarfile
 import time
-import urllib.request
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -258,40 +256,7 @@ async def test_cli_backup_and_restore(
     assert _planboard("restore", "--help", env=env).returncode == 0
 
 
-# -- S3 (moto's standalone server, a real HTTP S3 endpoint on loopback) ---------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = _free_port()
-    log = tmp_path_factory.mktemp("moto") / "moto.log"
-    moto = Path(sys.executable).with_name("moto_server")
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [str(moto), "-H", "127.0.0.1", "-p", str(port)], stdout=out, stderr=out
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(url + "/moto-api/", timeout=1).close()  # noqa: S310
-                break
-            except OSError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    pytest.fail(f"moto_server did not start: {log.read_text()[-2000:]}")
-                time.sleep(0.2)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(10)
+# -- S3 (moto's standalone server, a real HTTP S3 endpoint on loopback: tests/conftest.py) --
 
 
 @pytest.fixture

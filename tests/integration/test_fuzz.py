@@ -174,6 +174,14 @@ def world(api: ThreadedServer) -> dict[str, Any]:
     delivery = post(f"/api/v1/workspaces/{workspace}/webhooks/{webhook}/test", None, 202)["id"]
     job = post(f"/api/v1/projects/{project_id}/exports", {"format": "json"}, 202)["job_id"]
     pat = post("/api/v1/tokens", {"name": "fuzz", "scopes": ["tasks:read"]})["id"]
+    attachment = _ok(
+        http.post(
+            f"{base}/api/v1/tasks/{task['id']}/attachments",
+            files={"file": ("notes.txt", b"fuzzing notes\n", "text/plain")},
+            headers=auth,
+        ),
+        201,
+    )["id"]
     return {
         "base": base,
         "email": email,
@@ -190,6 +198,7 @@ def world(api: ThreadedServer) -> dict[str, Any]:
             "delivery_id": delivery,
             "job_id": job,
             "token_id": pat,
+            "attachment_id": attachment,
         },
     }
 

@@ -105,6 +105,7 @@ def test_security_on_protected_operations_and_none_on_public_ones(spec: dict[str
         ("post", "/api/v1/auth/forgot-password"),
         ("post", "/api/v1/auth/reset-password"),
         ("post", "/api/v1/auth/verify-email"),
+        ("get", "/api/v1/files/{attachment_id}/{variant}"),  # the signed URL authorizes
     }
     for method, path, op in _operations(spec):
         if (method, path) in public:
@@ -133,6 +134,15 @@ def test_conditional_and_non_json_operations_are_described(spec: dict[str, Any])
     }
     assert spec["paths"]["/api/v1/tokens/{token_id}"]["delete"]["responses"]["204"]
     assert spec["components"]["schemas"]["LoginBody"]["example"]["email"]
+    upload = spec["paths"]["/api/v1/tasks/{task}/attachments"]["post"]
+    form = upload["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert form["properties"]["file"] == {"type": "string", "format": "binary"}
+    assert {"413", "415", "422"} <= set(upload["responses"])
+    assert "Idempotency-Key" not in [p["name"] for p in upload.get("parameters", [])]
+    download = spec["paths"]["/api/v1/files/{attachment_id}/{variant}"]["get"]
+    assert {"200", "206", "304", "403", "404", "416"} <= set(download["responses"])
+    variant = next(p for p in download["parameters"] if p["name"] == "variant")
+    assert variant["schema"]["enum"] == ["original", "thumbnail"]
 
 
 def test_the_postman_collection_is_in_step_with_the_document(spec: dict[str, Any]) -> None:

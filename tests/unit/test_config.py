@@ -93,3 +93,36 @@ def test_production_turns_the_access_log_off_unless_asked() -> None:
     assert Settings.from_env({}).access_log
     assert not Settings.from_env(secret).access_log
     assert Settings.from_env({**secret, "PLANBOARD_ACCESS_LOG": "true"}).access_log
+
+
+def test_attachment_settings() -> None:
+    settings = Settings.from_env(
+        {
+            "PLANBOARD_ATTACHMENT_STORAGE": "s3",
+            "PLANBOARD_ATTACHMENT_S3_BUCKET": "files",
+            "PLANBOARD_ATTACHMENT_S3_PREFIX": "prod/",
+            "PLANBOARD_ATTACHMENT_MAX_BYTES": "1048576",
+            "PLANBOARD_ATTACHMENT_URL_TTL_S": "60",
+        }
+    )
+    assert (settings.attachment_storage, settings.attachment_s3_bucket) == ("s3", "files")
+    assert (settings.attachment_max_bytes, settings.attachment_url_ttl_s) == (1048576, 60)
+    assert Settings.from_env({}).attachment_storage == "gridfs"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"PLANBOARD_ATTACHMENT_STORAGE": "ftp"}, "PLANBOARD_ATTACHMENT_STORAGE"),
+        ({"PLANBOARD_ATTACHMENT_STORAGE": "s3"}, "PLANBOARD_ATTACHMENT_S3_BUCKET"),
+        (
+            {"PLANBOARD_ATTACHMENT_S3_BUCKET": "b", "PLANBOARD_ATTACHMENT_S3_PREFIX": "../x"},
+            "PLANBOARD_ATTACHMENT_S3_PREFIX",
+        ),
+        ({"PLANBOARD_ATTACHMENT_MAX_BYTES": "0"}, "PLANBOARD_ATTACHMENT_MAX_BYTES"),
+        ({"PLANBOARD_ATTACHMENT_URL_TTL_S": "5"}, "PLANBOARD_ATTACHMENT_URL_TTL_S"),
+    ],
+)
+def test_bad_attachment_settings_are_refused(env: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        Settings.from_env(env)

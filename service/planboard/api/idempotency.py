@@ -8,6 +8,8 @@
   its body for 24 h; a retry with the same body gets it back with
   ``Idempotent-Replayed: true``. The same key with a different body (or query) is a 422.
 - A failed request (4xx, 5xx, exception) releases the key: fix the request and retry.
+- Streamed uploads (``multipart/form-data``) are not covered: hashing the body would mean
+  reading it whole; the header is ignored there.
 - Responses that carry a credential shown only once (``token``, ``secret``...) are
   stored without their body; a retry is answered 409 instead of printing it again.
 """
@@ -48,6 +50,7 @@ def _applies(request: web.Request) -> bool:
         and not path.startswith("/api/v1/auth/")
         and HEADER in request.headers
         and request.get(principal_key) is not None
+        and not request.content_type.startswith("multipart/")
     )
 
 

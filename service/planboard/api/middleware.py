@@ -18,8 +18,10 @@ from planboard.domain.errors import (
     DomainError,
     Forbidden,
     NotFound,
+    PayloadTooLarge,
     PlanSyntaxError,
     Unauthorized,
+    UnsupportedContent,
     ValidationFailed,
     VersionMismatch,
 )
@@ -137,6 +139,10 @@ def _domain_status(error: DomainError) -> int:
         return 412
     if isinstance(error, Conflict):
         return 409
+    if isinstance(error, PayloadTooLarge):
+        return 413
+    if isinstance(error, UnsupportedContent):
+        return 415
     if isinstance(error, ValidationFailed | PlanSyntaxError):
         return 422
     return 400

@@ -79,6 +79,7 @@ ERROR_DESCRIPTIONS = {
     "409": "Conflict with the current state (duplicate, dependency cycle, idempotency key)",
     "412": "If-Match / version names a stale version: nothing was changed",
     "413": "The body is too large",
+    "416": "The Range is outside the file",
     "415": "Unsupported Content-Type",
     "422": "Invalid fields (each named in `errors`)",
     "429": "Rate limit exceeded (see the RateLimit-* and Retry-After headers)",
@@ -113,6 +114,12 @@ DOCUMENT_CONTENT = {
     "application/json": {"schema": {"type": "object", "additionalProperties": True}},
     "text/csv": {"schema": {"type": "string"}},
 }
+# Attachment downloads: whatever type the upload was detected as.
+FILE_CONTENT = {"*/*": {"schema": {"type": "string", "format": "binary"}}}
+FILE_HEADERS = {
+    "Content-Disposition": {"schema": {"type": "string"}},
+    "ETag": {"schema": {"type": "string"}},
+}
 OVERRIDES: dict[tuple[str, str], Operation] = {
     ("post", "/api/v1/workspaces/{workspace_id}/projects/import"): {
         "requestBody": {
@@ -125,6 +132,46 @@ OVERRIDES: dict[tuple[str, str], Operation] = {
                 }
             },
         }
+    },
+    ("post", "/api/v1/tasks/{task}/attachments"): {
+        "requestBody": {
+            "required": True,
+            "description": "One part named `file`, with a filename; its type is detected from "
+            "the content (PLANBOARD_ATTACHMENT_MAX_BYTES, default 25 MiB)",
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["file"],
+                        "properties": {"file": {"type": "string", "format": "binary"}},
+                        "additionalProperties": False,
+                    },
+                    "encoding": {"file": {"contentType": "application/octet-stream"}},
+                }
+            },
+        }
+    },
+    ("get", "/api/v1/files/{attachment_id}/{variant}"): {
+        "parameters": [
+            {
+                "name": "variant",
+                "in": "path",
+                "required": True,
+                "schema": {"type": "string", "enum": ["original", "thumbnail"]},
+            }
+        ],
+        "responses": {
+            "200": {"description": "The file", "content": FILE_CONTENT, "headers": FILE_HEADERS},
+            "206": {
+                "description": "The requested byte range of the file",
+                "content": FILE_CONTENT,
+                "headers": {
+                    **FILE_HEADERS,
+                    "Content-Range": {"schema": {"type": "string"}},
+                },
+            },
+            "304": {"description": "Not modified (the If-None-Match ETag is current)"},
+        },
     },
     ("get", "/api/v1/projects/{project_id}/export"): {
         "responses": {"200": {"description": "The exported document", "content": DOCUMENT_CONTENT}}
@@ -169,6 +216,7 @@ OVERRIDES: dict[tuple[str, str], Operation] = {
 # Errors the rules below do not derive from an operation's shape.
 EXTRA_ERRORS: dict[tuple[str, str], tuple[str, ...]] = {
     ("get", "/api/v1/jobs/{job_id}/result"): ("409",),  # the job has no result (yet)
+    ("get", "/api/v1/files/{attachment_id}/{variant}"): ("403", "404", "416"),
 }
 
 # Reads that answer ``If-None-Match`` with 304; writes that honour ``If-Match`` (412).
@@ -340,6 +388,9 @@ def _finish_operation(path: str, method: str, op: Operation, op_id: str | None) 
         op["tags"] = ["ops"]
 
     params: list[dict[str, Any]] = op.setdefault("parameters", [])
+    for param in override.get("parameters", []):  # replaces the generated one of that name
+        params[:] = [p for p in params if (p["name"], p["in"]) != (param["name"], param["in"])]
+        params.append(param)
     if method == "get" and path in CONDITIONAL_READS:
         params.append(HEADER_PARAMS["If-None-Match"])
         responses["304"] = {"description": "Not modified (the If-None-Match ETag is current)"}
@@ -350,7 +401,8 @@ def _finish_operation(path: str, method: str, op: Operation, op_id: str | None) 
         and path.startswith(API_PREFIX)
         and not path.startswith(API_PREFIX + "auth/")  # anonymous or session-ending: not kept
         and op.get("security")
-    ):
+        and "multipart/form-data" not in op.get("requestBody", {}).get("content", {})
+    ):  # streamed uploads are not hashed, so not covered
         params.append(HEADER_PARAMS["Idempotency-Key"])
     if not params:
         del op["parameters"]
@@ -438,7 +490,16 @@ def postman_collection(spec: Spec) -> dict[str, Any]:
             "url": url,
             "description": op.get("description") or op.get("summary", ""),
         }
-        body = _example_body(spec, op)
+        form = op.get("requestBody", {}).get("content", {}).get("multipart/form-data")
+        body = None if form else _example_body(spec, op)
+        if form:  # Postman picks the file and writes the multipart body itself
+            request["body"] = {
+                "mode": "formdata",
+                "formdata": [
+                    {"key": name, "type": "file", "src": []}
+                    for name in form["schema"].get("properties", {})
+                ],
+            }
         if body is not None:
             content_type, raw = body
             request["header"].append({"key": "Content-Type", "value": content_type})

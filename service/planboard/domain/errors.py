@@ -43,6 +43,14 @@ class ValidationFailed(DomainError):
         self.errors: list[tuple[str, str]] = list(errors)
 
 
+class PayloadTooLarge(DomainError):
+    """The request body (an upload) is larger than the limit (413)."""
+
+
+class UnsupportedContent(DomainError):
+    """The content is of a kind the service does not accept, whatever it claims (415)."""
+
+
 def describe_cycle(cycle: Sequence[str]) -> str:
     """Human-readable cycle such as ``a -> b -> a``."""
     return " -> ".join(cycle)

@@ -15,6 +15,7 @@ EVENT_FAMILIES = (
     "project",
     "task",
     "comment",
+    "attachment",
     "user",
     "webhook",
     "job",

@@ -593,6 +593,21 @@ class DirectoryTarget:
         (self.directory / filename).unlink(missing_ok=True)
 
 
+def s3_client(endpoint_url: str | None = None, region: str | None = None) -> Any:
+    """A boto3 S3 client (credentials from the usual AWS_* variables); a custom endpoint
+    (``endpoint_url`` or ``AWS_ENDPOINT_URL``: MinIO, Ceph, moto) gets path-style buckets."""
+    import boto3
+    from botocore.config import Config
+
+    endpoint = endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None
+    config = Config(
+        retries={"max_attempts": 5, "mode": "standard"},
+        # Custom endpoints (MinIO, Ceph, moto) rarely serve virtual-host buckets.
+        s3={"addressing_style": "path" if endpoint else "auto"},
+    )
+    return boto3.client("s3", endpoint_url=endpoint, region_name=region or None, config=config)
+
+
 class S3Target:
     """An S3-compatible bucket prefix (boto3; credentials from the usual AWS_* variables)."""
 
@@ -604,20 +619,9 @@ class S3Target:
         endpoint_url: str | None = None,
         region: str | None = None,
     ) -> None:
-        import boto3
-        from botocore.config import Config
-
         self.bucket = bucket
         self.prefix = prefix if not prefix or prefix.endswith("/") else prefix + "/"
-        endpoint = endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None
-        config = Config(
-            retries={"max_attempts": 5, "mode": "standard"},
-            # Custom endpoints (MinIO, Ceph, moto) rarely serve virtual-host buckets.
-            s3={"addressing_style": "path" if endpoint else "auto"},
-        )
-        self.client = boto3.client(
-            "s3", endpoint_url=endpoint, region_name=region or None, config=config
-        )
+        self.client = s3_client(endpoint_url, region)
 
     def location(self, filename: str) -> str:
         return f"s3://{self.bucket}/{self.prefix}{filename}"

@@ -33,7 +33,7 @@ from planboard.services.activity import (
     record_change,
     with_retries,
 )
-from planboard.store import activity, comments, projects, tasks
+from planboard.store import activity, attachments, comments, projects, tasks
 from planboard.store.document import Document
 from planboard.store.ids import new_id, utcnow
 from planboard.store.tx import write_unit
@@ -281,6 +281,9 @@ async def delete_project(
             raise VersionMismatch("the project changed meanwhile; read it again")
         removed = await tasks.delete_in_project(db, project_id, session=session)
         await comments.delete_of_project(db, project_id, session=session)
+        await attachments.mark_deleted_where(
+            db, {"project_id": project_id}, utcnow(), session=session
+        )
         await activity.delete_of_project(db, project_id, session=session)
         await outbox.record(
             db,

@@ -37,7 +37,7 @@ from planboard.services.projects import (
     resolve_phase,
     task_nodes,
 )
-from planboard.store import activity, comments, memberships, projects, tasks
+from planboard.store import activity, attachments, comments, memberships, projects, tasks
 from planboard.store.document import Document
 from planboard.store.ids import new_id, utcnow
 from planboard.store.tx import write_unit
@@ -502,6 +502,7 @@ async def delete_task(
         await tasks.detach(db, str(project["_id"]), task_id, now, session=session)
         await projects.touch_graph(db, str(project["_id"]), session=session)
         await comments.delete_of_task(db, task_id, session=session)
+        await attachments.mark_deleted_where(db, {"task_id": task_id}, now, session=session)
         await record_change(
             db,
             events=[event("task.deleted", project, actor, task_id=task_id, key=current["key"])],

@@ -36,7 +36,7 @@ from planboard.store.ids import new_id, utcnow
 
 # Families whose events a webhook can subscribe to (``mail`` and ``user`` events are
 # internal or personal, never workspace data).
-FAMILIES = ("workspace", "project", "task", "comment", "webhook", "job")
+FAMILIES = ("workspace", "project", "task", "comment", "attachment", "webhook", "job")
 EVENT_TYPES = frozenset(
     {
         "workspace.updated",
@@ -54,6 +54,8 @@ EVENT_TYPES = frozenset(
         "comment.created",
         "comment.updated",
         "comment.deleted",
+        "attachment.added",
+        "attachment.deleted",
         "webhook.created",
         "webhook.updated",
         "webhook.deleted",

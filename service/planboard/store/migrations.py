@@ -260,6 +260,20 @@ async def _search(db: AsyncDatabase[Document]) -> None:
     )
 
 
+async def _attachments(db: AsyncDatabase[Document]) -> None:
+    """Attachment metadata (store/attachments.py); content is in GridFS or S3."""
+    await ensure_collections(db, ["attachments"])
+    await db.attachments.create_indexes(
+        [
+            IndexModel([("task_id", ASCENDING), ("state", ASCENDING)], name="task"),
+            IndexModel([("project_id", ASCENDING)], name="project"),
+            IndexModel([("workspace_id", ASCENDING)], name="workspace"),
+            IndexModel([("state", ASCENDING), ("created_at", ASCENDING)], name="state_created"),
+            IndexModel([("created_at", DESCENDING)], name="created"),
+        ]
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core collections and indexes", _core),
     Migration(2, "identity: users, sessions, tokens, memberships, invitations, mail", _identity),
@@ -268,6 +282,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "in-app notifications and scheduler ticks", _notifications),
     Migration(6, "jobs", _jobs),
     Migration(7, "search index", _search),
+    Migration(8, "attachments", _attachments),
 )
 
 

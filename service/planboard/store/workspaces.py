@@ -7,6 +7,7 @@ from datetime import datetime
 from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
+from planboard.store import attachments
 from planboard.store.document import Document
 from planboard.store.ids import new_id, utcnow
 
@@ -68,6 +69,8 @@ async def rename(
 
 async def delete_cascade(db: AsyncDatabase[Document], workspace_id: str) -> None:
     """Children first, the workspace last: a crash midway leaves a deletable workspace."""
+    # Attachments are hidden, not deleted: the scheduler's sweep removes their content too.
+    await attachments.mark_deleted_where(db, {"workspace_id": workspace_id}, utcnow())
     for name in OWNED_COLLECTIONS:
         await db[name].delete_many({"workspace_id": workspace_id})
     await db[WORKSPACES].delete_one({"_id": workspace_id})

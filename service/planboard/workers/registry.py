@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 from planboard.config import Settings
 from planboard.events.consumer import ConsumerGroup
 from planboard.store.document import Document
+from planboard.workers.attachments import attachments_group
 from planboard.workers.jobs import jobs_group
 from planboard.workers.notifications import notifications_group
 from planboard.workers.rollups import rollups_group
@@ -36,6 +37,7 @@ GROUPS: dict[str, GroupFactory] = {
     "jobs": lambda deps: jobs_group(deps.db),
     "webhooks": lambda deps: webhooks_group(deps.settings, deps.db),
     "search": lambda deps: search_group(deps.db),
+    "attachments": lambda deps: attachments_group(deps.settings, deps.db),
 }
 
 

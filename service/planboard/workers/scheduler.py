@@ -20,6 +20,8 @@ from datetime import UTC, datetime
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
+from planboard.services import attachments
+from planboard.services.attachment_storage import AttachmentStorage
 from planboard.services.maintenance import cleanup
 from planboard.services.reminders import remind_due_soon, send_digests
 from planboard.store.document import Document
@@ -109,9 +111,11 @@ class Scheduler:
         self._stopping.set()
 
 
-def default_jobs(db: AsyncDatabase[Document]) -> list[ScheduledJob]:
+def default_jobs(db: AsyncDatabase[Document], storage: AttachmentStorage) -> list[ScheduledJob]:
     return [
         ScheduledJob("cleanup", 600, lambda: cleanup(db)),
+        # content of deleted attachments (and of their deleted tasks, projects, workspaces)
+        ScheduledJob("attachment-sweep", 300, lambda: attachments.sweep(db, storage)),
         ScheduledJob("due-soon-reminders", 3600, lambda: remind_due_soon(db)),
         ScheduledJob("daily-digest", 86400, lambda: send_digests(db)),
     ]

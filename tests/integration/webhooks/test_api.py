@@ -295,7 +295,8 @@ async def test_the_worker_registry_runs_the_webhooks_group_with_its_loop(setting
 
     group = GROUPS["webhooks"](WorkerDeps(settings, db, redis))
     assert group.name == "webhooks"
-    assert set(group.families) == {"workspace", "project", "task", "comment", "webhook", "job"}
+    families = {"workspace", "project", "task", "comment", "attachment", "webhook", "job"}
+    assert set(group.families) == families
     worker = group.handle.__self__  # the consumer handler is bound to the worker
     loop_task = worker._background
     assert loop_task is not None and not loop_task.done()  # the delivery loop is running
