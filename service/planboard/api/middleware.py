@@ -21,6 +21,7 @@ from planboard.domain.errors import (
     PayloadTooLarge,
     PlanSyntaxError,
     Unauthorized,
+    Unavailable,
     UnsupportedContent,
     ValidationFailed,
     VersionMismatch,
@@ -143,6 +144,8 @@ def _domain_status(error: DomainError) -> int:
         return 413
     if isinstance(error, UnsupportedContent):
         return 415
+    if isinstance(error, Unavailable):
+        return 503
     if isinstance(error, ValidationFailed | PlanSyntaxError):
         return 422
     return 400
@@ -161,6 +164,8 @@ def domain_problem(request: web.Request, error: DomainError) -> web.Response:
         extra["line"] = error.line
         errors = [{"field": f"line {error.line}", "message": error.detail}]
     headers = {"WWW-Authenticate": 'Bearer realm="planboard"'} if status == 401 else None
+    if status == 503:
+        headers = {"Retry-After": str(RETRY_AFTER_S)}
     return problem_response(
         status,
         detail=error.detail,

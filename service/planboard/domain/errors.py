@@ -47,6 +47,10 @@ class PayloadTooLarge(DomainError):
     """The request body (an upload) is larger than the limit (413)."""
 
 
+class Unavailable(DomainError):
+    """A dependency (file storage, …) is down or failing; a retry may succeed (503)."""
+
+
 class UnsupportedContent(DomainError):
     """The content is of a kind the service does not accept, whatever it claims (415)."""
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from bson import Binary
 from gridfs import AsyncGridFSBucket
@@ -25,6 +25,7 @@ from gridfs.errors import NoFile
 from pymongo.asynchronous.database import AsyncDatabase
 
 from planboard.config import MIB, Settings
+from planboard.domain.errors import Unavailable
 from planboard.services.backup import s3_client
 from planboard.store.document import Document
 
@@ -33,6 +34,8 @@ GRIDFS_CHUNK_BYTES = 255 * 1024
 S3_PART_BYTES = 8 * MIB  # S3 wants parts of at least 5 MiB (all but the last)
 READ_CHUNK_BYTES = 256 * 1024
 READ_BATCH_CHUNKS = 4
+
+T = TypeVar("T")
 
 
 class MissingContent(Exception):
@@ -181,6 +184,22 @@ class GridFSStorage:
 # --------------------------------------------------------------------------- S3
 
 
+async def _s3(call: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    """Run a boto3 call in a thread; an unreachable or failing S3 service is Unavailable
+    (503 to the client: the request may succeed on a retry), other errors propagate."""
+    from botocore.exceptions import ClientError, HTTPClientError
+    from botocore.exceptions import ConnectionError as S3ConnectionError
+
+    try:
+        return await asyncio.to_thread(call, *args, **kwargs)
+    except (S3ConnectionError, HTTPClientError) as exc:
+        raise Unavailable("the file storage is unreachable; retry shortly") from exc
+    except ClientError as exc:
+        if int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0) >= 500:
+            raise Unavailable("the file storage is failing; retry shortly") from exc
+        raise
+
+
 class _S3Writer:
     def __init__(self, storage: S3Storage, key: str, content_type: str) -> None:
         self._storage = storage
@@ -200,7 +219,7 @@ class _S3Writer:
     async def _send_part(self, part: bytes) -> None:
         client, bucket, key = self._storage.client, self._storage.bucket, self._full_key
         if self._upload_id is None:
-            created = await asyncio.to_thread(
+            created = await _s3(
                 client.create_multipart_upload,
                 Bucket=bucket,
                 Key=key,
@@ -208,7 +227,7 @@ class _S3Writer:
             )
             self._upload_id = str(created["UploadId"])
         number = len(self._parts) + 1
-        answer = await asyncio.to_thread(
+        answer = await _s3(
             client.upload_part,
             Bucket=bucket,
             Key=key,
@@ -225,7 +244,7 @@ class _S3Writer:
     async def close(self) -> None:
         client, bucket, key = self._storage.client, self._storage.bucket, self._full_key
         if self._upload_id is None:
-            await asyncio.to_thread(
+            await _s3(
                 client.put_object,
                 Bucket=bucket,
                 Key=key,
@@ -235,7 +254,7 @@ class _S3Writer:
         else:
             if self._buffer:
                 await self._send_part(bytes(self._buffer))
-            await asyncio.to_thread(
+            await _s3(
                 client.complete_multipart_upload,
                 Bucket=bucket,
                 Key=key,
@@ -247,7 +266,7 @@ class _S3Writer:
     async def abort(self) -> None:
         self._buffer.clear()
         if self._upload_id is not None:
-            await asyncio.to_thread(
+            await _s3(
                 self._storage.client.abort_multipart_upload,
                 Bucket=self._storage.bucket,
                 Key=self._full_key,
@@ -279,7 +298,7 @@ class S3Storage:
             end = "" if length is None else str(start + length - 1)
             extra["Range"] = f"bytes={start}-{end}"
         try:
-            answer = await asyncio.to_thread(
+            answer = await _s3(
                 self.client.get_object, Bucket=self.bucket, Key=self.prefix + key, **extra
             )
         except ClientError as exc:
@@ -288,15 +307,13 @@ class S3Storage:
             raise
         body = answer["Body"]
         try:
-            while chunk := await asyncio.to_thread(body.read, READ_CHUNK_BYTES):
+            while chunk := await _s3(body.read, READ_CHUNK_BYTES):
                 yield chunk
         finally:
             body.close()
 
     async def delete(self, key: str) -> None:
-        await asyncio.to_thread(
-            self.client.delete_object, Bucket=self.bucket, Key=self.prefix + key
-        )
+        await _s3(self.client.delete_object, Bucket=self.bucket, Key=self.prefix + key)
 
     async def keys(self) -> list[str]:
         def listing() -> list[str]:
@@ -306,7 +323,7 @@ class S3Storage:
                 found += [str(o["Key"])[len(self.prefix) :] for o in page.get("Contents", [])]
             return found
 
-        return await asyncio.to_thread(listing)
+        return await _s3(listing)
 
 
 def open_storage(settings: Settings, db: AsyncDatabase[Document]) -> AttachmentStorage:

@@ -15,7 +15,7 @@ import asyncio
 import hashlib
 import logging
 import tempfile
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -171,7 +171,7 @@ async def upload(
             if text is not None:
                 text.feed(b"", final=True)
         except BaseException:
-            await writer.abort()
+            await _quietly(writer.abort(), "abort the upload of", attachment_id)
             raise
         await writer.close()
         values: Document = {
@@ -214,9 +214,29 @@ async def upload(
                 session=session,
             )
     except BaseException:
-        await _forget(db, storage, attachment_id)
+        # Clean up without hiding why the upload failed. When the content cannot be removed
+        # (the storage is down) the document stays "uploading": the scheduler's
+        # attachment-sweep removes both once the upload is an hour old.
+        if await _quietly(storage.delete(attachment_id), "remove the content of", attachment_id):
+            await _quietly(attachments.remove(db, attachment_id), "forget", attachment_id)
         raise
     return {**attachment, **values, "state": attachments.STORED}
+
+
+async def _quietly(step: Awaitable[object], what: str, attachment_id: str) -> bool:
+    """Run a clean-up step of a failed upload; log (never raise) its own failure."""
+    try:
+        await step
+    except Exception as exc:
+        log.warning(
+            "could not %s attachment %s after a failed upload: %s",
+            what,
+            attachment_id,
+            exc,
+            extra={"attachment_id": attachment_id},
+        )
+        return False
+    return True
 
 
 async def _forget(

@@ -143,3 +143,27 @@ async def test_refused_uploads_leave_no_object_nor_open_multipart_upload(
     assert objects(bucket) == []
     assert pending_multipart(bucket) == []
     assert await db.attachments.count_documents({"task_id": task}) == 0
+
+
+async def test_storage_down_is_a_503_and_leaves_nothing_visible(s3_settings, db, team):
+    """An unreachable S3 endpoint: the upload answers 503 problem+json with Retry-After,
+    the task shows no attachment, and the half-made one is left for the sweep."""
+    from planboard.devstack.paths import free_port
+
+    down = replace(s3_settings, attachment_s3_endpoint=f"http://127.0.0.1:{free_port()}")
+    client: TestClient[object, object] = TestClient(TestServer(create_app(down)))
+    await client.start_server()
+    try:
+        owner, task = team["owner"], team["task"]["id"]
+        answer = await upload(client, owner, task, PDF + b"\n% body\n", "notes.pdf")
+        problem = await expect_problem(answer, 503)
+        assert answer.headers["Retry-After"].isdigit()
+        assert "file storage" in problem["detail"]
+        listed = await expect(
+            await client.get(f"/api/v1/tasks/{task}/attachments", headers=owner.headers), 200
+        )
+        assert listed["items"] == []
+        left = [d async for d in db.attachments.find({"task_id": task})]
+        assert all(d["state"] == "uploading" for d in left)  # the sweep's to remove
+    finally:
+        await client.close()
