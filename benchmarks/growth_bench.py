@@ -65,17 +65,6 @@ def grow(base: str, token: str, ws: str, projects: list[dict[str, int | str]], s
     return time.perf_counter() - began
 
 
-def settle(base: str, timeout: float = 60.0) -> None:
-    """Wait until the API answers /healthz fast again (the previous run's queue drained)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        began = time.perf_counter()
-        hb.call(base, "GET", "/healthz")
-        if time.perf_counter() - began < 0.02:
-            return
-        time.sleep(0.2)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -185,7 +174,7 @@ def main() -> None:
                 in_project = int(projects[0]["tasks"])
                 points = []
                 for name, url, script, extra in paths:
-                    settle(base)
+                    hb.settle([base])
                     wrk_env = {"PB_TOKEN": token, **extra}
                     points.append(
                         hb.run_wrk(wrk, name, url, script, args.connections, args.duration, wrk_env)
