@@ -13,12 +13,14 @@ scales replicas instead; this is for a VM or a pod given several cores.
   in-flight requests and exits; the supervisor exits when all have, with the worst
   exit code.
 - A child that dies unexpectedly is restarted after a short backoff (its live gauges
-  are marked dead first), like any supervised service.
+  are marked dead first), like any supervised service; a supervisor that dies (even by
+  SIGKILL) takes its children with it (``PR_SET_PDEATHSIG``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
 import shutil
@@ -36,6 +38,7 @@ from planboard.metrics import CHILD_ENV, MULTIPROC_ENV
 log = logging.getLogger(__name__)
 
 RESTART_BACKOFF_S = (0.5, 1.0, 2.0, 5.0)
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 def supervise(settings: Settings, argv: list[str]) -> int:
@@ -59,7 +62,7 @@ def supervise(settings: Settings, argv: list[str]) -> int:
     restarts: dict[int, int] = {}
 
     def spawn(slot: int) -> None:
-        children[slot] = subprocess.Popen(cmd, env=env)
+        children[slot] = subprocess.Popen(cmd, env=env, preexec_fn=_die_with_parent)
 
     def forward(signum: int, _frame: object) -> None:
         stopping.set()
@@ -114,6 +117,14 @@ def supervise(settings: Settings, argv: list[str]) -> int:
                 child.wait()
         if own_dir:
             shutil.rmtree(own_dir, ignore_errors=True)
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: the kernel sends SIGTERM when the supervisor dies, even
+    by SIGKILL, so no API process outlives it holding the port (Linux prctl)."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _mark_dead(pid: int, metrics_dir: str) -> None:

@@ -94,8 +94,12 @@ def served(settings: Settings, tmp_path: Path) -> Iterator[tuple[subprocess.Pope
         yield proc, base
     finally:
         if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
+            proc.terminate()
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
         log.close()
 
 
@@ -133,3 +137,20 @@ def test_a_crashed_process_is_restarted_and_sigterm_stops_all_cleanly(served) ->
     assert proc.wait(60) == 0
     with pytest.raises(OSError):
         _get(base + "/healthz")
+
+
+def test_processes_do_not_outlive_a_killed_supervisor(served) -> None:
+    proc, base = served
+    children = _children(proc.pid)
+    proc.kill()  # SIGKILL: no chance to forward anything
+    proc.wait(10)
+
+    def gone(pid: int) -> bool:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().split()[2]
+        except FileNotFoundError:
+            return True
+        return state == "Z"
+
+    _wait(lambda: all(gone(pid) for pid in children), timeout=60, what="the children to exit")
+    _wait(lambda: not _listeners(int(base.rsplit(":", 1)[1])), what="the port to be free")
