@@ -1,16 +1,19 @@
 """The MongoDB patterns the search index (``store/search.py``) relies on, in the form
-the code uses: ``$all`` over a prefixes array (multikey, compound with the workspace),
-``$in`` on the workspace, filters on other arrays, newest-first ``limit``, the light
-projection, and idempotent re-indexing with ``replace_one(upsert=True)``."""
+the code uses: ``$text`` over the ``tokens`` text index (``default_language: "none"``)
+with every token quoted (all must match), combined with ``$in`` on the workspace and
+filters on other fields, newest-first ``limit``, the light projection, and idempotent
+re-indexing with ``replace_one(upsert=True)`` (the text index follows replaces and
+deletes)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, IndexModel, ReplaceOne
+from pymongo import ASCENDING, DESCENDING, TEXT, IndexModel, ReplaceOne
 from pymongo.asynchronous.database import AsyncDatabase
 
 from planboard.services.search import prefixes_of, words
+from planboard.store.search import token, tokens_of
 
 Db = AsyncDatabase[dict[str, Any]]
 
@@ -22,7 +25,7 @@ def entry(i: int, ws: str, text: str, **extra: Any) -> dict[str, Any]:
         "type": "task",
         "workspace_id": ws,
         "terms": terms,
-        "prefixes": prefixes_of(terms),
+        "tokens": tokens_of(terms, prefixes_of(terms)),
         "updated_ms": 1_700_000_000_000 + i,
         **extra,
     }
@@ -32,7 +35,7 @@ async def seeded(db: Db) -> None:
     coll = db.search_index
     await coll.create_indexes(
         [
-            IndexModel([("workspace_id", ASCENDING), ("prefixes", ASCENDING)]),
+            IndexModel([("tokens", TEXT)], name="tokens", default_language="none"),
             IndexModel([("workspace_id", ASCENDING), ("updated_ms", DESCENDING)]),
         ]
     )
@@ -46,32 +49,36 @@ async def seeded(db: Db) -> None:
     )
 
 
+def text(*query_words: str) -> dict[str, Any]:
+    return {"$text": {"$search": " ".join(f'"{token(w)}"' for w in query_words)}}
+
+
 async def ids(db: Db, query: dict[str, Any]) -> list[str]:
     cursor = db.search_index.find(query, {"_id": 1}).sort("updated_ms", DESCENDING)
     return [str(d["_id"]) async for d in cursor]
 
 
-async def test_all_over_prefixes_within_the_callers_workspaces(db: Db) -> None:
+async def test_all_words_within_the_callers_workspaces(db: Db) -> None:
     await seeded(db)
     mine = {"workspace_id": {"$in": ["w1"]}}
-    assert await ids(db, {**mine, "prefixes": {"$all": ["datab"]}}) == ["task:2", "task:1"]
-    assert await ids(db, {**mine, "prefixes": {"$all": ["dep", "data"]}}) == ["task:1"]
-    assert await ids(db, {**mine, "prefixes": {"$all": ["dep", "nightly"]}}) == []
+    assert await ids(db, {**mine, **text("datab")}) == ["task:2", "task:1"]
+    assert await ids(db, {**mine, **text("dep", "data")}) == ["task:1"]
+    assert await ids(db, {**mine, **text("dep", "nightly")}) == []
     both = {"workspace_id": {"$in": ["w1", "w2"]}}
-    assert await ids(db, {**both, "prefixes": {"$all": ["deploy"]}}) == ["task:3", "task:1"]
-    assert await ids(db, {"workspace_id": {"$in": []}, "prefixes": {"$all": ["de"]}}) == []
+    assert await ids(db, {**both, **text("deploy")}) == ["task:3", "task:1"]
+    assert await ids(db, {"workspace_id": {"$in": []}, **text("de")}) == []
 
 
 async def test_unicode_words_and_filters_on_other_fields(db: Db) -> None:
     await seeded(db)
     mine = {"workspace_id": {"$in": ["w1"]}}
-    assert await ids(db, {**mine, "prefixes": {"$all": words("Straße crè")}}) == ["task:4"]
-    assert await ids(db, {**mine, "prefixes": {"$all": ["über"]}}) == ["task:4"]
-    labelled = {**mine, "prefixes": {"$all": ["data"]}, "labels": {"$all": ["ops", "db"]}}
+    assert await ids(db, {**mine, **text(*words("Straße crè"))}) == ["task:4"]
+    assert await ids(db, {**mine, **text("über")}) == ["task:4"]
+    labelled = {**mine, **text("data"), "labels": {"$all": ["ops", "db"]}}
     assert await ids(db, labelled) == ["task:1"]
-    status = {**mine, "prefixes": {"$all": ["data"]}, "status": {"$in": ["done"]}}
+    status = {**mine, **text("data"), "status": {"$in": ["done"]}}
     assert await ids(db, status) == ["task:2"]
-    typed = {**mine, "type": {"$in": ["task", "comment"]}, "terms": {"$all": ["the"]}}
+    typed = {**mine, "type": {"$in": ["task", "comment"]}, **text("the")}
     assert await ids(db, typed) == ["task:1"]
 
 
@@ -79,7 +86,7 @@ async def test_limit_newest_first_and_top_level_projection(db: Db) -> None:
     await seeded(db)
     cursor = (
         db.search_index.find(
-            {"workspace_id": {"$in": ["w1", "w2"]}, "prefixes": {"$all": ["da"]}},
+            {"workspace_id": {"$in": ["w1", "w2"]}, **text("da")},
             {"_id": 1, "terms": 1, "updated_ms": 1},
         )
         .sort("updated_ms", DESCENDING)
@@ -87,7 +94,7 @@ async def test_limit_newest_first_and_top_level_projection(db: Db) -> None:
     )
     found = [d async for d in cursor]
     assert [d["_id"] for d in found] == ["task:3", "task:2"]
-    assert "prefixes" not in found[0] and found[0]["terms"][0] == "deploy"
+    assert "tokens" not in found[0] and found[0]["terms"][0] == "deploy"
 
 
 async def test_reindexing_replaces_in_place(db: Db) -> None:
@@ -97,9 +104,19 @@ async def test_reindexing_replaces_in_place(db: Db) -> None:
     await coll.replace_one({"_id": again["_id"]}, again, upsert=True)
     await coll.bulk_write([ReplaceOne({"_id": again["_id"]}, again, upsert=True)], ordered=False)
     assert await coll.count_documents({"_id": "task:1"}) == 1
-    assert await ids(db, {"workspace_id": {"$in": ["w1"]}, "prefixes": {"$all": ["deploy"]}}) == []
-    assert await ids(db, {"workspace_id": {"$in": ["w1"]}, "prefixes": {"$all": ["renam"]}}) == [
-        "task:1"
-    ]
+    assert await ids(db, {"workspace_id": {"$in": ["w1"]}, **text("deploy")}) == []
+    assert await ids(db, {"workspace_id": {"$in": ["w1"]}, **text("renam")}) == ["task:1"]
     await coll.delete_many({"task_id": "nothing"})
     assert await coll.count_documents({}) == 4
+    await coll.delete_one({"_id": "task:1"})
+    assert await ids(db, {"workspace_id": {"$in": ["w1"]}, **text("renam")}) == []
+
+
+async def test_one_character_words_and_tokens_that_look_like_syntax(db: Db) -> None:
+    await seeded(db)
+    await db.search_index.insert_one(entry(5, "w1", 'x AND "OR" NOT -y ("quoted")'))
+    mine = {"workspace_id": {"$in": ["w1"]}}
+    assert await ids(db, {**mine, **text("x")}) == ["task:5"]  # a whole one-letter word
+    assert await ids(db, {**mine, **text("and", "not", "quoted")}) == ["task:5"]
+    assert await ids(db, {**mine, **text("x", "deploy")}) == []
+    assert await ids(db, {**mine, **text("zz")}) == []

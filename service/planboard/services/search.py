@@ -1,13 +1,15 @@
 """Full-text search over tasks, projects and comments, served from ``search_index``.
 
 Indexing: every entity becomes one entry with its words (``terms``), the words of its
-title or key (``title_terms``) and bounded word prefixes (``prefixes``). The ``search``
+title or key (``title_terms``) and its bounded word prefixes as text-index tokens
+(``tokens``, see ``store/search.py``). The ``search``
 worker re-reads the entity named by each event and (re)indexes or deletes it, so
 applying an event twice, late or out of order leaves the same entry (idempotent).
 
 Querying: every query word must be a prefix of some word of the entry (a word shorter
 than 2 characters must be a whole word). MongoDB narrows the entries to the caller's
-workspaces and filters (in the query itself) and hands back at most ``CANDIDATES`` of
+workspaces and filters, and the words through the text index on ``tokens`` (``$text``
+with every word's token quoted: all must be there), and hands back at most ``CANDIDATES`` of
 the most recently changed matches; ranking happens here: an exact word beats a
 prefix, a title/key match beats a body match, and recency breaks ties.
 """
@@ -30,7 +32,7 @@ from planboard.store import comments, memberships, projects, tasks
 from planboard.store import search as index
 from planboard.store.document import Document
 
-MIN_PREFIX = 2
+MIN_PREFIX = index.MIN_PREFIX
 MAX_PREFIX = 15  # longer query words are matched on their first 15 characters, then checked
 MAX_TERMS = 2000  # distinct words kept per entry
 MAX_PREFIXES = 6000  # prefixes kept per entry (title words first)
@@ -97,7 +99,7 @@ def _entry(
         "snippet": " ".join(body.split())[:SNIPPET_CHARS],
         "title_terms": title_terms,
         "terms": terms,
-        "prefixes": prefixes_of(terms),
+        "tokens": index.tokens_of(terms, prefixes_of(terms)),
         "updated_ms": _ms(doc.get("updated_at") or doc.get("created_at")),
         **extra,
     }
@@ -339,13 +341,12 @@ async def workspaces_of(db: AsyncDatabase[Document], caller: Caller, only: str |
 def mongo_filter(
     workspace_ids: Sequence[str], kinds: Sequence[str], query: SearchQuery, qwords: Sequence[str]
 ) -> Document:
-    long_words = _unique([w[:MAX_PREFIX] for w in qwords if len(w) >= MIN_PREFIX], MAX_QUERY_WORDS)
-    short_words = [w for w in qwords if len(w) < MIN_PREFIX]
-    flt: Document = {"workspace_id": {"$in": list(workspace_ids)}}
-    if long_words:
-        flt["prefixes"] = {"$all": long_words}
-    if short_words:
-        flt["terms"] = {"$all": short_words}
+    wanted = _unique([w[:MAX_PREFIX] for w in qwords], MAX_QUERY_WORDS)
+    # Quoted terms: MongoDB's $text ANDs phrases (bare words would be ORed), as FTS5 does.
+    flt: Document = {
+        "workspace_id": {"$in": list(workspace_ids)},
+        "$text": {"$search": " ".join(f'"{index.token(w)}"' for w in wanted)},
+    }
     if len(kinds) < len(TYPES):
         flt["type"] = {"$in": list(kinds)}
     if query.project_id:

@@ -16,12 +16,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo import ASCENDING, DESCENDING, TEXT, IndexModel, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
 from planboard.store import locks
 from planboard.store.document import Document
 from planboard.store.ids import utcnow
+from planboard.store.search import tokens_of
 
 log = logging.getLogger(__name__)
 
@@ -274,6 +275,40 @@ async def _attachments(db: AsyncDatabase[Document]) -> None:
     )
 
 
+def _strings(value: object) -> list[object]:
+    return list(value) if isinstance(value, list) else []
+
+
+async def _search_text(db: AsyncDatabase[Document]) -> None:
+    """Search by a text index: each entry's ``prefixes`` array becomes its ``tokens`` text
+    (store/search.py ``tokens_of``). ``$all`` over the array had no index support on the
+    dev server (every query read the whole collection); ``$text`` is answered from the
+    index by MongoDB and by the dev server's SQLite FTS5 alike."""
+    await db.search_index.create_index(
+        [("tokens", TEXT)], name="tokens", default_language="none", language_override="_lang"
+    )
+    batch: list[UpdateOne] = []
+    async for doc in db.search_index.find(
+        {"prefixes": {"$exists": True}}, {"prefixes": 1, "terms": 1}
+    ):
+        terms = [str(t) for t in _strings(doc.get("terms"))]
+        prefixes = [str(p) for p in _strings(doc.get("prefixes"))]
+        batch.append(
+            UpdateOne(
+                {"_id": doc["_id"]},
+                {"$set": {"tokens": tokens_of(terms, prefixes)}, "$unset": {"prefixes": ""}},
+            )
+        )
+        if len(batch) >= 500:
+            await db.search_index.bulk_write(batch, ordered=False)
+            batch = []
+    if batch:
+        await db.search_index.bulk_write(batch, ordered=False)
+    async for ix in await db.search_index.list_indexes():
+        if "prefixes" in dict(ix.get("key") or {}):  # by key: the dev server renames indexes
+            await db.search_index.drop_index(str(ix["name"]))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core collections and indexes", _core),
     Migration(2, "identity: users, sessions, tokens, memberships, invitations, mail", _identity),
@@ -283,6 +318,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "jobs", _jobs),
     Migration(7, "search index", _search),
     Migration(8, "attachments", _attachments),
+    Migration(9, "search by a text index on tokens", _search_text),
 )
 
 

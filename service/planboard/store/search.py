@@ -1,9 +1,10 @@
 """The ``search_index`` collection: one entry per task, project and comment.
 
 An entry's ``_id`` is ``<type>:<entity id>``; ``terms`` holds the whole words and
-``prefixes`` every word prefix of 2..``MAX_PREFIX`` characters (whole short words
-included), so a query is ``{"prefixes": {"$all": words}}`` — an array operator the
-dev server supports (``tests/compat/test_search_patterns.py``). Times are integer
+``tokens`` one text-index token per word prefix of 2..``MAX_PREFIX`` characters (and per
+one-character word), so a query is ``{"$text": {"$search": '"tok1" "tok2"'}}`` on the
+``tokens`` text index (migration 9) — which MongoDB and the dev server's SQLite FTS5
+both answer from the index (``tests/compat/test_search_patterns.py``). Times are integer
 milliseconds (``updated_ms``), never datetimes (docs/devstack.md).
 """
 
@@ -17,8 +18,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 from planboard.store.document import Document
 
 SEARCH_INDEX = "search_index"
+MIN_PREFIX = 2  # shorter query words must be whole words
 
-# What the ranking reads back: never the (large) prefixes array.
+# What the ranking reads back: never the (large) tokens text.
 RANK_FIELDS = {
     "_id": 1,
     "type": 1,
@@ -37,6 +39,22 @@ RANK_FIELDS = {
     "terms": 1,
     "updated_ms": 1,
 }
+
+
+def token(word: str) -> str:
+    """The text-index token of a prefix (``p`` + its UTF-8 in hex) or of a short whole
+    word (``w`` + hex). Hex keeps every token one plain ASCII word, so MongoDB's text index
+    (``default_language: "none"``: no stemming, no stop words) and the dev server's SQLite
+    FTS5 split, case and match it the same way, for words of any script."""
+    kind = "p" if len(word) >= MIN_PREFIX else "w"
+    return kind + word.encode().hex()
+
+
+def tokens_of(terms: Sequence[str], prefixes: Sequence[str]) -> str:
+    """The ``tokens`` text of an entry: every prefix, and every whole word shorter than
+    ``MIN_PREFIX`` (the words a query can ask for)."""
+    short = [t for t in terms if len(t) < MIN_PREFIX]
+    return " ".join(token(w) for w in [*prefixes, *short])
 
 
 def entry_id(kind: str, entity_id: str) -> str:

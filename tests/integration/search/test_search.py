@@ -274,3 +274,36 @@ async def test_comment_edits_and_project_deletion_reach_the_index(client) -> Non
     await expect(deleted, 204)
     await found(client, owner.headers, [], q=w)
     await found(client, owner.headers, [], q=w2)
+
+
+async def test_migration_9_moves_old_entries_to_the_text_index(mongo_client, settings) -> None:
+    """Entries written before migration 9 (a ``prefixes`` array, no ``tokens``) are found
+    by the text-index query once it ran, and lose the array."""
+    from planboard.services.search import prefixes_of, words
+    from planboard.store import migrations
+    from planboard.store.search import token
+
+    db = mongo_client[f"{settings.mongodb_db}_m9"]
+    try:
+        await migrations.migrate(db)
+        terms = words("Migrate the legacy entry x")
+        await db.search_index.insert_one(
+            {
+                "_id": "task:legacy",
+                "type": "task",
+                "workspace_id": "w",
+                "terms": terms,
+                "prefixes": prefixes_of(terms),
+                "updated_ms": 1,
+            }
+        )
+        await migrations._search_text(db)  # what migration 9 does, on the old entry
+        doc = await db.search_index.find_one({"_id": "task:legacy"})
+        assert doc is not None and "prefixes" not in doc and doc["tokens"]
+        query = " ".join(f'"{token(w)}"' for w in ("legac", "x", "migrate"))
+        found = [d["_id"] async for d in db.search_index.find({"$text": {"$search": query}})]
+        assert found == ["task:legacy"]
+        keys = [dict(ix["key"]) async for ix in await db.search_index.list_indexes()]
+        assert not any("prefixes" in key for key in keys)
+    finally:
+        await mongo_client.drop_database(db.name)
