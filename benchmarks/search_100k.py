@@ -2,7 +2,7 @@
 
 Bulk-inserts index entries straight into ``search_index`` (built with the same code the
 worker uses: ``services.search.task_entry``), then times the API's search path
-(``services.search.search``: membership lookup, the ``$all``-over-prefixes query with
+(``services.search.search``: membership lookup, the ``$text`` query on the tokens index with
 the workspace ``$in``, bounded candidates, ranking in Python) for a mix of typical
 queries, 200 timed queries per run (after 10 warm-up ones).
 
