@@ -237,7 +237,12 @@ def report(
         "|---|" + "---|" * len(rows),
     ]
     for i, name in enumerate(names):
-        cells = [f"{r[4][i].rps:,.0f} · {hb.fmt(r[4][i].p95)}" for r in rows]
+        cells = [
+            f"{r[4][i].rps:,.0f} · {hb.fmt(r[4][i].p95)}"
+            if r[4][i].requests
+            else f"none completed within {args.duration} s"
+            for r in rows
+        ]
         out.append(f"| {name} | " + " | ".join(cells) + " |")
     out.append(
         "| errors | "
