@@ -112,6 +112,9 @@ def cmd_seed(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _reindex(settings: Settings, workspace_id: str | None) -> int:
+    from redis.asyncio import Redis
+
+    from planboard.services import search_cache
     from planboard.services.search import reindex
     from planboard.store.mongo import create_client, database
 
@@ -129,6 +132,16 @@ async def _reindex(settings: Settings, workspace_id: str | None) -> int:
         report = await reindex(database(client, settings), workspace_id, progress=progress)
     finally:
         await client.close()
+    # cached search answers were read from the old index: a new whole-index generation
+    redis: Redis = Redis.from_url(
+        settings.redis_url,
+        socket_timeout=settings.dependency_timeout_s,
+        socket_connect_timeout=settings.dependency_timeout_s,
+    )
+    try:
+        await search_cache.bump_quietly(redis, everything=True)
+    finally:
+        await redis.aclose()
     print(
         f"done: {report.projects} projects, {report.tasks} tasks, {report.comments} comments "
         f"indexed; {report.removed} stale entries removed"

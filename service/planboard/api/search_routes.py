@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,13 +15,14 @@ from planboard.api.authn import caller_of
 from planboard.api.json import json_response
 from planboard.api.pagination import CursorCodec
 from planboard.api.planning_schemas import MAX_LABEL, TASK_STATUSES, CommaList
-from planboard.api.project_routes import purpose_of
+from planboard.api.project_routes import cache_of, purpose_of
 from planboard.api.schemas import Strict, Trimmed
 from planboard.api.validation import query_of
 from planboard.domain.errors import ValidationFailed
 from planboard.services import search as service
+from planboard.services import search_cache
 from planboard.services.projects import PROJECT_STATUSES
-from planboard.typedefs import db_key, settings_key
+from planboard.typedefs import db_key, redis_key, settings_key
 
 routes = web.RouteTableDef()
 BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
@@ -123,12 +125,28 @@ async def search(request: web.Request) -> web.Response:
         labels=tuple(query.get("label") or ()),
         types=tuple(dict.fromkeys(query.get("type") or ())),
     )
-    hits, more = await service.search(
-        request.app[db_key],
-        caller,
-        spec,
-        after=_after(codec, purpose, query.get("cursor")),
-        limit=query["limit"],
+    db = request.app[db_key]
+    after = _after(codec, purpose, query.get("cursor"))
+    workspace_ids = await service.workspaces_of(db, caller, spec.workspace_id)
+
+    async def compute() -> dict[str, Any]:
+        hits, more = await service.search(
+            db, caller, spec, after=after, limit=query["limit"], workspace_ids=workspace_ids
+        )
+        last = list(hits[-1].position) if more and hits else None
+        next_cursor = codec.encode(purpose, {"p": last}) if last else None
+        return {"items": [hit_out(h) for h in hits], "next_cursor": next_cursor}
+
+    # Answers are per caller (cursors are bound to the caller) and scopes (result types),
+    # and keyed by the searched workspaces' index generations (services/search_cache.py).
+    question = {
+        "user": caller.user_id,
+        "scopes": None if caller.scopes is None else sorted(caller.scopes),
+        "spec": dataclasses.asdict(spec),
+        "after": after,
+        "limit": query["limit"],
+    }
+    body = await search_cache.answer(
+        request.app[redis_key], workspace_ids, question, compute, cache_of(request).metrics
     )
-    next_cursor = codec.encode(purpose, {"p": list(hits[-1].position)}) if more and hits else None
-    return json_response({"items": [hit_out(h) for h in hits], "next_cursor": next_cursor})
+    return json_response(body)

@@ -367,11 +367,14 @@ async def search(
     *,
     after: tuple[int, int, str] | None,
     limit: int,
+    workspace_ids: Sequence[str] | None = None,
 ) -> tuple[list[Hit], bool]:
-    """One page of hits in relevance order after ``after`` and whether more follow."""
+    """One page of hits in relevance order after ``after`` and whether more follow
+    (``workspace_ids``: the caller's, from :func:`workspaces_of`, when already known)."""
     qwords = query_words(query.q)
     kinds = allowed_types(caller, query.types)
-    workspace_ids = await workspaces_of(db, caller, query.workspace_id)
+    if workspace_ids is None:
+        workspace_ids = await workspaces_of(db, caller, query.workspace_id)
     if not workspace_ids:
         return [], False
     found = await index.candidates(

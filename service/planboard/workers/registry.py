@@ -36,7 +36,7 @@ GROUPS: dict[str, GroupFactory] = {
     "rollups": lambda deps: rollups_group(deps.redis),
     "jobs": lambda deps: jobs_group(deps.db),
     "webhooks": lambda deps: webhooks_group(deps.settings, deps.db),
-    "search": lambda deps: search_group(deps.db),
+    "search": lambda deps: search_group(deps.db, deps.redis),
     "attachments": lambda deps: attachments_group(deps.settings, deps.db),
 }
 
