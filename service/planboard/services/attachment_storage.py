@@ -14,7 +14,6 @@ a writer is either closed (the content is stored) or aborted (nothing is left be
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncGenerator, Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
@@ -23,6 +22,7 @@ from bson import Binary
 from gridfs import AsyncGridFSBucket
 from gridfs.errors import NoFile
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import OperationFailure
 
 from planboard.config import MIB, Settings
 from planboard.domain.errors import Unavailable
@@ -172,10 +172,20 @@ class GridFSStorage:
 
     async def delete(self, key: str) -> None:
         # Look first: a missing file is NoFile on MongoDB but another error on the dev server.
-        if not [f async for f in self.bucket.find({"_id": key}, limit=1)]:
+        if not await self._exists(key):
             return
-        with contextlib.suppress(NoFile):
+        try:
             await self.bucket.delete(key)
+        except NoFile:
+            return
+        except OperationFailure:
+            # Deleted meanwhile by someone else (the thumbnail worker cleaning up after a
+            # race with a delete): the dev server reports that as a failure, not NoFile.
+            if await self._exists(key):
+                raise
+
+    async def _exists(self, key: str) -> bool:
+        return bool([f async for f in self.bucket.find({"_id": key}, limit=1)])
 
     async def keys(self) -> list[str]:
         return [str(grid_out._id) async for grid_out in self.bucket.find({})]
