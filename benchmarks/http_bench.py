@@ -504,7 +504,10 @@ def report(
         "build with `PLANBOARD_CACHE_ENABLED=false`, on the same data, in the same run. "
         "Data: a 2,000-task project (8 dependencies) for the reads; creates and status "
         "changes go to a second project (the PATCH script alternates `in_progress`/`todo` over "
-        "200 tasks, no `If-Match`). Search runs after `planboard reindex` (no search worker).",
+        "200 tasks, no `If-Match`). Search runs after `planboard reindex` (no search worker): "
+        "`q=task` repeated (every entry matches: the worst case, served from the search "
+        "answer cache after the first) and `q=task+<n>` with a different number on every "
+        "request (never cached: the search path itself).",
         "",
         f"Machine: {machine()}.",
         "",
@@ -742,7 +745,8 @@ def main() -> None:
                     {},
                 ),
                 (PROGRESS, f"{base}/api/v1/projects/{s.project_id}/progress", "get.lua", {}),
-                ("GET /search?q=task", f"{base}/api/v1/search?q=task", "get.lua", {}),
+                ("GET /search?q=task (repeated)", f"{base}/api/v1/search?q=task", "get.lua", {}),
+                ("GET /search?q=task+<n> (varied)", f"{base}/", "search_varied.lua", {}),
                 (
                     "POST /projects/{id}/tasks",
                     f"{base}/api/v1/projects/{s.write_project_id}/tasks",
@@ -769,6 +773,7 @@ def main() -> None:
                     "get.lua",
                     {},
                 ),
+                (off("GET /search?q=task+<n> (varied)"), f"{off_base}/", "search_varied.lua", {}),
             ]
             # sanity: every path answers 2xx before it is loaded
             for name, url, script, _ in paths[1:]:

@@ -146,7 +146,11 @@ async def search(request: web.Request) -> web.Response:
         "after": after,
         "limit": query["limit"],
     }
-    body = await search_cache.answer(
-        request.app[redis_key], workspace_ids, question, compute, cache_of(request).metrics
-    )
+    if request.app[settings_key].cache_enabled:
+        body = await search_cache.answer(
+            request.app[redis_key], workspace_ids, question, compute, cache_of(request).metrics
+        )
+    else:  # PLANBOARD_CACHE_ENABLED=false: every cache off
+        cache_of(request).metrics.requests.labels("search", "off").inc()
+        body = await compute()
     return json_response(body)

@@ -73,6 +73,17 @@ async def test_a_reindex_generation_and_redis_down(client, settings_with, redis:
     await search_cache.bump(redis, everything=True)  # what `planboard reindex` does
     await search(client, owner.headers, q=w)
     assert lookups(client, "miss") == misses + 1
+    off: TestClient[object, object] = TestClient(
+        TestServer(create_app(settings_with(cache_enabled=False)))
+    )
+    await off.start_server()
+    try:
+        for _ in range(2):
+            answer = await search(off, owner.headers, q=w)
+            assert [i["id"] for i in answer["items"]] == [project["id"]]
+        assert lookups(off, "off") == 2 and lookups(off, "hit") == 0
+    finally:
+        await off.close()
     dead = settings_with(redis_url=f"redis://127.0.0.1:{free_port()}/0", dependency_timeout_s=0.5)
     other: TestClient[object, object] = TestClient(TestServer(create_app(dead)))
     await other.start_server()
