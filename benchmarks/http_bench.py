@@ -506,8 +506,9 @@ def report(
         "changes go to a second project (the PATCH script alternates `in_progress`/`todo` over "
         "200 tasks, no `If-Match`). Search runs after `planboard reindex` (no search worker): "
         "`q=task` repeated (every entry matches: the worst case, served from the search "
-        "answer cache after the first) and `q=task+<n>` with a different number on every "
-        "request (never cached: the search path itself).",
+        "answer cache after the first) and `q=task+<n>` with a new number on almost every "
+        "request (each wrk thread cycles through 2,000; the “(cache off)” row of it is the "
+        "search path itself).",
         "",
         f"Machine: {machine()}.",
         "",
