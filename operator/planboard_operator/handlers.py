@@ -60,6 +60,11 @@ def _deleted(type: str | None, **_: Any) -> bool:
     return type == "DELETED"
 
 
+def _going(type: str | None, body: kopf.Body, **_: Any) -> bool:
+    """Gone, or being deleted (kopf's finalizer can hold a deleted object for a while)."""
+    return type == "DELETED" or bool(body.metadata.get("deletionTimestamp"))
+
+
 def _job_settled(type: str | None, status: kopf.Status, **_: Any) -> bool:
     finished = any(
         cond.get("type") in ("Complete", "Failed") and cond.get("status") == "True"
@@ -149,7 +154,7 @@ def build_registry(resync_seconds: float) -> kopf.OperatorRegistry:
         c.VERSION,
         c.PLURALS[c.PLANBOARD],
         id="planboard-deleted",
-        when=_deleted,
+        when=_going,
         registry=registry,
     )
     async def planboard_deleted(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
