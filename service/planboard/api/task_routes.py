@@ -173,7 +173,7 @@ async def list_tasks(request: web.Request) -> web.Response:
 
     async def load() -> dict[str, Any]:
         found, more = await service.list_tasks(
-            db, project, caller, filters, sort=sort, after=after, limit=query["limit"]
+            db, project, filters, sort=sort, after=after, limit=query["limit"]
         )
         views = await service.views(db, project, found)
         field = service.TASK_SORTS[sort.lstrip("-")]

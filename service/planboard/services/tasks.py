@@ -529,7 +529,7 @@ async def delete_task(
 class TaskFilters:
     statuses: tuple[str, ...] = ()
     phase: str | None = None
-    assignee: str | None = None
+    assignee: str | None = None  # a user id (the API resolves `me`)
     labels: tuple[str, ...] = ()
     due_before: str | None = None
     due_after: str | None = None
@@ -539,7 +539,6 @@ class TaskFilters:
 async def list_tasks(
     db: AsyncDatabase[Document],
     project: Document,
-    caller: Caller,
     filters: TaskFilters,
     *,
     sort: str,
@@ -556,8 +555,7 @@ async def list_tasks(
             raise ValidationFailed([("phase", "no phase with this id or name in the project")])
         query["phase_id"] = phase["id"]
     if filters.assignee is not None:
-        assignee = caller.user_id if filters.assignee == "me" else filters.assignee
-        query["assignee_id"] = check_id(assignee, "assignee")
+        query["assignee_id"] = check_id(filters.assignee, "assignee")
     if filters.labels:
         query["labels"] = {"$in": list(filters.labels)}
     due: dict[str, str] = {}
