@@ -8,7 +8,6 @@ import signal
 from collections.abc import AsyncIterator
 
 from aiohttp import web
-from redis.asyncio import Redis
 
 from planboard import errortracking, tracing
 from planboard.api import (
@@ -37,6 +36,7 @@ from planboard.metrics import Metrics, multiprocess_metrics
 from planboard.services.accounts import Accounts
 from planboard.services.attachment_storage import open_storage
 from planboard.store.mongo import create_client, database
+from planboard.store.redis_client import create_redis
 from planboard.typedefs import (
     db_key,
     kafka_probe_key,
@@ -61,12 +61,7 @@ async def mongo_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[settings_key]
-    client: Redis = Redis.from_url(
-        settings.redis_url,
-        socket_timeout=settings.dependency_timeout_s,
-        socket_connect_timeout=settings.dependency_timeout_s,
-        health_check_interval=30,
-    )
+    client = create_redis(settings, health_check_interval=30)
     app[redis_key] = client
     yield
     await client.aclose()

@@ -112,11 +112,10 @@ def cmd_seed(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _reindex(settings: Settings, workspace_id: str | None) -> int:
-    from redis.asyncio import Redis
-
     from planboard.services import search_cache
     from planboard.services.search import reindex
     from planboard.store.mongo import create_client, database
+    from planboard.store.redis_client import create_redis
 
     client = create_client(settings, appname="planboard-reindex")
     last: dict[str, int] = {}
@@ -133,11 +132,7 @@ async def _reindex(settings: Settings, workspace_id: str | None) -> int:
     finally:
         await client.close()
     # cached search answers were read from the old index: a new whole-index generation
-    redis: Redis = Redis.from_url(
-        settings.redis_url,
-        socket_timeout=settings.dependency_timeout_s,
-        socket_connect_timeout=settings.dependency_timeout_s,
-    )
+    redis = create_redis(settings)
     try:
         await search_cache.bump_quietly(redis, everything=True)
     finally:
@@ -156,17 +151,13 @@ def cmd_reindex(settings: Settings, args: argparse.Namespace) -> int:
 
 async def _cache_warm(settings: Settings, args: argparse.Namespace) -> int:
     from prometheus_client import CollectorRegistry
-    from redis.asyncio import Redis
 
     from planboard.services import cache, hot_reads
     from planboard.store.mongo import create_client, database
+    from planboard.store.redis_client import create_redis
 
     client = create_client(settings, appname="planboard-cache-warm")
-    redis: Redis = Redis.from_url(
-        settings.redis_url,
-        socket_timeout=settings.dependency_timeout_s,
-        socket_connect_timeout=settings.dependency_timeout_s,
-    )
+    redis = create_redis(settings)
     progress = Progress("cache-warm")
     try:
         await redis.ping()  # no Redis, nothing to warm: fail at once, clearly
