@@ -44,6 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 LUA = ROOT / "benchmarks" / "wrk"
 DOC = ROOT / "docs" / "benchmarks.md"
 SECTION = "HTTP paths"
+FLOOR = "GET /healthz (the API's middlewares, no handler work)"
 PLANBOARD = str(Path(sys.executable).with_name("planboard"))
 
 
@@ -738,6 +739,7 @@ def main() -> None:
 
             paths = [
                 (HELLO, f"{hello_base}/hello", "get.lua", {}),
+                (FLOOR, f"{base}/healthz", "get.lua", {}),
                 (READ, f"{base}/api/v1/tasks/{s.read_task_id}", "get.lua", {}),
                 (
                     LIST,
