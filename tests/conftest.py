@@ -34,6 +34,7 @@ from planboard.events.relay import Relay
 from planboard.store import migrations
 from planboard.store.document import Document
 from planboard.workers.registry import GROUPS, WorkerDeps
+from tests.utils import api as api_helpers
 
 SESSION_TAG = uuid.uuid4().hex[:10]
 
@@ -59,6 +60,7 @@ def mongo_uri(endpoints: Endpoints) -> str:
 
 @pytest.fixture(scope="session")
 def settings(endpoints: Endpoints) -> Settings:
+    api_helpers.REDIS_URL = endpoints.redis_url
     return Settings(
         env="test",
         mongodb_uri=endpoints.mongodb_uri,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from collections.abc import AsyncIterator
@@ -35,6 +36,7 @@ from planboard.events.kafka import KafkaProbe
 from planboard.metrics import Metrics, multiprocess_metrics
 from planboard.services.accounts import Accounts
 from planboard.services.attachment_storage import open_storage
+from planboard.services.near_cache import Listener, NearCache
 from planboard.store.mongo import create_client, database
 from planboard.store.redis_client import create_redis
 from planboard.typedefs import (
@@ -42,6 +44,7 @@ from planboard.typedefs import (
     kafka_probe_key,
     metrics_key,
     mongo_client_key,
+    near_cache_key,
     redis_key,
     settings_key,
 )
@@ -67,6 +70,27 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
     await client.aclose()
 
 
+async def near_cache_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The near cache (services/near_cache.py) and the listener that keeps it live."""
+    settings = app[settings_key]
+    near = NearCache(
+        max_bytes=settings.near_cache_mb * 1024 * 1024 if settings.cache_enabled else 0,
+        ttl_s=settings.near_cache_ttl_s,
+    )
+    app[near_cache_key] = near
+    if not near.enabled:
+        yield
+        return
+    # its own client: the subscription holds a connection for as long as the app runs
+    client = create_redis(settings, health_check_interval=0)
+    listener = asyncio.create_task(Listener(client, near).run(), name="near-cache-listener")
+    yield
+    listener.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await listener
+    await client.aclose()
+
+
 async def kafka_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[settings_key]
     probe = KafkaProbe(settings.kafka_bootstrap, settings.dependency_timeout_s)
@@ -76,7 +100,9 @@ async def kafka_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def services_ctx(app: web.Application) -> AsyncIterator[None]:
-    app[accounts_key] = Accounts(app[settings_key], app[db_key], app[redis_key])
+    app[accounts_key] = Accounts(
+        app[settings_key], app[db_key], app[redis_key], near=app[near_cache_key]
+    )
     attachment_routes.setup_attachments(app, open_storage(app[settings_key], app[db_key]))
     tasks = app[auth_routes.background_tasks_key]
     yield
@@ -101,7 +127,7 @@ def create_app(settings: Settings) -> web.Application:
     app[settings_key] = settings
     app[metrics_key] = Metrics()
     app[auth_routes.background_tasks_key] = set()
-    app.cleanup_ctx.extend([mongo_ctx, redis_ctx, kafka_ctx, services_ctx])
+    app.cleanup_ctx.extend([mongo_ctx, redis_ctx, near_cache_ctx, kafka_ctx, services_ctx])
     setup_health(app)
     setup_cors(app)
     setup_ratelimit(app)

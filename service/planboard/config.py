@@ -130,6 +130,9 @@ class Settings:
     log_json: bool = True
     access_log: bool = True
     cache_enabled: bool = True  # the Redis read-through cache of hot reads
+    # The process-local tier in front of it (services/near_cache.py); 0 MiB: off.
+    near_cache_mb: int = 64
+    near_cache_ttl_s: int = 5
     cors_origins: tuple[str, ...] = ()
     allow_private_webhooks: bool = False
     ready_checks: tuple[str, ...] = READY_CHECKS
@@ -207,6 +210,8 @@ class Settings:
             ("attachment_max_per_task", 1, 100_000),
             ("attachment_url_ttl_s", 10, 7 * 24 * 3600),
             ("attachment_thumbnail_px", 16, 2048),
+            ("near_cache_mb", 0, 16 * 1024),
+            ("near_cache_ttl_s", 1, 300),
         ):
             raw = get(name.upper())
             if raw is not None:

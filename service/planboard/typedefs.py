@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 from planboard.config import Settings
 from planboard.events.kafka import KafkaProbe
 from planboard.metrics import Metrics
+from planboard.services.near_cache import NearCache
 
 settings_key = web.AppKey("settings", Settings)
 metrics_key = web.AppKey("metrics", Metrics)
@@ -17,3 +18,4 @@ mongo_client_key = web.AppKey("mongo_client", AsyncMongoClient)
 db_key = web.AppKey("db", AsyncDatabase)
 redis_key = web.AppKey("redis", Redis)
 kafka_probe_key = web.AppKey("kafka_probe", KafkaProbe)
+near_cache_key = web.AppKey("near_cache", NearCache)

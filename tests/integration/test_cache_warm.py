@@ -20,8 +20,8 @@ from redis.asyncio import Redis
 
 from planboard.config import Settings
 from planboard.devstack.paths import free_port
-from planboard.services import cache, hot_reads
-from planboard.typedefs import metrics_key
+from planboard.services import cache, hot_reads, near_cache
+from planboard.typedefs import metrics_key, near_cache_key
 from tests.utils.api import expect, new_project, new_task, new_user, new_workspace
 
 pytestmark = pytest.mark.integration
@@ -119,6 +119,7 @@ async def test_warmed_values_are_the_apis_own_and_are_served_as_hits(
 
     # Byte for byte what the API stores on a miss (same generation, same loader).
     await redis.delete(*keys)
+    client.app[near_cache_key].invalidate([near_cache.ALL])  # its own copies too
     for kind, path in paths.items():
         fills = loads(client, kind)
         assert await expect(await client.get(path, headers=h), 200) == served[kind]

@@ -11,8 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from redis.asyncio import Redis
+
+from planboard.services import near_cache
 
 PASSWORD = "correct horse battery staple"
+#: The session's Redis (tests/conftest.py sets it). A helper that writes around the API
+#: announces what it changed, as the API does, so no process's near cache keeps the old
+#: answer (services/near_cache.py).
+REDIS_URL: str | None = None
 
 
 def unique_email(tag: str = "user") -> str:
@@ -199,6 +206,21 @@ async def add_member(db, workspace_id: str, user: User, role: str) -> None:
             "created_at": datetime.now(UTC),
         }
     )
+    await announce(near_cache.members_tag(workspace_id))
+
+
+async def announce(*tags: str) -> None:
+    """Publish the invalidation of ``tags`` to every API instance of the session."""
+    if REDIS_URL is None:
+        return
+    client: Redis = Redis.from_url(REDIS_URL)
+    try:
+        await client.publish(near_cache.CHANNEL, "\n".join(tags))
+    finally:
+        await client.aclose()
+    # Redis has written the message to every subscriber before answering PUBLISH; the
+    # session's API instances run on this event loop, so yielding lets them apply it.
+    await asyncio.sleep(0.02)
 
 
 async def new_pat(client, user: User, scopes: list[str]) -> dict[str, str]:

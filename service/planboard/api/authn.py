@@ -10,6 +10,7 @@ from planboard.api.principal import Principal, principal_key
 from planboard.domain.errors import Unauthorized
 from planboard.services.access import Caller
 from planboard.services.accounts import Accounts
+from planboard.typedefs import near_cache_key
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -40,4 +41,6 @@ def principal_of(request: web.Request) -> Principal:
 
 def caller_of(request: web.Request) -> Caller:
     principal = principal_of(request)
-    return Caller(user_id=principal.user_id, scopes=principal.scopes)
+    return Caller(
+        user_id=principal.user_id, scopes=principal.scopes, near=request.app[near_cache_key]
+    )

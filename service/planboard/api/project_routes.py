@@ -30,7 +30,14 @@ from planboard.services.activity import Actor
 from planboard.services.jobs import queue_job
 from planboard.services.plans import import_plan
 from planboard.services.representations import phase_out, phases_etag, project_etag, project_out
-from planboard.typedefs import db_key, metrics_key, mongo_client_key, redis_key, settings_key
+from planboard.typedefs import (
+    db_key,
+    metrics_key,
+    mongo_client_key,
+    near_cache_key,
+    redis_key,
+    settings_key,
+)
 
 routes = web.RouteTableDef()
 ASYNC_IMPORT_TASKS = 500  # larger plans are imported as a job (202)
@@ -92,7 +99,10 @@ def cache_of(request: web.Request) -> cache.ReadThrough:
     if found is None:
         metrics = cache.CacheMetrics(app[metrics_key].registry)
         found = _caches[app] = cache.ReadThrough(
-            app[redis_key], metrics, enabled=app[settings_key].cache_enabled
+            app[redis_key],
+            metrics,
+            enabled=app[settings_key].cache_enabled,
+            near=app[near_cache_key],
         )
     return found
 
@@ -102,19 +112,23 @@ async def invalidate(request: web.Request, project_id: object) -> None:
     await cache_of(request).invalidate(str(project_id))
 
 
-async def _cached_read(
-    request: web.Request, read: Callable[..., Awaitable[dict[str, object] | None]]
+async def cached_read(
+    request: web.Request,
+    read: Callable[..., Awaitable[dict[str, object] | None]],
+    *,
+    scope: str = "projects:read",
 ) -> dict[str, object]:
     """A project-keyed cached read (services/hot_reads.py) with the checks of
-    ``project_for``: scope, id, 404, then membership (always live, never cached)."""
+    ``project_for``: scope, id, 404, then membership (near cache or MongoDB, never the
+    value's own cache: services/access.py)."""
     caller = caller_of(request)
-    caller.require_scope("projects:read")
+    caller.require_scope(scope)
     project_id = service.check_id(request.match_info["project_id"], "project_id")
     db = request.app[db_key]
     value = await read(cache_of(request), db, project_id)
     if value is None:
         raise NotFound("project not found")
-    await authorize(db, caller, str(value["ws"]), scope="projects:read", what="project")
+    await authorize(db, caller, str(value["ws"]), scope=scope, what="project")
     return value
 
 
@@ -235,7 +249,7 @@ async def import_project(request: web.Request) -> web.Response:
 @querystring_schema(ps.NoQuery)
 @routes.get("/api/v1/projects/{project_id}")
 async def get_project(request: web.Request) -> web.Response:
-    value = await _cached_read(request, hot_reads.read_project)
+    value = await cached_read(request, hot_reads.read_project)
     etag = str(value["etag"])
     return not_modified(request, etag) or json_response(value["body"], headers={"ETag": etag})
 
@@ -377,7 +391,7 @@ async def delete_phase(request: web.Request) -> web.Response:
 @querystring_schema(ps.NoQuery)
 @routes.get("/api/v1/projects/{project_id}/progress")
 async def progress(request: web.Request) -> web.Response:
-    value = await _cached_read(request, hot_reads.read_progress)
+    value = await cached_read(request, hot_reads.read_progress)
     return json_response(value["body"])
 
 

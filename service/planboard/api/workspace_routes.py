@@ -14,12 +14,23 @@ from planboard.api.serializers import invitation_out, workspace_out
 from planboard.api.validation import query_of, validated
 from planboard.domain.access import Role
 from planboard.domain.errors import NotFound
+from planboard.services import near_cache
 from planboard.services import workspaces as service
 from planboard.services.access import authorize
 from planboard.store import invitations, memberships, users, workspaces
-from planboard.typedefs import db_key, settings_key
+from planboard.typedefs import db_key, near_cache_key, redis_key, settings_key
 
 routes = web.RouteTableDef()
+
+
+async def members_changed(request: web.Request, workspace_id: str) -> None:
+    """After a membership write: every process's near cache forgets the workspace's
+    memberships (services/near_cache.py), this one before the response leaves."""
+    await near_cache.announce(
+        request.app[redis_key], request.app[near_cache_key], (near_cache.members_tag(workspace_id),)
+    )
+
+
 BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
 
 
@@ -115,7 +126,10 @@ async def delete_workspace(request: web.Request) -> web.Response:
     access = await authorize(
         db, caller_of(request), _workspace_id(request), scope="workspaces:write", role=Role.OWNER
     )
-    await service.delete_workspace(db, access, request_id_of(request))
+    try:
+        await service.delete_workspace(db, access, request_id_of(request))
+    finally:
+        await members_changed(request, access.workspace_id)
     return web.Response(status=204)
 
 
@@ -153,13 +167,16 @@ async def change_role(request: web.Request) -> web.Response:
     access = await authorize(
         db, caller_of(request), _workspace_id(request), scope="members:write", role=Role.ADMIN
     )
-    await service.change_role(
-        db,
-        access,
-        request.match_info["user_id"],
-        Role(validated(request)["role"]),
-        request_id_of(request),
-    )
+    try:
+        await service.change_role(
+            db,
+            access,
+            request.match_info["user_id"],
+            Role(validated(request)["role"]),
+            request_id_of(request),
+        )
+    finally:
+        await members_changed(request, access.workspace_id)
     return web.Response(status=204)
 
 
@@ -177,7 +194,10 @@ async def remove_member(request: web.Request) -> web.Response:
         scope="members:write",
         role=Role.VIEWER if leaving else Role.ADMIN,
     )
-    await service.remove_member(db, access, user_id, request_id_of(request))
+    try:
+        await service.remove_member(db, access, user_id, request_id_of(request))
+    finally:
+        await members_changed(request, access.workspace_id)
     return web.Response(status=204)
 
 
@@ -237,4 +257,5 @@ async def accept_invitation(request: web.Request) -> web.Response:
         user_id=principal.user_id,
         request_id=request_id_of(request),
     )
+    await members_changed(request, str(result["workspace_id"]))  # "not a member" is cached too
     return json_response(result)

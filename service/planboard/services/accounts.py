@@ -28,6 +28,7 @@ from planboard.domain.errors import Conflict, Unauthorized, ValidationFailed
 from planboard.events import outbox
 from planboard.events.envelope import Event
 from planboard.services.mail import queue_mail
+from planboard.services.near_cache import NearCache, publish, session_tag
 from planboard.store import access_tokens, action_tokens, sessions, users
 from planboard.store.document import Document
 from planboard.store.ids import new_id, utcnow
@@ -39,6 +40,7 @@ RESET_PREFIX = "pbrs"
 VERIFY_PREFIX = "pbev"
 PAT_PREFIX = "pbpat"
 REVOKED_KEY = "planboard:revoked-session:"
+NEAR_SESSION_KEY = "live-session:"
 #: Present while Redis holds every session revoked within one access-token lifetime. A
 #: Redis that lost its data (a restart without persistence, eviction) lacks it: the next
 #: check loads the recent revocations from MongoDB into Redis before trusting it.
@@ -72,10 +74,20 @@ class Authenticated:
 class Accounts:
     """Account use cases over MongoDB (state), Redis (revocations) and the outbox (mail)."""
 
-    def __init__(self, settings: Settings, db: AsyncDatabase[Document], redis: Redis) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        db: AsyncDatabase[Document],
+        redis: Redis,
+        *,
+        near: NearCache | None = None,
+    ) -> None:
         self.settings = settings
         self.db = db
         self.redis = redis
+        # Sessions known not to be revoked, dropped by the revocation's message
+        # (services/near_cache.py): no Redis round trip per request.
+        self.near = near
         # Revocations Redis missed (it was unavailable): session id -> (reason, expiry on
         # the monotonic clock). Written to Redis before Redis is trusted again.
         self._unsynced: dict[str, tuple[str, float]] = {}
@@ -311,7 +323,8 @@ class Accounts:
         )
 
     async def _session_revoked(self, session_id: str) -> bool:
-        """Redis answers fast; if it is down, MongoDB is the source of truth.
+        """Redis answers fast; if it is down, MongoDB is the source of truth. A session
+        found live is remembered in the near cache until its revocation is announced.
 
         Redis is trusted only while it holds every recent revocation: the ones this process
         could not write to it are written first, and a Redis that lost its data is loaded
@@ -319,17 +332,27 @@ class Accounts:
         """
         if session_id in self._unsynced:
             return True
+        near, stamp = self.near, -1
+        if near is not None and near.live:
+            if near.get(NEAR_SESSION_KEY + session_id) is not None:
+                return False
+            stamp = near.stamp()  # before Redis is read
         try:
             if self._unsynced:
                 await self._write_unsynced()
-            loaded, revoked = await self.redis.mget([DENYLIST_LOADED_KEY, REVOKED_KEY + session_id])
+            loaded, found = await self.redis.mget([DENYLIST_LOADED_KEY, REVOKED_KEY + session_id])
             if loaded is None:
                 await self._load_denylist()
-                return bool(await self.redis.exists(REVOKED_KEY + session_id))
-            return revoked is not None
+                revoked = bool(await self.redis.exists(REVOKED_KEY + session_id))
+            else:
+                revoked = found is not None
         except REDIS_ERRORS:
             session = await sessions.get_session(self.db, session_id)
             return session is None or bool(session.get("revoked"))
+        if not revoked and near is not None:
+            tags = (session_tag(session_id),)
+            near.put(NEAR_SESSION_KEY + session_id, True, tags, stamp=stamp, size=96)
+        return revoked
 
     def _denylist_ttl_s(self) -> int:
         """How long a revoked session's key must live: its access tokens' lifetime."""
@@ -347,6 +370,7 @@ class Accounts:
         async with self.redis.pipeline(transaction=False) as pipe:
             for session_id, (reason, expires) in pending.items():
                 pipe.set(REVOKED_KEY + session_id, reason, ex=max(1, int(expires - now)))
+            publish(pipe, map(session_tag, pending))
             await pipe.execute()
         for session_id in pending:
             self._unsynced.pop(session_id, None)
@@ -401,13 +425,21 @@ class Accounts:
 
     async def _revoke(self, session_id: str, reason: str, now: datetime) -> None:
         await sessions.revoke_session(self.db, session_id, reason, now)
+        tags = (session_tag(session_id),)
+        if self.near is not None:
+            self.near.invalidate(tags)
         try:
-            # Access tokens of the session die now, not at their expiry.
-            await self.redis.set(REVOKED_KEY + session_id, reason, ex=self._denylist_ttl_s())
+            # Access tokens of the session die now, not at their expiry, in every process.
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.set(REVOKED_KEY + session_id, reason, ex=self._denylist_ttl_s())
+                publish(pipe, tags)
+                await pipe.execute()
         except REDIS_ERRORS:
             expires = time.monotonic() + self._denylist_ttl_s()
             self._unsynced[session_id] = (reason, expires)
             log.warning("Redis unavailable; revocation is enforced from MongoDB")
+        if self.near is not None:
+            self.near.invalidate(tags)  # a check racing the Redis write (near_cache.py)
 
     async def _action_token(self, user_id: str, kind: str, prefix: str, ttl_s: int) -> str:
         now = utcnow()

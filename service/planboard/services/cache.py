@@ -40,7 +40,8 @@ from typing import Any, Literal
 import orjson
 from prometheus_client import CollectorRegistry, Counter
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+
+from planboard.services import near_cache
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ REPLAY_BATCH = 500
 Value = dict[str, Any]
 Loader = Callable[[], Awaitable[Value | None]]
 Fill = Literal["filled", "present", "absent", "busy", "loaded"]
-REDIS_ERRORS = (RedisError, OSError, TimeoutError)
+REDIS_ERRORS = near_cache.REDIS_ERRORS
 
 
 def project_keys(project_id: str) -> list[str]:
@@ -92,12 +93,14 @@ def task_list_key(project_id: str, request: dict[str, Any]) -> str:
 
 
 async def invalidate_project(redis: Redis, project_id: str) -> int:
-    """A new generation for the project (kills every value of it) and its keys deleted."""
+    """A new generation for the project (kills every value of it), its keys deleted, and
+    the news published to every process's near cache (services/near_cache.py)."""
     async with redis.pipeline(transaction=False) as pipe:
         pipe.set(generation_key(project_id), secrets.token_hex(8), ex=GENERATION_TTL_S)
         pipe.delete(*project_keys(project_id))
-        _, deleted = await pipe.execute()
-    return int(deleted)
+        near_cache.publish(pipe, (near_cache.project_tag(project_id),))
+        results = await pipe.execute()
+    return int(results[1])
 
 
 async def invalidate_projects(redis: Redis, project_ids: list[str]) -> None:
@@ -106,6 +109,7 @@ async def invalidate_projects(redis: Redis, project_ids: list[str]) -> None:
         for project_id in project_ids:
             pipe.set(generation_key(project_id), secrets.token_hex(8), ex=GENERATION_TTL_S)
             pipe.delete(*project_keys(project_id))
+        near_cache.publish(pipe, map(near_cache.project_tag, project_ids))
         await pipe.execute()
 
 
@@ -120,6 +124,7 @@ async def drop_all_generations(redis: Redis) -> int:
             batch = []
     if batch:
         dropped += int(await redis.delete(*batch))
+    await redis.publish(near_cache.CHANNEL, near_cache.ALL)
     return dropped
 
 
@@ -182,8 +187,11 @@ class ReadThrough:
         lock_ms: int = LOCK_MS,
         wait_s: float = WAIT_S,
         enabled: bool = True,
+        near: near_cache.NearCache | None = None,
     ) -> None:
         self.redis = redis
+        # the process-local tier in front of Redis (services/near_cache.py)
+        self.near = near if enabled else None
         self.enabled = enabled  # off: every read loads from MongoDB (PLANBOARD_CACHE_ENABLED)
         self.metrics = metrics
         self.ttl_s = ttl_s
@@ -193,6 +201,7 @@ class ReadThrough:
         # Projects written while Redis was unavailable, whose values Redis may still hold.
         self._pending: set[str] = set()
         self._pending_all = False  # more than MAX_PENDING: drop every generation instead
+        self._near_hits: dict[str, Any] = {}  # kind -> its counter child (hot path)
 
     @property
     def pending(self) -> int:
@@ -203,12 +212,19 @@ class ReadThrough:
         """Invalidation on the API's write path, after the database write. A Redis outage
         does not fail the write: the project is remembered and invalidated before this
         process serves anything from the cache again (:meth:`replay`)."""
+        tags = (near_cache.project_tag(project_id),)
+        if self.near is not None:
+            self.near.invalidate(tags)
         try:
             await self.replay()
             await invalidate_project(self.redis, project_id)
         except REDIS_ERRORS as exc:
             self._remember(project_id)
             log.warning("cache invalidation of project %s failed: %s", project_id, exc)
+        if self.near is not None:
+            # again: a read that ran between the first drop and the new generation in
+            # Redis may have stored the old value here (read your writes, near_cache.py)
+            self.near.invalidate(tags)
 
     def _remember(self, project_id: str) -> None:
         if self._pending_all:
@@ -246,21 +262,33 @@ class ReadThrough:
         if not self.enabled:
             self.metrics.requests.labels(kind, "off").inc()
             return await self._load(kind, load)
+        near = self.near
+        stamp = -1
+        if near is not None and near.live:
+            found: Value | None = near.get(key)
+            if found is not None:
+                self._near_hit(kind)
+                return found
+            stamp = near.stamp()  # before anything is read that the near cache may keep
         try:
             if self._pending or self._pending_all:
                 await self.replay()  # never serve what a missed invalidation should have killed
-            value, generation = await self._lookup(key, project_id)
+            value, generation, size = await self._lookup(key, project_id)
         except REDIS_ERRORS as exc:
             self.metrics.requests.labels(kind, "error").inc()
             log.debug("cache %s unavailable (%s): reading MongoDB", kind, exc)
             return await self._load(kind, load)
         if value is not None:
             self.metrics.requests.labels(kind, "hit").inc()
+            if near is not None:
+                near.put(key, value, (near_cache.project_tag(value["p"]),), stamp=stamp, size=size)
             return value
         self.metrics.requests.labels(kind, "miss").inc()
+        pid = project_id if isinstance(project_id, str) else None
         try:
-            if generation is None:  # a task: its project is known only now
-                pid = project_id if isinstance(project_id, str) else await project_id()
+            if generation is None:
+                if pid is None and not isinstance(project_id, str):
+                    pid = await project_id()  # a task: its project is known only now
                 if pid is None:
                     return await self._load(kind, load)
                 generation = await self._generation(pid)
@@ -279,7 +307,7 @@ class ReadThrough:
         future: asyncio.Future[Value | None] = asyncio.get_running_loop().create_future()
         self._inflight[flight] = future
         try:
-            result = await self._fill(kind, key, generation, load)
+            result, fill = await self._fill_as(kind, key, generation, load, strict=False)
         except asyncio.CancelledError:
             future.cancel()
             raise
@@ -289,27 +317,40 @@ class ReadThrough:
             raise
         else:
             future.set_result(result)
+            # "filled"/"present": a value of the generation read after the stamp
+            if near is not None and pid and result is not None and fill in ("filled", "present"):
+                tags = (near_cache.project_tag(pid),)
+                near.put(key, result, tags, stamp=stamp, size=len(dumps(result)))
             return result
         finally:
             del self._inflight[flight]
 
+    def _near_hit(self, kind: str) -> None:
+        counter = self._near_hits.get(kind)
+        if counter is None:
+            counter = self._near_hits[kind] = self.metrics.requests.labels(kind, "near")
+        counter.inc()
+
     async def _lookup(
         self, key: str, project_id: str | Callable[[], Awaitable[str | None]]
-    ) -> tuple[Value | None, str | None]:
-        """The valid value (or None) and the current generation when it was read."""
+    ) -> tuple[Value | None, str | None, int]:
+        """The valid value (or None), the current generation when it was read, and the
+        value's size in bytes."""
         if isinstance(project_id, str):
             raw, gen_raw = await self.redis.mget([key, generation_key(project_id)])
             value, generation = _decode(raw), _text(gen_raw)
             if value is not None and generation is not None and value.get("g") == generation:
-                return value, generation
-            return None, generation
-        value = _decode(await self.redis.get(key))
-        if value is None or not isinstance(value.get("p"), str):
-            return None, None
+                value.setdefault("p", project_id)
+                return value, generation, len(raw or b"")
+            return None, generation, 0
+        raw = await self.redis.get(key)
+        value = _decode(raw)
+        if raw is None or value is None or not isinstance(value.get("p"), str):
+            return None, None, 0
         generation = _text(await self.redis.get(generation_key(value["p"])))
         if generation is not None and value.get("g") == generation:
-            return value, generation
-        return None, None
+            return value, generation, len(raw)
+        return None, None, 0
 
     async def _generation(self, project_id: str) -> str:
         """The project's generation, created when missing (all old values die with it)."""
@@ -321,10 +362,6 @@ class ReadThrough:
     async def _load(self, kind: str, load: Loader) -> Value | None:
         self.metrics.loads.labels(kind).inc()
         return await load()
-
-    async def _fill(self, kind: str, key: str, generation: str, load: Loader) -> Value | None:
-        value, _ = await self._fill_as(kind, key, generation, load, strict=False)
-        return value
 
     async def _fill_as(
         self, kind: str, key: str, generation: str, load: Loader, *, strict: bool
@@ -373,7 +410,7 @@ class ReadThrough:
         already, or filled meanwhile by another process), ``"absent"`` (nothing to
         cache: gone from MongoDB) or ``"busy"`` (another filler held the lock too long).
         """
-        value, generation = await self._lookup(key, project_id)
+        value, generation, _ = await self._lookup(key, project_id)
         if value is not None:
             return "present"
         if generation is None:
