@@ -83,12 +83,15 @@ async def near_cache_ctx(app: web.Application) -> AsyncIterator[None]:
         return
     # its own client: the subscription holds a connection for as long as the app runs
     client = create_redis(settings, health_check_interval=0)
-    listener = asyncio.create_task(Listener(client, near).run(), name="near-cache-listener")
+    listener = Listener(client, near)
+    task = asyncio.create_task(listener.run(), name="near-cache-listener")
     yield
-    listener.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await listener
-    await client.aclose()
+    listener.stop()
+    task.cancel()
+    # bounded: it ends within its ping interval even if a cancellation went astray
+    await asyncio.wait({task}, timeout=listener.ping_s + settings.dependency_timeout_s)
+    with contextlib.suppress(Exception):
+        await client.aclose()
 
 
 async def kafka_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -239,11 +239,22 @@ class Listener:
         self.max_retry_s = max_retry_s
         self.messages = 0
         self.subscriptions = 0
+        self._stopped = False
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopped
+
+    def stop(self) -> None:
+        """Stop after the current wait (at most ``ping_s``). Cancelling the task alone is
+        not enough: redis-py can swallow a cancellation that lands while it connects."""
+        self._stopped = True
+        self.near.set_live(False)
 
     async def run(self) -> None:
-        """Listen until cancelled."""
+        """Listen until :meth:`stop` (or cancelled)."""
         delay = self.retry_s
-        while True:
+        while not self.stopped:
             subscribed = self.subscriptions
             try:
                 await self._listen()
@@ -251,6 +262,8 @@ class Listener:
                 raise
             except Exception as exc:  # any failure: stop serving, retry
                 log.warning("near cache off: no invalidation channel (%s)", exc)
+            if self.stopped:
+                return
             if self.subscriptions != subscribed:  # it had worked: retry soon
                 delay = self.retry_s
             await asyncio.sleep(delay)
@@ -263,7 +276,7 @@ class Listener:
             loop = asyncio.get_running_loop()
             heard = loop.time()
             pinged = heard
-            while True:
+            while not self.stopped:
                 message = await pubsub.get_message(timeout=self.ping_s)
                 now = loop.time()
                 if message is not None:
@@ -281,6 +294,8 @@ class Listener:
 
     def _apply(self, message: dict[str, Any]) -> None:
         kind = message.get("type")
+        if self.stopped:
+            return
         if kind == "subscribe":
             self.subscriptions += 1
             self.near.set_live(True)  # from here on no message is missed
