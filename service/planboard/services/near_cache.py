@@ -262,8 +262,6 @@ class Listener:
                 raise
             except Exception as exc:  # any failure: stop serving, retry
                 log.warning("near cache off: no invalidation channel (%s)", exc)
-            if self.stopped:
-                return
             if self.subscriptions != subscribed:  # it had worked: retry soon
                 delay = self.retry_s
             await asyncio.sleep(delay)
