@@ -122,8 +122,7 @@ async def context_middleware(request: web.Request, handler: Handler) -> web.Stre
         elapsed = time.perf_counter() - started
         metrics.in_flight.dec()
         route = route_label(request)
-        metrics.requests.labels(request.method, route, str(status)).inc()
-        metrics.latency.labels(request.method, route).observe(elapsed)
+        metrics.observe_request(request.method, route, status, elapsed)
         if request.app[settings_key].access_log:
             access_log.info(
                 "%s %s %s",
