@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -42,6 +43,11 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        # (method, route, status) -> the labelled children's inc and observe, looked up
+        # once: ``labels()`` validates and joins its arguments on every call.
+        self._request_children: dict[
+            tuple[str, str, int], tuple[Callable[[], None], Callable[[float], None]]
+        ] = {}
         self.in_flight = Gauge(
             "planboard_http_requests_in_flight",
             "HTTP requests being served.",
@@ -74,3 +80,17 @@ class Metrics:
             ("reason",),
             registry=self.registry,
         )
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Count one answered request and its latency."""
+        key = (method, route, status)
+        children = self._request_children.get(key)
+        if children is None:
+            children = (
+                self.requests.labels(method, route, str(status)).inc,
+                self.latency.labels(method, route).observe,
+            )
+            self._request_children[key] = children
+        inc, observe = children
+        inc()
+        observe(seconds)

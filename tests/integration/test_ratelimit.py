@@ -16,11 +16,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from redis.asyncio import Redis
 
+from planboard.api.authn import authentication_middleware
 from planboard.api.principal import Principal, principal_key
-from planboard.api.ratelimit import (
-    RATELIMIT_HEADERS,
-    ratelimit_middleware,
-)
+from planboard.api.ratelimit import RATELIMIT_HEADERS
 from planboard.app import create_app
 from planboard.config import RateLimit, Settings
 from planboard.devstack.paths import free_port
@@ -133,7 +131,9 @@ async def principal_from_header(request: web.Request, handler: Handler) -> web.S
 def build_app(settings: Settings, calls: Counter[str]) -> web.Application:
     app = create_app(settings)  # already wired: context, cors, error, authn, ratelimit, ...
     # a stand-in principal (set by a header) just before the real rate-limit middleware
-    app.middlewares.insert(app.middlewares.index(ratelimit_middleware), principal_from_header)
+    # (right after authentication: with limits off, create_app leaves the rate limiter out)
+    after_authn = app.middlewares.index(authentication_middleware) + 1
+    app.middlewares.insert(after_authn, principal_from_header)
 
     def counting(name: str, status: int = 200) -> Handler:
         async def handler(request: web.Request) -> web.StreamResponse:

@@ -146,7 +146,9 @@ cors_headers_key = web.RequestKey("cors_headers", CorsHeaders)
 
 
 async def _on_response_prepare(request: web.BaseRequest, response: web.StreamResponse) -> None:
-    if not isinstance(request, web.Request):
+    # Without an Origin the middleware set nothing (and a request's .get of a missing key
+    # costs a raised KeyError: this runs for every response).
+    if not isinstance(request, web.Request) or hdrs.ORIGIN not in request.headers:
         return
     applied = request.get(cors_headers_key)
     if applied is None:

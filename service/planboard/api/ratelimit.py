@@ -278,4 +278,5 @@ def setup_ratelimit(app: web.Application) -> None:
             registry=registry,
         ),
     )
-    app.on_response_prepare.append(_on_response_prepare)
+    if app[settings_key].rate_limit_enabled:  # otherwise no request carries applied limits
+        app.on_response_prepare.append(_on_response_prepare)

@@ -80,6 +80,20 @@ def decode_access_token(
     token: str, *, secrets_: Sequence[str], issuer: str, audience: str
 ) -> AccessClaims:
     """Verify signature, algorithm, issuer, audience and times; raise InvalidToken."""
+    return _verify(token, secrets_, issuer, audience).claims
+
+
+@dataclass(frozen=True, slots=True)
+class _Verified:
+    """A token that passed :func:`_verify`: its claims and the times checked again on a hit."""
+
+    claims: AccessClaims
+    iat: float  # the claim as signed (PyJWT compares int(iat), the last check the raw value)
+    nbf: int | None
+
+
+def _verify(token: str, secrets_: Sequence[str], issuer: str, audience: str) -> _Verified:
+    """The full verification (PyJWT is the verifier of record)."""
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError as exc:
@@ -108,13 +122,91 @@ def decode_access_token(
         raise InvalidToken("not an access token")
     if payload["iat"] > time.time() + LEEWAY_S:
         raise InvalidToken("token issued in the future")
-    return AccessClaims(
+    claims = AccessClaims(
         user_id=str(payload["sub"]),
         session_id=str(payload["sid"]),
         token_id=str(payload["jti"]),
         issued_at=int(payload["iat"]),
         expires_at=int(payload["exp"]),
     )
+    nbf = payload.get("nbf")
+    return _Verified(claims, payload["iat"], None if nbf is None else int(nbf))
+
+
+#: How many verified tokens :class:`VerifiedTokens` keeps, and the longest it keeps.
+VERIFIED_TOKENS_MAX = 10_000
+VERIFIED_TOKEN_MAX_CHARS = 4096
+
+
+class VerifiedTokens:
+    """Access tokens that already passed the full verification, mapped to their claims.
+
+    A JWT is checked on every authenticated request, and the same token comes back on each
+    of a client's requests; verifying it again (base64 and JSON decoding, an HMAC, the
+    claim checks) is most of an authenticated request's fixed cost. Everything but the time
+    rules depends only on the token's bytes and on the verification context (the keys,
+    issuer and audience, which are part of the cache key), so a hit checks only those, the
+    same way and in the same order as the full verification: ``iat`` (and ``nbf``, if any)
+    not in the future and ``exp`` not past, with :data:`LEEWAY_S`. An expired token is
+    refused on a hit exactly as on a miss. A token is cached only after it passed; a
+    failure is never cached, so a changed byte (a forged or altered token) is a miss and
+    fully verified. Bounded: at most ``max_entries`` tokens (the oldest go first), none
+    longer than ``max_token_chars``.
+    """
+
+    def __init__(
+        self,
+        max_entries: int = VERIFIED_TOKENS_MAX,
+        max_token_chars: int = VERIFIED_TOKEN_MAX_CHARS,
+    ) -> None:
+        self.max_entries = max_entries
+        self.max_token_chars = max_token_chars
+        self._entries: dict[tuple[str, tuple[str, ...], str, str], _Verified] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def verify(
+        self, token: str, *, secrets_: Sequence[str], issuer: str, audience: str
+    ) -> AccessClaims:
+        """What :func:`decode_access_token` answers for ``token``: claims or InvalidToken."""
+        key = (token, tuple(secrets_), issuer, audience)
+        entry = self._entries.get(key)
+        if entry is None:
+            entry = _verify(token, secrets_, issuer, audience)  # raises: nothing cached
+            if len(token) <= self.max_token_chars and self.max_entries > 0:
+                while len(self._entries) >= self.max_entries:
+                    del self._entries[next(iter(self._entries))]
+                self._entries[key] = entry
+            return entry.claims
+        now = time.time()
+        # PyJWT's order and comparisons (iat, nbf: "invalid token"; exp: "token expired"),
+        # then decode_access_token's own iat check.
+        if int(entry.iat) > now + LEEWAY_S or (
+            entry.nbf is not None and entry.nbf > now + LEEWAY_S
+        ):
+            raise InvalidToken("invalid token")
+        if entry.claims.expires_at <= now - LEEWAY_S:
+            self._entries.pop(key, None)  # it will never pass again
+            raise InvalidToken("token expired")
+        if entry.iat > now + LEEWAY_S:
+            raise InvalidToken("token issued in the future")
+        return entry.claims
+
+
+#: The process's verified tokens (the key includes the verification context, so apps with
+#: different settings in one process never share an answer).
+verified_tokens = VerifiedTokens()
+
+
+def verify_access_token(
+    token: str, *, secrets_: Sequence[str], issuer: str, audience: str
+) -> AccessClaims:
+    """:func:`decode_access_token`, answered from :data:`verified_tokens` when it can be."""
+    return verified_tokens.verify(token, secrets_=secrets_, issuer=issuer, audience=audience)
 
 
 def hash_secret(secret: str) -> str:

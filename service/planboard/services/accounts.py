@@ -16,11 +16,11 @@ from redis.exceptions import RedisError
 from planboard.auth.passwords import hash_password, needs_rehash, password_problems, verify_password
 from planboard.auth.tokens import (
     InvalidToken,
-    decode_access_token,
     issue_access_token,
     new_opaque_token,
     parse_opaque_token,
     secret_matches,
+    verify_access_token,
 )
 from planboard.config import Settings
 from planboard.domain.access import expand_scopes
@@ -287,7 +287,7 @@ class Accounts:
         if bearer.startswith(PAT_PREFIX + "_"):
             return await self._authenticate_pat(bearer)
         try:
-            claims = decode_access_token(
+            claims = verify_access_token(
                 bearer,
                 secrets_=(self.settings.secret_key, *self.settings.previous_secret_keys),
                 issuer=self.settings.jwt_issuer,
