@@ -14,8 +14,13 @@ from typing import Any, NoReturn
 
 import marshmallow as m
 from aiohttp import web
-from aiohttp_apigami import setup_aiohttp_apispec, validation_middleware
-from aiohttp_apigami.constants import SWAGGER_DICT
+from aiohttp_apigami import setup_aiohttp_apispec
+from aiohttp_apigami.constants import (
+    APISPEC_PARSER,
+    APISPEC_VALIDATED_DATA_NAME,
+    SCHEMAS_ATTR,
+    SWAGGER_DICT,
+)
 
 from planboard import __version__
 from planboard.api.openapi import finalize
@@ -63,16 +68,23 @@ def error_callback(
     raise ValidationFailed(errors, "the request has invalid fields")
 
 
-def _has_json_schema(request: web.Request) -> bool:
-    handler = request.match_info.handler
-    schemas = getattr(handler, "__schemas__", None) or []
-    return any(getattr(s, "location", None) == "json" for s in schemas)
+#: Scalars: a parsed empty query string made only of these can be shared by requests.
+_IMMUTABLE = (str, int, float, bool, type(None), tuple, frozenset)
 
 
 @web.middleware
-async def media_type_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """A JSON endpoint needs a JSON body: 415 otherwise, 400 for malformed JSON."""
-    if request.method in ("POST", "PUT", "PATCH") and _has_json_schema(request):
+async def validation_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Validate what the handler's schemas (``@request_schema``, ``@querystring_schema``…)
+    describe, as aiohttp-apigami's middleware does, in one layer with the media type check:
+    a JSON endpoint needs a JSON body (415 otherwise, 400 for malformed JSON).
+
+    An empty query string parses to the schema's defaults on every request, so that result
+    is parsed once per schema and shared (only when every value is immutable): a cached
+    read without parameters skips marshmallow altogether."""
+    schemas = getattr(request.match_info.handler, SCHEMAS_ATTR, None)
+    if not schemas:
+        return await handler(request)
+    if request.method in ("POST", "PUT", "PATCH") and any(s.location == "json" for s in schemas):
         if request.content_type not in JSON_TYPES:
             raise web.HTTPUnsupportedMediaType(
                 text=f"send the body as application/json (got {request.content_type or 'nothing'})"
@@ -81,7 +93,36 @@ async def media_type_middleware(request: web.Request, handler: Handler) -> web.S
             await request.json()
         except ValueError:
             raise web.HTTPBadRequest(text="the request body is not valid JSON") from None
+    result: Any = None
+    for schema in schemas:
+        data = await _parse(request, schema)
+        if schema.put_into:
+            request[schema.put_into] = data
+        elif result is None:
+            result = data
+    request[request.app[APISPEC_VALIDATED_DATA_NAME]] = {} if result is None else result
     return await handler(request)
+
+
+_empty_queries: dict[int, tuple[Any, dict[str, Any]]] = {}  # id(schema) -> (schema, parsed)
+
+
+async def _parse(request: web.Request, schema: Any) -> Any:
+    empty_query = schema.location == "querystring" and not request.query_string
+    if empty_query:
+        known = _empty_queries.get(id(schema))
+        if known is not None and known[0] is schema:
+            return dict(known[1])
+    data = await request.app[APISPEC_PARSER].parse(
+        argmap=schema.schema, req=request, location=schema.location, unknown=None
+    )
+    if (
+        empty_query
+        and isinstance(data, dict)
+        and all(isinstance(v, _IMMUTABLE) for v in data.values())
+    ):
+        _empty_queries[id(schema)] = (schema, dict(data))
+    return data
 
 
 def validated(request: web.Request) -> dict[str, Any]:
@@ -121,4 +162,4 @@ def openapi_document(app: web.Application) -> dict[str, Any]:
     return spec
 
 
-MIDDLEWARES = (media_type_middleware, validation_middleware)
+MIDDLEWARES = (validation_middleware,)
