@@ -9,7 +9,6 @@ from collections.abc import Callable
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from redis.asyncio import Redis
 
 from planboard import errortracking, tracing
 from planboard.config import Settings
@@ -17,6 +16,7 @@ from planboard.events.consumer import ConsumerMetrics, ConsumerRunner
 from planboard.events.relay import Relay
 from planboard.services.webhooks import WebhookOptions
 from planboard.store.mongo import create_client, database
+from planboard.store.redis_client import create_redis
 from planboard.workers.registry import GROUPS, SCHEDULER, WorkerDeps
 from planboard.workers.webhooks import WebhookMetrics, WebhookWorker
 
@@ -99,7 +99,7 @@ async def run_worker(settings: Settings, group_name: str) -> None:
         return
     factory = GROUPS[group_name]
     client = create_client(settings, appname=f"planboard-worker-{group_name}")
-    redis: Redis = Redis.from_url(settings.redis_url, socket_timeout=settings.dependency_timeout_s)
+    redis = create_redis(settings)  # the API's factory: connect and socket timeouts
     db = database(client, settings)
     registry = CollectorRegistry(auto_describe=True)  # one per process, served below
     delivery: WebhookWorker | None = None

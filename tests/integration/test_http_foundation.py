@@ -61,14 +61,13 @@ async def test_readyz_names_the_dependency_that_is_down(settings_with, dependenc
 
 async def test_readyz_can_ignore_an_optional_dependency(settings_with) -> None:
     settings = settings_with(
-        redis_url=f"redis://127.0.0.1:{free_port()}/0",
-        dependency_timeout_s=0.5,
-        ready_checks=("mongodb", "kafka"),
+        redis_url=f"redis://127.0.0.1:{free_port()}/0",  # refused at once: no wait
+        ready_checks=("mongodb", "kafka"),  # the session's timeout: a busy machine is not "down"
     )
     async with TestClient(TestServer(create_app(settings))) as tolerant:
         response = await tolerant.get("/readyz")
         body = await response.json()
-    assert response.status == 200
+    assert response.status == 200, body
     assert body["checks"]["redis"]["status"] == "down"
 
 
