@@ -21,6 +21,9 @@ def multiprocess_metrics() -> bool:
     return bool(os.environ.get(MULTIPROC_ENV)) and os.environ.get(CHILD_ENV) == "1"
 
 
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 @dataclass
 class Metrics:
     """The HTTP metrics of one API process."""
@@ -82,7 +85,10 @@ class Metrics:
         )
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
-        """Count one answered request and its latency."""
+        """Count one answered request and its latency. Methods outside HTTP's usual set are
+        counted as ``OTHER``: a client must not be able to mint label values (series)."""
+        if method not in HTTP_METHODS:
+            method = "OTHER"
         key = (method, route, status)
         children = self._request_children.get(key)
         if children is None:

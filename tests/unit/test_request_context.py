@@ -54,3 +54,13 @@ def test_observe_request_counts_like_labels() -> None:
     assert value("planboard_http_request_duration_seconds_count", labels) == 3
     assert value("planboard_http_request_duration_seconds_sum", labels) == pytest.approx(0.303)
     assert value("planboard_http_request_duration_seconds_bucket", {**labels, "le": "0.005"}) == 2
+
+
+def test_unknown_methods_share_one_label_value() -> None:
+    metrics = Metrics()
+    for i in range(50):  # a client inventing methods mints no new series
+        metrics.observe_request(f"X{i}", "unmatched", 405, 0.001)
+    value = metrics.registry.get_sample_value
+    labels = {"method": "OTHER", "route": "unmatched", "status": "405"}
+    assert value("planboard_http_requests_total", labels) == 50
+    assert len(metrics._request_children) == 1

@@ -4,8 +4,8 @@ cache-warm`` (which fills ahead), so a warmed value is byte for byte the one the
 would have stored.
 
 A value is ``{"p": project, "ws": workspace, "etag"?: ..., "body": ...}`` plus the
-cache's generation ``g`` (services/cache.py). Membership is never cached: the API
-authorizes against ``ws`` on every read.
+cache's generation ``g`` (services/cache.py). Membership is not part of a value: the API
+authorizes against ``ws`` on every read (services/access.py, through the near cache).
 
 Pages of a project's task list are cached as well (api/task_routes.py, under the same
 project generation), but not here: a page holds the API's signed cursors, so only the API
