@@ -16,7 +16,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: help setup system servers run test test-unit test-integration test-compat test-k8s lint format clean
+.PHONY: help setup system servers k8s-tools run test test-unit test-integration test-compat test-k8s lint format clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -37,6 +37,9 @@ system: ## install the Debian packages the dev stack needs (if missing)
 servers: setup ## download/build the dev servers into the cache (idempotent)
 	$(BIN)/planboard dev --install-only
 
+k8s-tools: setup ## build the control plane, Helm, kubeconform and promtool into the cache (idempotent)
+	$(BIN)/python -m planboard.devstack.k8stools
+
 run: servers ## start the whole stack on embedded dev servers (API on http://127.0.0.1:8080)
 	$(BIN)/planboard dev
 
@@ -55,10 +58,10 @@ test-compat: servers ## the MongoDB compatibility suite against the dev server
 test-integration: servers ## integration tests against real servers the session starts
 	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
 
-test-k8s: setup ## operator/cluster tests on a local kube-apiserver (built once, cached)
+test-k8s: k8s-tools ## operator/cluster tests on a local kube-apiserver (built once, cached)
 	$(BIN)/pytest tests/k8s $(PYTEST_ARGS)
 
-test: lint servers ## everything CI runs: lint, types, unit, compat, integration and k8s tests
+test: lint servers k8s-tools ## everything CI runs: lint, types, unit, compat, integration and k8s tests
 	$(BIN)/pytest tests $(PYTEST_ARGS)
 
 format: setup ## apply ruff's formatting and safe fixes

@@ -28,7 +28,7 @@ from planboard.config import Settings
 from planboard.devstack.helm import (
     KUBECONFORM_SCHEMA_TEMPLATE,
     ensure_helm,
-    go_install_tool,
+    ensure_promtool,
     write_kubeconform_schemas,
 )
 from planboard.devstack.kube import KubeCluster, install_kube
@@ -61,7 +61,6 @@ MONITORING_VALUES = CI_VALUES["monitoring-values"]
 API_VERSIONS = ("--api-versions", "monitoring.coreos.com/v1")
 MONITORING_KINDS = {"ServiceMonitor", "PrometheusRule"}
 STACK = "pbci-planboard"  # the stack name for release pbci with default values
-PROMTOOL_VERSION = "0.316.0"  # github.com/prometheus/prometheus (Prometheus 3.x)
 
 Cluster = KubeCluster | ExternalCluster
 Runner = Callable[..., CompletedProcess[str]]
@@ -74,9 +73,7 @@ def helm() -> Path:
 
 @pytest.fixture(scope="module")
 def promtool() -> Path:
-    return go_install_tool(
-        "promtool", "github.com/prometheus/prometheus/cmd/promtool", PROMTOOL_VERSION
-    )
+    return ensure_promtool()
 
 
 @pytest.fixture(scope="module")

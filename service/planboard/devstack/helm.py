@@ -32,6 +32,8 @@ HELM_VERSION = "3.22.0"
 #: release builds stamp it as the default ``.Capabilities.KubeVersion`` (``helm template``).
 HELM_K8S_MINOR = "37"
 KUBECONFORM_VERSION = "0.8.0"
+#: github.com/prometheus/prometheus module version (Prometheus 3.x) that promtool is built from.
+PROMTOOL_VERSION = "0.316.0"
 
 #: kubeconform's ``-schema-location`` template for a directory made by write_kubeconform_schemas.
 KUBECONFORM_SCHEMA_TEMPLATE = "{{ .ResourceKind }}{{ .KindSuffix }}.json"
@@ -140,6 +142,11 @@ def ensure_kubeconform(version: str = KUBECONFORM_VERSION) -> Path:
         version,
         f"-s -w -X main.version=v{version}",
     )
+
+
+def ensure_promtool(version: str = PROMTOOL_VERSION) -> Path:
+    """promtool (checks and unit-tests the chart's alert rules), built once (~5 min cold)."""
+    return go_install_tool("promtool", "github.com/prometheus/prometheus/cmd/promtool", version)
 
 
 # -- offline schemas for kubeconform ---------------------------------------------
