@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -211,6 +212,29 @@ def _container(pb: Mapping[str, Any], args: list[str], resources: Mapping[str, A
     }
 
 
+#: The pods' terminationGracePeriodSeconds unless the drain needs longer (below).
+MIN_GRACE_SECONDS = 30
+#: The API's own defaults for PLANBOARD_SHUTDOWN_DELAY_S and PLANBOARD_SHUTDOWN_TIMEOUT_S.
+_SHUTDOWN_DEFAULTS = {"PLANBOARD_SHUTDOWN_DELAY_S": 3.0, "PLANBOARD_SHUTDOWN_TIMEOUT_S": 25.0}
+#: Time past the drain for the rest of the exit (clients closed, telemetry flushed).
+_GRACE_MARGIN_SECONDS = 2
+
+
+def grace_seconds(pb: Mapping[str, Any]) -> int:
+    """terminationGracePeriodSeconds: long enough for the drain that ``spec.config.extra``
+    configures (shutdown delay + timeout + a margin), and never below 30 s. A value the
+    API would refuse counts as its default (the pod will not start with it anyway)."""
+    data = config_data(pb)
+    drain = 0.0
+    for name, default in _SHUTDOWN_DEFAULTS.items():
+        try:
+            value = float(data.get(name, default))
+        except ValueError:
+            value = default
+        drain += value if 0 <= value <= 600 else default
+    return max(MIN_GRACE_SECONDS, math.ceil(drain) + _GRACE_MARGIN_SECONDS)
+
+
 def _deployment(
     pb: Mapping[str, Any],
     part: str,
@@ -231,7 +255,7 @@ def _deployment(
             "spec": {
                 "containers": [container],
                 "securityContext": _POD_SECURITY,
-                "terminationGracePeriodSeconds": 30,
+                "terminationGracePeriodSeconds": grace_seconds(pb),
                 "volumes": [_TMP_VOLUME],
             },
         },

@@ -114,3 +114,28 @@ def test_the_last_backup_gauge_only_moves_forward_and_is_forgotten() -> None:
     assert metrics.registry.get_sample_value(GAUGE, labels) is None
     assert metrics.registry.get_sample_value(GAUGE, {**labels, "planboard": "other"}) == 500.0
     metrics.forget_planboard("ns", "never-seen")  # harmless
+
+
+def grace_of(obj: dict[str, Any]) -> int:
+    grace: int = obj["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+    return grace
+
+
+def test_the_grace_period_covers_the_configured_drain() -> None:
+    digest = "x"
+    assert grace_of(builders.api_deployment(planboard(), replicas=1, config_digest=digest)) == 30
+    slow = planboard(
+        extra={"PLANBOARD_SHUTDOWN_DELAY_S": "10", "PLANBOARD_SHUTDOWN_TIMEOUT_S": "40.5"}
+    )
+    for obj in (
+        builders.api_deployment(slow, replicas=1, config_digest=digest),
+        builders.relay_deployment(slow, replicas=1, config_digest=digest),
+        builders.worker_deployment(slow, "rollups", replicas=1, config_digest=digest),
+    ):
+        assert grace_of(obj) == 53  # ceil(10 + 40.5) + 2
+    # Shorter than the default drain: never below 30 s.
+    quick = planboard(extra={"PLANBOARD_SHUTDOWN_TIMEOUT_S": "5"})
+    assert builders.grace_seconds(quick) == 30
+    # A value the API refuses (the pod would not start) counts as the default.
+    for bad in ("soon", "-1", "601", "nan"):
+        assert builders.grace_seconds(planboard(extra={"PLANBOARD_SHUTDOWN_TIMEOUT_S": bad})) == 30
