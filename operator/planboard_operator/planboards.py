@@ -185,6 +185,7 @@ async def _reconcile(rt: Runtime, pb: Obj) -> str:
     worker_replicas: dict[str, int] = {}
     scaled_at: dict[str, str] = {}
     intended: set[str] = set()  # Deployments the operator itself changes in this run
+    observed: dict[str, tuple[int | None, int]] = {}  # group -> (lag, replicas), for metrics
     for group_name, group in groups.items():
         dep = existing.get(
             ("Deployment", builders.child_name(name, builders.worker_part(group_name)))
@@ -206,9 +207,7 @@ async def _reconcile(rt: Runtime, pb: Obj) -> str:
             if decision.changed
             else previous.get("lastScaleTime", cond.rfc3339(now))
         )
-        labels = (namespace, name, group_name)
-        rt.metrics.worker_lag.labels(*labels).set(-1 if lag is None else lag)
-        rt.metrics.worker_replicas.labels(*labels).set(decision.replicas)
+        observed[group_name] = (lag, decision.replicas)
         if decision.changed:
             intended.add(builders.child_name(name, builders.worker_part(group_name)))
         if decision.changed and current is not None and hold is None:
@@ -217,6 +216,7 @@ async def _reconcile(rt: Runtime, pb: Obj) -> str:
                 "WorkersScaled",
                 f"worker group {group_name}: {current} -> {decision.replicas} ({decision.reason})",
             )
+    rt.metrics.workers_observed(namespace, name, observed)
 
     if hold is not None:
         replicas = builders.Replicas(api=0, relay=0, workers=dict.fromkeys(groups, 0))

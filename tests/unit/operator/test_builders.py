@@ -116,6 +116,26 @@ def test_the_last_backup_gauge_only_moves_forward_and_is_forgotten() -> None:
     metrics.forget_planboard("ns", "never-seen")  # harmless
 
 
+def test_worker_series_follow_the_groups_and_are_forgotten() -> None:
+    metrics = Metrics()
+    lag, replicas = "planboard_operator_worker_lag", "planboard_operator_worker_replicas"
+
+    def sample(name: str, planboard: str, group: str) -> float | None:
+        labels = {"namespace": "ns", "planboard": planboard, "group": group}
+        return metrics.registry.get_sample_value(name, labels)
+
+    metrics.workers_observed("ns", "demo", {"rollups": (120, 3), "webhooks": (None, 1)})
+    metrics.workers_observed("ns", "other", {"rollups": (0, 1)})
+    assert (sample(lag, "demo", "rollups"), sample(replicas, "demo", "rollups")) == (120, 3)
+    assert sample(lag, "demo", "webhooks") == -1  # lag unavailable
+    metrics.workers_observed("ns", "demo", {"rollups": (5, 2)})  # webhooks group removed
+    assert sample(lag, "demo", "webhooks") is None and sample(replicas, "demo", "webhooks") is None
+    assert sample(lag, "demo", "rollups") == 5
+    metrics.forget_planboard("ns", "demo")
+    assert sample(lag, "demo", "rollups") is None and sample(replicas, "demo", "rollups") is None
+    assert sample(lag, "other", "rollups") == 0  # another Planboard keeps its series
+
+
 def grace_of(obj: dict[str, Any]) -> int:
     grace: int = obj["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
     return grace
