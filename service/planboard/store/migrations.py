@@ -309,6 +309,17 @@ async def _search_text(db: AsyncDatabase[Document]) -> None:
             await db.search_index.drop_index(str(ix["name"]))
 
 
+async def _revoked_sessions(db: AsyncDatabase[Document]) -> None:
+    """An index for the revocation denylist's reload (store/sessions.py ``revoked_since``,
+    after Redis lost its data): only revoked sessions carry ``revoked_at``, so the index
+    holds those alone and the reload reads them without scanning every session."""
+    await db.sessions.create_index(
+        [("revoked_at", ASCENDING)],
+        name="revoked_at",
+        partialFilterExpression={"revoked_at": {"$exists": True}},
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core collections and indexes", _core),
     Migration(2, "identity: users, sessions, tokens, memberships, invitations, mail", _identity),
@@ -319,6 +330,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(7, "search index", _search),
     Migration(8, "attachments", _attachments),
     Migration(9, "search by a text index on tokens", _search_text),
+    Migration(10, "sessions: index of revocation times", _revoked_sessions),
 )
 
 
