@@ -1,7 +1,7 @@
-"""The real Helm 3 CLI and kubeconform, built once with ``go install`` into the cache.
+"""The real Helm 3 CLI, kubeconform and promtool, built once with ``go install`` into the cache.
 
 No registry ships a Linux ``helm`` binary, so it is compiled from its Go module
-(``helm.sh/helm/v3``) with the machine's Go, like kubeconform. Each tool lands in
+(``helm.sh/helm/v3``) with the machine's Go, like kubeconform and promtool. Each tool lands in
 ``cache_dir()/<tool>/v<version>/bin``; a marker makes later calls instant, a file
 lock serialises concurrent builds and the Go caches are deleted afterwards.
 
@@ -47,7 +47,7 @@ def go_command() -> str:
     if not found:
         raise ServerError(
             "no Go toolchain found (looked for 'go' on PATH and /usr/local/go/bin/go); "
-            "Go >= 1.26 is needed to build helm and kubeconform"
+            "Go >= 1.26 is needed to build helm, kubeconform and promtool"
         )
     return found
 
@@ -145,7 +145,7 @@ def ensure_kubeconform(version: str = KUBECONFORM_VERSION) -> Path:
 
 
 def ensure_promtool(version: str = PROMTOOL_VERSION) -> Path:
-    """promtool (checks and unit-tests the chart's alert rules), built once (~5 min cold)."""
+    """promtool (checks and unit-tests the chart's alert rules), built once (~4 min cold)."""
     return go_install_tool("promtool", "github.com/prometheus/prometheus/cmd/promtool", version)
 
 
