@@ -156,6 +156,83 @@ def test_only_the_first_restore_in_line_holds() -> None:
     assert backups.restore_hold([], [second, first]) is first
 
 
+def restore_of(backup_name: str, name: str = "r1", **kwargs: object) -> Obj:
+    obj = restore(name, **kwargs)  # type: ignore[arg-type]
+    obj["spec"]["backupRef"] = {"name": backup_name}
+    return obj
+
+
+def test_a_restore_of_an_unfinished_backup_waits_behind_it_without_holding_the_stack() -> None:
+    # Created together (kubectl apply of one file), or the restore first: the backup
+    # must run first, with the stack serving, and the restore right after it.
+    for restore_created in (T0, T0 - timedelta(minutes=5)):
+        source = backup("b1", created=T0)
+        waiting = restore_of("b1", created=restore_created)
+        assert scheduling.blocker(source, [source, waiting]) is None
+        assert scheduling.blocker(waiting, [source, waiting]) is source
+        assert backups.restore_hold([source], [waiting]) is None
+        running = backup("b1", created=T0, job=True)
+        assert backups.restore_hold([running], [waiting]) is None
+        done = backup("b1", created=T0, outcome="ok")
+        assert backups.restore_hold([done], [waiting]) is waiting
+
+
+def test_a_restore_behind_its_backup_keeps_the_order_of_the_others() -> None:
+    early = T0 - timedelta(minutes=10)
+    waiting = restore_of("b2", created=early)  # oldest, but waits for b2
+    first = backup("b1", created=early + timedelta(minutes=1))
+    source = backup("b2", created=early + timedelta(minutes=2))
+    later = backup("b3", created=early + timedelta(minutes=3))
+    peers = [waiting, first, source, later]
+    assert scheduling.blocker(first, peers) is None
+    assert scheduling.blocker(source, peers) is first
+    assert scheduling.blocker(waiting, peers) is first  # the head of the queue
+    assert scheduling.blocker(later, peers) is first
+    after_first = [waiting, source, later]
+    assert scheduling.blocker(source, after_first) is None
+    assert scheduling.blocker(waiting, after_first) is source
+    assert scheduling.blocker(later, after_first) is source
+    b2_done = [waiting, later]
+    assert scheduling.blocker(waiting, b2_done) is None
+    assert scheduling.blocker(later, b2_done) is waiting
+
+
+@st.composite
+def job_queues(draw: st.DrawFn) -> list[Obj]:
+    count = draw(st.integers(1, 8))
+    objs = []
+    for i in range(count):
+        created = T0 + timedelta(seconds=draw(st.integers(0, 3)))
+        if draw(st.booleans()):
+            objs.append(backup(f"b{i}", created=created))
+        else:
+            obj = restore(f"r{i}", created=created)
+            ref = draw(st.none() | st.integers(0, count - 1))
+            if ref is not None:
+                obj["spec"]["backupRef"] = {"name": f"b{ref}"}
+            objs.append(obj)
+    return objs
+
+
+@given(job_queues())
+def test_the_queue_always_drains_one_at_a_time_and_restores_follow_their_backup(
+    objs: list[Obj],
+) -> None:
+    pending = list(objs)
+    ran: list[str] = []
+    while pending:
+        free = [o for o in pending if scheduling.blocker(o, pending) is None]
+        assert len(free) == 1, "exactly one object may start"
+        (head,) = free
+        ref = (head["spec"].get("backupRef") or {}).get("name")
+        assert ref not in {o["metadata"]["name"] for o in pending if o is not head}, (
+            "a restore started before the backup it restores"
+        )
+        pending.remove(head)
+        ran.append(head["metadata"]["name"])
+    assert sorted(ran) == sorted(o["metadata"]["name"] for o in objs)
+
+
 # -- status ----------------------------------------------------------------------------
 
 
