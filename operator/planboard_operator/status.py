@@ -247,8 +247,20 @@ def failed(pb: Mapping[str, Any], exc: BaseException, now: datetime) -> StatusUp
     return StatusUpdate({"conditions": conditions}, posted)
 
 
+def merge_patched(old: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
+    """``old`` after a JSON merge patch (RFC 7386): None removes, objects merge."""
+    out = dict(old)
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        elif isinstance(value, Mapping):
+            base = out.get(key)
+            out[key] = merge_patched(base if isinstance(base, Mapping) else {}, value)
+        else:
+            out[key] = value
+    return out
+
+
 def needs_write(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
     """Whether merge-patching ``new`` onto the status ``old`` would change it."""
-    return not all(old.get(k) == v for k, v in new.items() if v is not None) or any(
-        v is None and k in old for k, v in new.items()
-    )
+    return merge_patched(old, new) != old

@@ -242,6 +242,42 @@ def test_needs_write_only_for_a_real_change() -> None:
     assert status.needs_write(old, {"b": 0})
 
 
+def test_no_write_when_the_merge_patch_would_change_nothing_nested() -> None:
+    old = {"workers": {"w": {"replicas": 1, "lastScaleTime": "t"}}, "x": 1}
+    assert not status.needs_write(old, {"workers": {"w": {"replicas": 1}}})  # merged: kept
+    assert not status.needs_write(old, {"workers": {"w": {"lag": None}, "gone": None}})
+    assert status.needs_write(old, {"workers": {"w": {"replicas": 2}}})
+    assert status.needs_write(old, {"workers": {"w": {"lastScaleTime": None}}})
+    assert status.needs_write(old, {"workers": {"v": {"replicas": 0}}})
+
+
+def test_a_paused_planboard_or_unknown_lag_does_not_rewrite_an_unchanged_status() -> None:
+    reason = ("PausedBySpec", "spec.paused is true: no changes are made to the children")
+    running = reconcile(planboard()).fields
+    paused_pb = planboard(paused=True, status=running)
+    first = status.paused(paused_pb, stack(paused_pb), reason, T0).fields
+    settled = planboard(paused=True, status=merged(running, first))
+    again = status.paused(settled, stack(settled), reason, LATER).fields
+    assert not status.needs_write(settled["status"], again)
+    down = scaling.LagReading(None, "broker down")
+    once = reconcile(planboard(status=running), lag=down).fields
+    still = planboard(status=merged(running, once))
+    assert not status.needs_write(still["status"], reconcile(still, lag=down, now=LATER).fields)
+
+
+def merged(old: Obj, patch: Obj) -> Obj:
+    """An RFC 7386 merge patch, as the API server applies it."""
+    out = dict(old)
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merged(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
 def test_degraded_update_joins_every_problem() -> None:
     update = status.degraded_update([Problem("A", "first"), Problem("B", "second")])
     assert (update.status, update.reason, update.message) == (True, "A", "first; second")
