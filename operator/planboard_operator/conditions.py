@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -68,3 +69,35 @@ def transitioned(
     """Whether ``type_`` changed status (or appeared) between the two lists."""
     old, new = find(before, type_), find(after, type_)
     return new is not None and (old is None or old.get("status") != new.get("status"))
+
+
+@dataclass(frozen=True, slots=True)
+class Update:
+    """One condition as a reconcile decided it; ``apply`` stamps time and generation."""
+
+    type: str
+    status: bool | str
+    reason: str
+    message: str
+
+
+def apply(
+    conditions: Sequence[Mapping[str, Any]],
+    updates: Iterable[Update],
+    *,
+    now: datetime,
+    generation: int | None = None,
+) -> list[Condition]:
+    """``set_condition`` for each update in turn."""
+    out = [dict(c) for c in conditions]
+    for update in updates:
+        out = set_condition(
+            out,
+            update.type,
+            update.status,
+            update.reason,
+            update.message,
+            now=now,
+            generation=generation,
+        )
+    return out

@@ -2,12 +2,13 @@
 
 Each object goes Queued -> Running (a Job of the service image) -> Complete or
 Failed, always with a reason. Backups and restores of one Planboard never overlap:
-an object starts only when no other one has a Job and none older is waiting. A
-restore also waits until the Planboard's Deployments are scaled to zero (the
-Planboard reconciler does that for the restore next in line). Whatever happens to
-the Job, the object ends: a failed Job fails it with the Job's reason, a Job that
-vanished fails it with ``JobVanished``, and an object not finished within its
-deadline (from its creation, plus a grace period) fails with ``DeadlineExceeded``.
+an object starts only when no other one has a Job and none older is waiting (a
+restore of an unfinished backup counts as just younger than it). A restore also
+waits until the Planboard's Deployments are scaled to zero (the Planboard reconciler
+does that for the restore next in line). Whatever happens to the Job, the object
+ends: a failed Job fails it with the Job's reason, a Job that vanished fails it with
+``JobVanished``, and an object not finished within its deadline (from its creation,
+plus a grace period) fails with ``DeadlineExceeded``.
 """
 
 from __future__ import annotations

@@ -83,15 +83,41 @@ def queue(objs: Iterable[T]) -> list[T]:
     return sorted((o for o in objs if not terminal(o)), key=_age_key)
 
 
+def _source(obj: Obj, peers: Sequence[T]) -> T | None:
+    """The unfinished backup among ``peers`` that the restore ``obj`` restores from."""
+    if obj.get("kind") != c.RESTORE:
+        return None
+    ref = ((obj.get("spec") or {}).get("backupRef") or {}).get("name")
+    return next(
+        (
+            p
+            for p in peers
+            if p.get("kind") == c.BACKUP and p["metadata"]["name"] == ref and not terminal(p)
+        ),
+        None,
+    )
+
+
+def _position(obj: Obj, peers: Sequence[Obj]) -> tuple[str, ...]:
+    """Place in the queue: by age, but a restore of an unfinished backup comes right
+    after that backup (it cannot run before it, and must not keep it from running)."""
+    own = _age_key(obj)
+    source = _source(obj, peers)
+    return max(own, (*_age_key(source), *own)) if source is not None else own
+
+
 def blocker(obj: Obj, peers: Sequence[T]) -> T | None:
-    """What ``obj`` must wait for: a running Job, or an older queued object; else None."""
+    """What ``obj`` must wait for: a running Job, or an object ahead in the queue; else None."""
     waiting = queue(peers)
     name, kind = obj["metadata"]["name"], obj.get("kind")
     others = [p for p in waiting if (p["metadata"]["name"], p.get("kind")) != (name, kind)]
     running = [p for p in others if has_job(p)]
     if running:
         return running[0]
-    ahead = [p for p in others if _age_key(p) < _age_key(obj)]
+    mine = _position(obj, waiting)
+    ahead = sorted(
+        (p for p in others if _position(p, waiting) < mine), key=lambda p: _position(p, waiting)
+    )
     return ahead[0] if ahead else None
 
 

@@ -367,6 +367,31 @@ def test_restore_waits_scales_down_runs_and_never_overlaps(backups: Backups) -> 
     )
 
 
+def test_a_restore_created_before_its_backup_waits_for_it(backups: Backups) -> None:
+    """A restore of a backup that has not run yet (both in one manifest, or the restore
+    applied first) lets that backup run, with the stack serving, and then runs."""
+    create_planboard(backups)
+    restore_spec = {"planboardRef": {"name": "demo"}, "backupRef": {"name": "b-next"}}
+    backups.create("planboardrestores", "r-early", restore_spec)
+    backups.create("planboardbackups", "b-next", {"planboardRef": {"name": "demo"}})
+    eventually(lambda: backups.job("b-next-backup"), what="the backup to run first")
+    running = backups.condition("planboardrestores", "r-early", "Running")
+    assert (running["status"], running["reason"]) == ("False", "Queued")
+    assert "PlanboardBackup b-next" in running["message"]
+    assert backups.job("r-early-restore") is None
+    api = backups.apps.read_namespaced_deployment("demo-api", backups.namespace)
+    assert api.spec.replicas == 2  # not held at zero while the backup runs
+    assert backups.pb_condition("Ready").get("reason") != "RestoreInProgress"
+    backups.finish_job("b-next-backup")
+    job = eventually(lambda: backups.job("r-early-restore"), timeout=40, what="the restore Job")
+    assert job.spec.template.spec.containers[0].command[:3] == [
+        "planboard",
+        "restore",
+        "/backups/demo/b-next.tar.gz",
+    ]
+    assert backups.pb_condition("Ready").get("reason") == "RestoreInProgress"
+
+
 def test_a_failed_cache_warm_still_completes_the_restore(backups: Backups) -> None:
     create_planboard(backups)
     spec = {"planboardRef": {"name": "demo"}, "archive": "demo/old.tar.gz"}
