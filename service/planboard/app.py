@@ -27,8 +27,9 @@ from planboard.api.authn import accounts_key, authentication_middleware
 from planboard.api.cors import cors_middleware, setup_cors
 from planboard.api.health import lifecycle_key, setup_health
 from planboard.api.idempotency import idempotency_middleware
-from planboard.api.middleware import context_middleware, error_middleware
+from planboard.api.middleware import context_middleware, error_middleware, setup_context
 from planboard.api.ratelimit import ratelimit_middleware, setup_ratelimit
+from planboard.api.server import ApiRunner
 from planboard.api.validation import MIDDLEWARES as VALIDATION_MIDDLEWARES
 from planboard.api.validation import setup_validation
 from planboard.config import Settings
@@ -132,6 +133,7 @@ def create_app(settings: Settings) -> web.Application:
     app[metrics_key] = Metrics()
     app[auth_routes.background_tasks_key] = set()
     app.cleanup_ctx.extend([mongo_ctx, redis_ctx, near_cache_ctx, kafka_ctx, services_ctx])
+    setup_context(app)
     setup_health(app)
     setup_cors(app)
     setup_ratelimit(app)
@@ -151,33 +153,47 @@ def create_app(settings: Settings) -> web.Application:
     return app
 
 
-def _raise_graceful_exit() -> None:
-    raise web.GracefulExit()
-
-
-async def _drain_on_signals(app: web.Application) -> None:
+def _drain_on_signals(app: web.Application, stop: asyncio.Event) -> None:
     """Readiness-first shutdown. On SIGTERM (or SIGINT) /readyz answers 503 at once while
     the listener keeps serving for ``shutdown_delay_s``, so load balancers take the process
-    out of rotation before it stops accepting connections; then the listener closes and
-    in-flight requests get ``shutdown_timeout_s`` to finish. A second signal skips the
-    delay."""
+    out of rotation before it stops accepting connections; then ``stop`` is set: the
+    listener closes and in-flight requests get ``shutdown_timeout_s`` to finish. A second
+    signal skips the delay."""
     loop = asyncio.get_running_loop()
     settings = app[settings_key]
     lifecycle = app[lifecycle_key]
 
     def begin() -> None:
         if lifecycle.shutting_down:  # a second signal: stop waiting
-            _raise_graceful_exit()
+            stop.set()
+            return
         lifecycle.shutting_down = True
         log.info(
             "draining: readiness fails; the listener closes in %.1f s",
             settings.shutdown_delay_s,
             extra={"delay_s": settings.shutdown_delay_s},
         )
-        loop.call_later(settings.shutdown_delay_s, _raise_graceful_exit)
+        loop.call_later(settings.shutdown_delay_s, stop.set)
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, begin)
+
+
+async def _serve(app: web.Application, settings: Settings) -> None:
+    """Serve ``app`` until a signal's drain ends, then shut down gracefully. The runner is
+    the API's own (api/server.py: protocol-level errors answered as problem+json)."""
+    runner = ApiRunner(app, access_log=None, shutdown_timeout=settings.shutdown_timeout_s)
+    await runner.setup()  # cleanup contexts and startup hooks
+    try:
+        stop = asyncio.Event()
+        _drain_on_signals(app, stop)
+        site = web.TCPSite(
+            runner, settings.host, settings.port, reuse_port=multiprocess_metrics() or None
+        )
+        await site.start()
+        await stop.wait()
+    finally:
+        await runner.cleanup()  # closes the listener, lets in-flight requests finish
 
 
 def serve(settings: Settings) -> None:
@@ -191,18 +207,8 @@ def serve(settings: Settings) -> None:
     tracing.configure("planboard-api")  # before create_app and the MongoDB client
     errortracking.configure(settings, "api")
     app = create_app(settings)
-    app.on_startup.append(_drain_on_signals)
     log.info("starting API", extra={"settings": settings.redacted()})
     try:
-        web.run_app(
-            app,
-            host=settings.host,
-            port=settings.port,
-            access_log=None,
-            shutdown_timeout=settings.shutdown_timeout_s,
-            print=None,
-            handle_signals=False,  # _drain_on_signals handles them
-            reuse_port=multiprocess_metrics() or None,
-        )
+        asyncio.run(_serve(app, settings))
     finally:
         tracing.shutdown()  # export the buffered spans

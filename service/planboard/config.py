@@ -126,6 +126,8 @@ class Settings:
     rate_limit_auth: RateLimit = RateLimit(100, 15 * 60)
     rate_limit_api: RateLimit = RateLimit(1200, 60)
     trust_forwarded_for: bool = False
+    # Proxies in front of the API that each append to X-Forwarded-For (api/ratelimit.py).
+    trusted_proxy_hops: int = 1
     log_level: str = "INFO"
     log_json: bool = True
     access_log: bool = True
@@ -212,6 +214,7 @@ class Settings:
             ("attachment_thumbnail_px", 16, 2048),
             ("near_cache_mb", 0, 16 * 1024),
             ("near_cache_ttl_s", 1, 300),
+            ("trusted_proxy_hops", 1, 16),
         ):
             raw = get(name.upper())
             if raw is not None:
@@ -227,6 +230,11 @@ class Settings:
             raw = get(name.upper())
             if raw is not None:
                 values[name] = _bool(f"PLANBOARD_{name.upper()}", raw)
+        if "trusted_proxy_hops" in values and not values.get("trust_forwarded_for"):
+            raise SettingsError(
+                "PLANBOARD_TRUSTED_PROXY_HOPS has no effect without "
+                "PLANBOARD_TRUST_FORWARDED_FOR=true"
+            )
         raw = get("API_PROCESSES")
         if raw is not None:
             values["api_processes"] = (

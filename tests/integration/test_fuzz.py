@@ -10,6 +10,11 @@ cases (deterministic: ``derandomize``), and every response must:
 - have a documented status code, content type, headers and (where declared) body schema;
 - for invalid input, be a 4xx (``negative_data_rejection``).
 
+Every operation that takes a JSON body is also sent two hostile bodies schemathesis does
+not generate (issue #17): one nested 10,000 levels deep, which must be a 400, and
+schema-valid bodies whose strings (or, with none, a key) hold a lone UTF-16 surrogate
+escape, which must be a 422 naming those fields: problem+json, never a 5xx.
+
 Not applied (narrowly): ``positive_data_acceptance`` — schema-valid input is rightly
 refused by business rules (ids that do not exist, a role the caller lacks, a dependency
 cycle), so a 4xx there is not a bug; the stateful checks (``use_after_free``...) need
@@ -19,6 +24,7 @@ schemathesis' stateful runner.
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 import uuid
@@ -40,6 +46,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from planboard.api.json import SURROGATE_MESSAGE
+from planboard.api.server import ApiRunner
 from planboard.api.validation import openapi_document
 from planboard.app import create_app
 from planboard.config import Settings
@@ -73,6 +81,20 @@ def _operations() -> list[tuple[str, str, GenerationMode]]:
 OPERATIONS = _operations()
 
 
+def _json_operations() -> list[tuple[str, str]]:
+    """Every operation whose request body is JSON."""
+    spec = openapi_document(create_app(Settings(env="test")))
+    return [
+        (method.upper(), path)
+        for path, item in spec["paths"].items()
+        for method, op in item.items()
+        if any("json" in media for media in op.get("requestBody", {}).get("content", {}))
+    ]
+
+
+JSON_OPERATIONS = _json_operations()
+
+
 class ThreadedServer:
     """The API app on 127.0.0.1:<free port>, served from a thread with its own loop."""
 
@@ -86,7 +108,8 @@ class ThreadedServer:
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
-        runner = web.AppRunner(create_app(self.settings), access_log=None)
+        # planboard serve's runner: protocol-level errors are the API's problem+json too
+        runner = ApiRunner(create_app(self.settings), access_log=None)
         try:
             self.loop.run_until_complete(runner.setup())
             site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -250,5 +273,79 @@ def test_operation_conforms(
                 headers["Authorization"] = "Bearer " + _login(http, base, world["email"])
         response = case.call(base_url=base, session=http, headers=headers, timeout=30)
         case.validate_response(response, checks=checks, headers=headers)
+
+    run()
+
+
+DEEP = b"[" * 10_000 + b"]" * 10_000
+LONE = "\ud800"
+
+
+def _poisoned(body: Any) -> tuple[Any, set[str]]:
+    """``body`` with a lone surrogate appended to every string (a key too, when it holds
+    no string), and the dotted names of the fields that now hold one."""
+    fields: set[str] = set()
+
+    def walk(value: Any, path: str) -> Any:
+        if isinstance(value, str):
+            fields.add(path or "body")
+            return value + LONE
+        if isinstance(value, dict):
+            return {k: walk(v, f"{path}.{k}" if path else k) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v, f"{path}.{i}" if path else str(i)) for i, v in enumerate(value)]
+        return value
+
+    poisoned = walk(body, "")
+    if not fields:
+        key = "x" + LONE
+        poisoned = {key: 1}
+        fields.add("x\\ud800")
+    return poisoned, fields
+
+
+@pytest.mark.parametrize(
+    ("method", "path"), JSON_OPERATIONS, ids=[f"{m} {p}" for m, p in JSON_OPERATIONS]
+)
+def test_hostile_json_is_refused(world: dict[str, Any], method: str, path: str) -> None:
+    base = world["base"]
+    schema = schemathesis.openapi.from_url(f"{base}/api/openapi.json")
+    operation = schema[path][method]
+    raw = operation.definition.raw
+    media = next(m for m in raw["requestBody"]["content"] if "json" in m)
+    names = [p["name"] for p in raw.get("parameters", []) if p["in"] == "path"]
+    fixed = {n: world["path"][n] for n in names if n in world["path"]}
+    headers = {**(world["headers"] if raw.get("security") else {}), "Content-Type": media}
+    http = requests.Session()
+
+    def problem(response: requests.Response, status: int) -> dict[str, Any]:
+        assert response.status_code == status, (response.status_code, response.text)
+        assert response.headers["Content-Type"] == "application/problem+json"
+        body: dict[str, Any] = response.json()
+        assert body["status"] == status
+        assert body["request_id"] == response.headers["X-Request-ID"]
+        return body
+
+    @settings(
+        max_examples=10,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(case=operation.as_strategy(GenerationMode.POSITIVE, path_parameters=fixed or None))
+    def run(case: Any) -> None:
+        url = base + case.formatted_path
+        deep = http.request(method, url, params=case.query, data=DEEP, headers=headers, timeout=30)
+        assert "nests deeper" in problem(deep, 400)["detail"]
+        body, fields = _poisoned(case.body if isinstance(case.body, (dict, list)) else {})
+        raw_body = json.dumps(body).encode()  # ensure_ascii: the surrogate as an escape
+        poisoned = http.request(
+            method, url, params=case.query, data=raw_body, headers=headers, timeout=30
+        )
+        errors = problem(poisoned, 422)["errors"]
+        assert {e["field"] for e in errors} <= fields, (errors, fields)
+        assert errors and all(e["message"] == SURROGATE_MESSAGE for e in errors)
 
     run()

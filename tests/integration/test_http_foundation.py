@@ -105,6 +105,27 @@ async def test_security_headers_on_success_and_error(client: TestClient) -> None
             assert response.headers[name] == value, (path, name)
 
 
+async def test_streamed_responses_carry_the_request_id_and_security_headers(settings) -> None:
+    app = create_app(settings)
+
+    async def stream(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/plain"})
+        await response.prepare(request)  # headers sent before any middleware sees it again
+        await response.write(b"chunk")
+        await response.write_eof()
+        return response
+
+    app.router.add_get("/stream", stream)
+    async with TestClient(TestServer(app)) as test_client:
+        generated = await test_client.get("/stream")
+        echoed = await test_client.get("/stream", headers={"X-Request-ID": "stream-1"})
+        assert await generated.read() == b"chunk"
+    assert len(generated.headers["X-Request-ID"]) == 32
+    assert echoed.headers["X-Request-ID"] == "stream-1"
+    for name, value in SECURITY_HEADERS.items():
+        assert generated.headers[name] == value, name
+
+
 async def test_metrics_count_requests_by_route_template(client: TestClient) -> None:
     await client.get("/healthz")
     await client.get("/no/such/path/123")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from planboard.api.middleware import SECURITY_HEADERS
 from tests.utils.api import new_user, new_workspace
 
 pytestmark = pytest.mark.integration
@@ -49,8 +50,14 @@ async def test_export_job_produces_the_same_document(client) -> None:
         job = await wait_job(client, user, body["job_id"])
         assert job["status"] == "succeeded", job
         assert job["progress"] == 100 and job["error"] is None
-        download = await client.get(job["result"]["download_url"], headers=user.headers)
+        download = await client.get(
+            job["result"]["download_url"], headers={**user.headers, "X-Request-ID": f"dl-{fmt}"}
+        )
         assert download.status == 200
+        # streamed: prepared inside the handler, yet with the id and the security headers
+        assert download.headers["X-Request-ID"] == f"dl-{fmt}"
+        for name, value in SECURITY_HEADERS.items():
+            assert download.headers[name] == value, name
         direct = await client.get(
             f"/api/v1/projects/{project['id']}/export", params={"format": fmt}, headers=user.headers
         )

@@ -294,7 +294,7 @@ async def test_forwarded_for_is_ignored_unless_trusted(settings_with) -> None:
     assert seen[2] == seen[1] - 1
 
 
-async def test_forwarded_for_first_address_and_ipv6_prefix(limited: Settings) -> None:
+async def test_forwarded_for_rightmost_address_and_ipv6_prefix(limited: Settings) -> None:
     calls: Counter[str] = Counter()
     client_v4 = unique_ipv4()
     prefix = f"2001:db8:{secrets.randbits(16):x}:{secrets.randbits(16):x}"
@@ -304,11 +304,57 @@ async def test_forwarded_for_first_address_and_ipv6_prefix(limited: Settings) ->
             response = await client.get("/api/v1/auth/ping", headers={"X-Forwarded-For": xff})
             return int(response.headers["RateLimit-Remaining"])
 
-        assert await remaining(f"{client_v4}, 10.0.0.1") == 2
-        assert await remaining(f"{client_v4}:51234, 10.0.0.2") == 1  # same client, with port
+        # One trusted proxy appends the address it saw: the rightmost entry is the client.
+        assert await remaining(f"{unique_ipv4()}, {client_v4}") == 2
+        assert await remaining(f"{client_v4}:51234") == 1  # same client, with port
         assert await remaining(f"{prefix}::1") == 2
         assert await remaining(f"[{prefix}::2]:443") == 1  # same /64
         assert await remaining(f"{prefix}:ffff:1:2:3") == 0
+
+
+async def test_forwarded_for_entries_a_client_wrote_are_ignored(limited: Settings) -> None:
+    """Behind an appending proxy (nginx's $proxy_add_x_forwarded_for, ALBs) the client
+    controls everything left of what the proxy appended: a fresh spoofed first entry on
+    every request must not give it a fresh bucket."""
+    calls: Counter[str] = Counter()
+    client_v4 = unique_ipv4()
+    async with serve(limited, calls) as client:
+        seen = []
+        for _ in range(4):
+            spoofed = f"{unique_ipv4()}, {unique_ipv6()}"
+            response = await client.post(
+                "/api/v1/auth/test-login", headers={"X-Forwarded-For": f"{spoofed}, {client_v4}"}
+            )
+            seen.append(response.status)
+        # a second header line is part of the same list: its last entry is what counts
+        response = await client.post(
+            "/api/v1/auth/test-login",
+            headers=[("X-Forwarded-For", client_v4), ("X-Forwarded-For", unique_ipv4())],
+        )
+    assert seen == [200, 200, 200, 429]
+    assert response.status == 200  # the appended entry is another client
+    assert calls["login"] == 4
+
+
+async def test_forwarded_for_with_several_trusted_proxies(settings_with) -> None:
+    settings = settings_with(
+        trust_forwarded_for=True, trusted_proxy_hops=2, rate_limit_auth=RateLimit(3, 60)
+    )
+    calls: Counter[str] = Counter()
+    client_v4 = unique_ipv4()
+    async with serve(settings, calls) as client:
+
+        async def remaining(xff: str) -> int:
+            response = await client.get("/api/v1/auth/ping", headers={"X-Forwarded-For": xff})
+            return int(response.headers["RateLimit-Remaining"])
+
+        # CDN -> load balancer -> API: the load balancer appended the CDN's address, the
+        # CDN the client's; whatever the client sent is further left.
+        assert await remaining(f"{unique_ipv4()}, {client_v4}, 10.0.0.7") == 2
+        assert await remaining(f"{client_v4}, 10.0.0.8") == 1
+        # a path through one proxy only: its single entry is the client
+        assert await remaining(client_v4) == 0
+        assert await remaining(f"{client_v4}, {unique_ipv4()}, 10.0.0.7") == 2
 
 
 async def test_hostile_forwarded_for_is_handled(settings_with) -> None:
@@ -323,9 +369,9 @@ async def test_hostile_forwarded_for_is_handled(settings_with) -> None:
 
         # 10 kB of colons and junk is not an address: both fall back to the peer's bucket.
         first = await remaining("a:b:" * 10 + "x" * 10_000 + secrets.token_hex(4))
-        second = await remaining("::" + "f" * 10_000 + ", 10.0.0.1")
+        second = await remaining("10.0.0.1, ::" + "f" * 10_000)
         assert second == first - 1
-        long_list = ", ".join(unique_ipv4() for _ in range(600))  # ~9 kB, the first one counts
+        long_list = ", ".join(unique_ipv4() for _ in range(600))  # ~9 kB, the last one counts
         assert await remaining(long_list) == 100_000 - 1
 
 

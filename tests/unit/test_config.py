@@ -126,3 +126,19 @@ def test_attachment_settings() -> None:
 def test_bad_attachment_settings_are_refused(env: dict[str, str], message: str) -> None:
     with pytest.raises(SettingsError, match=message):
         Settings.from_env(env)
+
+
+def test_forwarded_for_trust_and_proxy_hops() -> None:
+    assert not Settings.from_env({}).trust_forwarded_for
+    legacy = Settings.from_env({"PLANBOARD_TRUST_FORWARDED_FOR": "true"})
+    assert (legacy.trust_forwarded_for, legacy.trusted_proxy_hops) == (True, 1)
+    two = Settings.from_env(
+        {"PLANBOARD_TRUST_FORWARDED_FOR": "true", "PLANBOARD_TRUSTED_PROXY_HOPS": "2"}
+    )
+    assert two.trusted_proxy_hops == 2
+    with pytest.raises(SettingsError, match="PLANBOARD_TRUSTED_PROXY_HOPS has no effect"):
+        Settings.from_env({"PLANBOARD_TRUSTED_PROXY_HOPS": "2"})
+    with pytest.raises(SettingsError, match="PLANBOARD_TRUSTED_PROXY_HOPS must be between 1"):
+        Settings.from_env(
+            {"PLANBOARD_TRUST_FORWARDED_FOR": "true", "PLANBOARD_TRUSTED_PROXY_HOPS": "0"}
+        )

@@ -22,7 +22,6 @@ from marshmallow import fields, validate
 from planboard.api import planning_schemas as ps
 from planboard.api.authn import caller_of
 from planboard.api.json import json_response
-from planboard.api.middleware import REQUEST_ID_HEADER, request_id_of, security_headers
 from planboard.api.planning_serializers import cursor_after, next_cursor
 from planboard.api.project_routes import actor_of, codec_of, purpose_of
 from planboard.api.schemas import Strict
@@ -366,11 +365,9 @@ async def download_file(request: web.Request) -> web.StreamResponse:
         content_type = str(attachment["content_type"])
         disposition = files.content_disposition(filename)
         etag = f'"{sha256[:32]}"'
-    # Streamed: prepared here, so the headers the context middleware adds afterwards would
-    # come too late; the security set (with this CSP) and the request id are set now.
+    # The request id and the other security headers are added when the response is
+    # prepared (api/middleware.py); these override the API's own for a file.
     headers = {
-        **security_headers(request.path),
-        REQUEST_ID_HEADER: request_id_of(request) or "",
         "Content-Type": content_type,
         "Content-Disposition": disposition,
         "Content-Security-Policy": FILE_CSP,

@@ -12,12 +12,13 @@ from planboard.api import schemas as s
 from planboard.api.authn import accounts_key, principal_of
 from planboard.api.json import json_response
 from planboard.api.middleware import request_id_of
+from planboard.api.ratelimit import client_address
 from planboard.api.serializers import pat_out, user_out
 from planboard.api.validation import validated
 from planboard.domain.errors import Forbidden, NotFound
 from planboard.services import personal_tokens
 from planboard.store import access_tokens, memberships, users, workspaces
-from planboard.typedefs import db_key
+from planboard.typedefs import db_key, settings_key
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +56,17 @@ async def login(request: web.Request) -> web.Response:
     pair = await request.app[accounts_key].login(
         email=body["email"],
         password=body["password"],
-        user_agent=request.headers.get("User-Agent", ""),
-        ip=request.remote,
+        user_agent=header_text(request.headers.get("User-Agent", "")),
+        ip=client_address(request, request.app[settings_key]),
     )
     return json_response(pair.to_dict())
+
+
+def header_text(value: str) -> str:
+    """A header value as storable text. aiohttp decodes header bytes as UTF-8 with
+    ``surrogateescape``, so bytes that are not UTF-8 arrive as lone surrogates, which a
+    UTF-8 store refuses (a 500): undo the escape and decode them as U+FFFD instead."""
+    return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 @docs(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import random
@@ -36,6 +37,9 @@ log = logging.getLogger("planboard.api")
 access_log = logging.getLogger("planboard.access")
 
 REQUEST_ID_HEADER = "X-Request-ID"
+#: nginx's status for a request whose client went away before it was answered: counted and
+#: logged as such (never sent), so a disconnect is neither a 5xx nor an error line.
+CLIENT_CLOSED_REQUEST = 499
 #: Seconds a client should wait before retrying when a dependency is unreachable (the
 #: same hint /readyz gives).
 RETRY_AFTER_S = 5
@@ -100,9 +104,15 @@ def route_label(request: web.Request) -> str:
     return str(resource.canonical)
 
 
+def client_gone(request: web.BaseRequest) -> bool:
+    """The client closed the connection (aiohttp drops the transport when it does)."""
+    return request.transport is None
+
+
 @web.middleware
 async def context_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Request id, timing, metrics, security headers and the access log line."""
+    """Request id, timing, metrics and the access log line (the id and the security
+    headers are put on the response when it is prepared: ``_add_context_headers``)."""
     incoming = request.headers.get(REQUEST_ID_HEADER, "")
     request_id = incoming if _REQUEST_ID_RE.match(incoming) else new_request_id()
     request[request_id_key] = request_id
@@ -114,10 +124,13 @@ async def context_middleware(request: web.Request, handler: Handler) -> web.Stre
     try:
         response = await handler(request)
         status = response.status
-        response.headers[REQUEST_ID_HEADER] = request_id
-        for name, value in security_headers(request.path).items():
-            response.headers.setdefault(name, value)
         return response
+    except web.HTTPException as exc:  # a 3xx (304, redirects) leaves as an exception
+        status = exc.status
+        raise
+    except asyncio.CancelledError:  # the handler was cancelled: its client left, or shutdown
+        status = CLIENT_CLOSED_REQUEST if client_gone(request) else 500
+        raise
     finally:
         elapsed = time.perf_counter() - started
         metrics.in_flight.dec()
@@ -139,6 +152,24 @@ async def context_middleware(request: web.Request, handler: Handler) -> web.Stre
                 },
             )
         request_id_var.reset(token)
+
+
+async def _add_context_headers(request: web.BaseRequest, response: web.StreamResponse) -> None:
+    """Every response carries its request id and the security headers: those a handler
+    returns, those it streams (prepared before any middleware sees them again) and the
+    HTTP exceptions it raises. A header the handler set itself wins (a file's own CSP)."""
+    request_id = request.get(request_id_key)
+    if request_id is not None:
+        response.headers[REQUEST_ID_HEADER] = request_id
+    headers = response.headers
+    for name, value in security_headers(request.path).items():
+        if name not in headers:
+            headers[name] = value
+
+
+def setup_context(app: web.Application) -> None:
+    """Register the response hook of the request context (before startup)."""
+    app.on_response_prepare.append(_add_context_headers)
 
 
 def _domain_status(error: DomainError) -> int:
@@ -208,6 +239,31 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         )
     except DomainError as exc:
         return domain_problem(request, exc)
+    except (ConnectionResetError, web.RequestPayloadError) as exc:
+        if client_gone(request):
+            # The client hung up mid-request (often mid-body): nothing to answer, not a
+            # server fault, and a client could flood the log with tracebacks of it.
+            log.info(
+                "client disconnected during %s %s",
+                request.method,
+                request.path,
+                extra={"error": type(exc).__name__},
+            )
+            return problem_response(
+                CLIENT_CLOSED_REQUEST,
+                title="Client Closed Request",
+                detail="the client closed the connection before the response",
+                instance=request.path,
+                request_id=request_id_of(request),
+            )
+        if isinstance(exc, web.RequestPayloadError):  # e.g. a body that fails to decompress
+            return problem_response(
+                400,
+                detail="the request body could not be read: it is malformed or truncated",
+                instance=request.path,
+                request_id=request_id_of(request),
+            )
+        return _unexpected(request)
     except ConnectionFailure as exc:
         # MongoDB unreachable (no server selected within the client's timeout, a connection
         # lost mid-request, a primary stepping down): the request may succeed on a retry.
@@ -227,10 +283,16 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             headers={"Retry-After": str(RETRY_AFTER_S)},
         )
     except Exception:
-        log.exception("unhandled error in %s %s", request.method, request.path)
-        return problem_response(
-            500,
-            detail="An unexpected error occurred; quote the request id when reporting it.",
-            instance=request.path,
-            request_id=request_id_of(request),
-        )
+        return _unexpected(request)
+
+
+def _unexpected(request: web.Request) -> web.Response:
+    """The 500 of an unexpected exception (call while handling it): logged with its
+    traceback, answered with only the request id."""
+    log.exception("unhandled error in %s %s", request.method, request.path)
+    return problem_response(
+        500,
+        detail="An unexpected error occurred; quote the request id when reporting it.",
+        instance=request.path,
+        request_id=request_id_of(request),
+    )

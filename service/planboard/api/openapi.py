@@ -41,7 +41,10 @@ PROBLEM_SCHEMA: dict[str, Any] = {
         "title": {"type": "string"},
         "status": {"type": "integer", "minimum": 400, "maximum": 599},
         "detail": {"type": "string"},
-        "instance": {"type": "string", "description": "the request path"},
+        "instance": {
+            "type": "string",
+            "description": "the request path (empty for a request that is not valid HTTP)",
+        },
         "request_id": {"type": "string", "description": "quote it when reporting a problem"},
         "errors": {
             "type": "array",

@@ -87,19 +87,36 @@ class Bucket:
     subject: str  # for the 429 detail: "client IP", "user", "token"
 
 
-def client_ip(request: web.Request, settings: Settings) -> str:
-    """The caller's address; X-Forwarded-For's first entry only behind a trusted proxy.
+def client_address(request: web.BaseRequest, settings: Settings) -> str | None:
+    """The caller's address: the TCP peer, or behind ``trusted_proxy_hops`` trusted
+    proxies (``PLANBOARD_TRUST_FORWARDED_FOR``) the rightmost address of X-Forwarded-For
+    that no trusted proxy wrote.
 
-    IPv6 addresses are bucketed by their /64 (one subscriber's usual allocation), so a
-    client cannot dodge its limit by rotating through its own prefix.
+    Each proxy appends the address it received the request from, so with N trusted
+    proxies the last N-1 entries are theirs and the N-th from the right is the client's
+    (the peer is the Nth proxy). Entries left of it were sent by the client and are never
+    read. A shorter header (a path through fewer proxies) gives its leftmost entry, and
+    an entry that is not an IP address (``:port`` and ``[v6]:port`` are accepted) gives
+    the peer address, as does a request with no X-Forwarded-For at all.
     """
-    raw: str | None = request.remote
     if settings.trust_forwarded_for:
-        forwarded = request.headers.get("X-Forwarded-For", "")
-        first = forwarded.split(",", 1)[0].strip()
-        parsed = _parse_ip(first)
-        if parsed is not None:
-            return _bucket_address(parsed)
+        values = request.headers.getall("X-Forwarded-For", ())
+        if values:
+            hops = settings.trusted_proxy_hops
+            # several headers count as one list, in order (RFC 9110 5.3); rsplit reads
+            # only the entries it needs, however long the client made the rest
+            entries = ",".join(values).rsplit(",", hops)
+            parsed = _parse_ip(entries[0 if len(entries) <= hops else -hops].strip())
+            if parsed is not None:
+                return str(parsed)
+    return request.remote
+
+
+def client_ip(request: web.Request, settings: Settings) -> str:
+    """The caller's rate-limit identity: :func:`client_address`, IPv6 addresses bucketed
+    by their /64 (one subscriber's usual allocation), so a client cannot dodge its limit
+    by rotating through its own prefix."""
+    raw = client_address(request, settings)
     parsed = _parse_ip(raw or "")
     if parsed is not None:
         return _bucket_address(parsed)

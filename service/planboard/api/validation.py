@@ -5,6 +5,9 @@
 document from them. Every validation failure becomes a 422 problem+json naming
 the fields; a body that is not JSON is a 400; a JSON endpoint called with another
 media type is a 415. Unknown fields are rejected (marshmallow's default).
+
+A JSON body is read and parsed once, here (``planboard.api.json.parse_body``: orjson,
+depth-bounded, no lone surrogates), and the schemas load that parsed value.
 """
 
 from __future__ import annotations
@@ -21,8 +24,11 @@ from aiohttp_apigami.constants import (
     SCHEMAS_ATTR,
     SWAGGER_DICT,
 )
+from webargs import core
+from webargs.aiohttpparser import AIOHTTPParser
 
 from planboard import __version__
+from planboard.api.json import parse_body
 from planboard.api.openapi import finalize
 from planboard.domain.errors import ValidationFailed
 
@@ -68,6 +74,19 @@ def error_callback(
     raise ValidationFailed(errors, "the request has invalid fields")
 
 
+#: The parsed JSON body of the request (set by the validation middleware).
+json_body_key = web.RequestKey("json_body", object)
+
+
+class BodyParser(AIOHTTPParser):
+    """webargs' aiohttp parser, loading the body the middleware parsed (never twice)."""
+
+    async def load_json(self, req: web.Request, schema: m.Schema) -> Any:
+        if json_body_key in req:
+            return req[json_body_key]
+        return core.missing
+
+
 #: Scalars: a parsed empty query string made only of these can be shared by requests.
 _IMMUTABLE = (str, int, float, bool, type(None), tuple, frozenset)
 
@@ -89,10 +108,7 @@ async def validation_middleware(request: web.Request, handler: Handler) -> web.S
             raise web.HTTPUnsupportedMediaType(
                 text=f"send the body as application/json (got {request.content_type or 'nothing'})"
             )
-        try:
-            await request.json()
-        except ValueError:
-            raise web.HTTPBadRequest(text="the request body is not valid JSON") from None
+        request[json_body_key] = parse_body(await request.read())
     result: Any = None
     for schema in schemas:
         data = await _parse(request, schema)
@@ -153,6 +169,7 @@ def setup_validation(app: web.Application) -> None:
         in_place=True,
         info={"description": "Project planning: workspaces, projects, tasks, dependencies."},
     )
+    app[APISPEC_PARSER] = BodyParser(error_handler=error_callback)
     app[SWAGGER_DICT] = finalize(app[SWAGGER_DICT], app)
 
 

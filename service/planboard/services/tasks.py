@@ -3,6 +3,7 @@ list with filters, and the derived ``ready`` / ``blocked_by_open`` of each task.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -10,7 +11,7 @@ from typing import Any
 
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from planboard.domain.access import Role
 from planboard.domain.dag import is_ready
@@ -42,7 +43,10 @@ from planboard.store.document import Document
 from planboard.store.ids import new_id, utcnow
 from planboard.store.tx import write_unit
 
+log = logging.getLogger(__name__)
+
 MAX_TASKS_PER_PROJECT = 10_000
+DUPLICATE_KEY = 11000  # MongoDB's error code
 MAX_BATCH = 500
 PLAN_REF_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,49}$")
 
@@ -260,6 +264,35 @@ async def create_tasks(
         new_task_document(project, first + index, values, actor, now)
         for index, values in enumerate(resolved)
     ]
+    try:
+        await _write_created(client, db, project, actor, docs, now)
+    except BaseException:
+        await _unreserve(db, project_id, first, docs)
+        raise
+    return docs
+
+
+async def _unreserve(
+    db: AsyncDatabase[Document], project_id: str, first: int, docs: Sequence[Document]
+) -> None:
+    """A create that failed after reserving its task numbers gives them back, so a refused
+    create takes no key, unless one of its tasks was written (no transaction: an ordered
+    insert stops at its first failure) or the database cannot be reached."""
+    try:
+        if await tasks.count_ids(db, [str(d["_id"]) for d in docs]) == 0:
+            await projects.release_task_seqs(db, project_id, first, len(docs))
+    except PyMongoError:
+        log.warning("could not give back task numbers of a failed create", exc_info=True)
+
+
+async def _write_created(
+    client: AsyncMongoClient[Document],
+    db: AsyncDatabase[Document],
+    project: Document,
+    actor: Actor,
+    docs: list[Document],
+    now: Any,
+) -> None:
     names = phase_names(project)
     try:
         async with write_unit(client) as session:
@@ -289,10 +322,15 @@ async def create_tasks(
                 ],
                 session=session,
             )
-    except DuplicateKeyError:
+    except (DuplicateKeyError, BulkWriteError) as exc:
+        if isinstance(exc, BulkWriteError) and not _duplicate_key(exc):
+            raise
         # a concurrent request took one of the plan refs after the check above
         raise Conflict("a plan_ref of this request was just taken by another task") from None
-    return docs
+
+
+def _duplicate_key(error: BulkWriteError) -> bool:
+    return any(e.get("code") == DUPLICATE_KEY for e in error.details.get("writeErrors", []))
 
 
 def new_task_document(

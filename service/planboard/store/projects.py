@@ -256,3 +256,14 @@ async def allocate_task_seqs(
     if doc is None:
         raise LookupError(project_id)
     return int(str(doc["task_seq"])) - count + 1
+
+
+async def release_task_seqs(
+    db: AsyncDatabase[Document], project_id: str, first: int, count: int
+) -> bool:
+    """Give back numbers reserved by :func:`allocate_task_seqs` for tasks never written,
+    if no later reservation came after them (one that did keeps its numbers: a gap)."""
+    result = await db[PROJECTS].update_one(
+        {"_id": project_id, "task_seq": first + count - 1}, {"$inc": {"task_seq": -count}}
+    )
+    return result.modified_count == 1

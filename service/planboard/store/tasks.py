@@ -142,6 +142,11 @@ async def count_in_project(db: AsyncDatabase[Document], project_id: str) -> int:
     return await count(db[TASKS], {"project_id": project_id})
 
 
+async def count_ids(db: AsyncDatabase[Document], task_ids: list[str]) -> int:
+    """How many of these tasks exist."""
+    return await count(db[TASKS], {"_id": {"$in": task_ids}})
+
+
 async def counts_by_phase(db: AsyncDatabase[Document], project_id: str) -> dict[str, int]:
     """``phase_id -> number of tasks``: one ``$group`` key, ``$sum`` (compat-tested)."""
     pipeline: list[dict[str, Any]] = [

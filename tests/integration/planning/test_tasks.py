@@ -6,6 +6,9 @@ import asyncio
 
 import pytest
 
+from planboard.services import tasks as task_service
+from planboard.services.activity import Actor
+from planboard.store import projects as projects_store
 from tests.utils.api import (
     add_member,
     by_ref,
@@ -357,3 +360,31 @@ async def test_a_project_holds_at_most_ten_thousand_tasks(client, db, owner) -> 
         assert await db.tasks.count_documents({"project_id": project["id"]}) == 10_000
     finally:
         await db.tasks.delete_many({"project_id": project["id"]})
+
+
+async def test_a_create_failing_in_the_database_gives_its_task_numbers_back(
+    client, mongo_client, db, owner, project
+):
+    """A write that fails after the numbers were reserved (here a string MongoDB cannot
+    encode, as a lone surrogate was before the API refused them) takes no task key."""
+    doc = await db.projects.find_one({"_id": project["id"]})
+    before = doc["task_seq"]
+    with pytest.raises(UnicodeEncodeError):
+        await task_service.create_tasks(
+            mongo_client, db, doc, Actor(owner.id, None), [{"title": "a"}, {"title": "b\ud800"}]
+        )
+    assert (await db.projects.find_one({"_id": project["id"]}))["task_seq"] == before
+    created = await new_task(client, owner, project["id"], title="next")
+    assert created["key"] == f"TSK-{before + 1}"
+
+
+async def test_reserved_task_numbers_are_given_back_only_while_last(db, project):
+    project_id = project["id"]
+    first = await projects_store.allocate_task_seqs(db, project_id, 3)
+    assert await projects_store.release_task_seqs(db, project_id, first, 3)
+    assert await projects_store.allocate_task_seqs(db, project_id, 2) == first
+    later = await projects_store.allocate_task_seqs(db, project_id, 1)
+    # a reservation behind the first one: giving the first back would reuse numbers
+    assert not await projects_store.release_task_seqs(db, project_id, first, 2)
+    assert await projects_store.release_task_seqs(db, project_id, later, 1)
+    assert (await db.projects.find_one({"_id": project_id}))["task_seq"] == first + 1
