@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -24,6 +24,7 @@ from planboard.domain.schedule import (
     Violation,
     schedule_project,
 )
+from tests.unit.domain.networks import ALWAYS, T0, Net, nets, random_network
 
 FS, SS, FF, SF = LinkType.FS, LinkType.SS, LinkType.FF, LinkType.SF
 WEEK = WorkingCalendar()  # Mon-Fri 09:00-17:00 UTC
@@ -279,58 +280,7 @@ def test_ten_thousand_tasks() -> None:
     assert result.violations == ()
 
 
-def random_network(n: int, rng: random.Random) -> list[ScheduleTask]:
-    tasks = []
-    for i in range(n):
-        preds = rng.sample(range(max(0, i - 50), i), min(i, rng.randint(0, 3)))
-        deps = [dep(f"t{p}", rng.choice(list(LinkType)), rng.choice([0, 0, 4, -2])) for p in preds]
-        tasks.append(task(f"t{i}", rng.choice([0, 2, 4, 8, 16]), *deps))
-    return tasks
-
-
 # -- properties against brute force --------------------------------------------------------
-
-ALWAYS = WorkingCalendar(weekdays=range(7), hours_per_day=24)  # working hours = real hours
-T0 = datetime(2025, 1, 1, tzinfo=UTC)
-quarters = st.integers(-40, 40).map(lambda q: q / 4)
-
-
-@dataclass
-class Net:
-    tasks: list[ScheduleTask]
-
-    def schedule(self) -> Schedule:
-        return schedule_project(self.tasks, calendar=ALWAYS, project_start=T0)
-
-    def delayed(self, task_id: str, start_hours: float) -> Net:
-        """The same network with ``task_id`` held back to start at ``start_hours``."""
-        floor = T0 + timedelta(hours=start_hours)
-        return Net(
-            [replace(t, start_no_earlier_than=floor) if t.id == task_id else t for t in self.tasks]
-        )
-
-
-@st.composite
-def nets(draw: st.DrawFn, max_tasks: int = 7) -> Net:
-    """Random DAGs (links only to lower ranks), all link types, signed lags, some floors."""
-    n = draw(st.integers(1, max_tasks))
-    tasks = []
-    for i in range(n):
-        preds = draw(st.lists(st.integers(0, i - 1), unique=True, max_size=3)) if i else []
-        deps = tuple(
-            Dependency(f"t{p}", draw(st.sampled_from(list(LinkType))), Lag(draw(quarters)))
-            for p in preds
-        )
-        floor = draw(st.one_of(st.none(), st.integers(0, 40)))
-        tasks.append(
-            ScheduleTask(
-                f"t{i}",
-                draw(st.one_of(st.just(0.0), st.integers(1, 40).map(lambda q: q / 4))),
-                deps,
-                start_no_earlier_than=None if floor is None else T0 + timedelta(hours=floor / 4),
-            )
-        )
-    return Net(draw(st.permutations(tasks)))
 
 
 def links_of(tasks: Sequence[ScheduleTask]) -> list[tuple[str, str, LinkType, float]]:
