@@ -492,3 +492,18 @@ def test_brute_force_agrees_on_every_small_chain_shape() -> None:
             es, lf, _ = brute_force(tasks)
             assert {i: result[i].early_start_hours for i in es} == es
             assert {i: result[i].late_finish_hours for i in lf} == lf
+
+
+def test_lengthening_a_task_between_ff_and_ss_links_can_shorten_the_project() -> None:
+    """Reverse logic, as in MS Project: ES(i) = EF(p) - d(i) falls as d(i) grows."""
+
+    def finish(hours: float) -> float:
+        tasks = [
+            task("p", 10),
+            task("i", hours, dep("p", FF)),
+            task("t", 10, dep("i", SS)),
+        ]
+        return plan(tasks, calendar=ALWAYS, project_start=T0).duration_hours
+
+    assert finish(1) == 19
+    assert finish(3) == 17
