@@ -168,7 +168,7 @@ def forecast_project(
     phases = _phases(network)
     n = len(network.ids)
     blocks = np.random.SeedSequence(seed).spawn(-(-runs // DRAW_BLOCK_RUNS))
-    per_chunk = max(1, memory_budget // (3 * 8 * max(n, 1)) // DRAW_BLOCK_RUNS)
+    per_chunk = max(1, memory_budget // (2 * 8 * max(n, 1)) // DRAW_BLOCK_RUNS)
     finishes = np.empty(runs)
     phase_finishes = {name: np.empty(runs) for name in phases}
     critical_counts = np.zeros(n, dtype=np.int64)
@@ -176,10 +176,10 @@ def forecast_project(
         chunk_blocks = blocks[first_block : first_block + per_chunk]
         first = first_block * DRAW_BLOCK_RUNS
         width = min(len(chunk_blocks) * DRAW_BLOCK_RUNS, runs - first)
-        result = simulation.run(chunk_blocks, width)
+        result = simulation.run(chunk_blocks, width, phases)
         finishes[first : first + width] = result.finish
-        for name, members in phases.items():
-            phase_finishes[name][first : first + width] = result.ef[members].max(axis=0)
+        for name, values in result.phase_finishes.items():
+            phase_finishes[name][first : first + width] = values
         critical_counts += result.critical_counts
     return Forecast(
         runs=runs,
@@ -249,8 +249,8 @@ def _vector_link(link: Link, other: int) -> tuple[int, bool, bool, float]:
 
 @dataclass(frozen=True, slots=True)
 class _ChunkResult:
-    ef: Matrix
     finish: Matrix
+    phase_finishes: dict[str, Matrix]
     critical_counts: npt.NDArray[np.int64]
 
 
@@ -305,21 +305,28 @@ class _Simulation:
             d[self.fixed] = self.fixed_hours[:, None]
         return d
 
-    def run(self, blocks: Sequence[np.random.SeedSequence], runs: int) -> _ChunkResult:
+    def run(
+        self,
+        blocks: Sequence[np.random.SeedSequence],
+        runs: int,
+        phases: Mapping[str, npt.NDArray[np.intp]],
+    ) -> _ChunkResult:
+        """Finish per run, phase finishes per run and critical-run counts per task."""
         d = self.durations(blocks, runs)
-        es = np.empty_like(d)
-        ef = np.empty_like(d)
-        self._forward(d, es, ef)
+        ef = self.forward(d)
         finish = ef.max(axis=0) if len(d) else np.zeros(runs)
-        counts = self._backward(d, es, ef, finish)
-        return _ChunkResult(ef, finish, counts)
+        phase_finishes = {name: ef[members].max(axis=0) for name, members in phases.items()}
+        return _ChunkResult(finish, phase_finishes, self.backward(d, ef, finish))
 
-    def _forward(self, d: Matrix, es: Matrix, ef: Matrix) -> None:
+    def forward(self, d: Matrix) -> Matrix:
+        """Early finishes (one row per task); a row holds the early start until it is done."""
         runs = d.shape[1]
+        ef = np.empty_like(d)
         tmp = np.empty(runs)
+        early_start = np.empty(runs)
         to_finish_bound = np.empty(runs)
         for i in self.network.order:
-            row = es[i]
+            row = ef[i]
             pinned = self.pin[i]
             if pinned is not None:
                 row.fill(pinned)
@@ -327,7 +334,8 @@ class _Simulation:
                 row.fill(self.lower[i])
                 has_finish_bound = False
                 for p, from_finish, to_finish, lag in self.preds[i]:
-                    source = ef[p] if from_finish else es[p]
+                    # a row holds the early finish; the early start is one subtraction away
+                    source = ef[p] if from_finish else np.subtract(ef[p], d[p], out=early_start)
                     if to_finish:
                         if has_finish_bound:
                             np.add(source, lag, out=tmp)
@@ -343,10 +351,11 @@ class _Simulation:
                 if has_finish_bound:
                     np.subtract(to_finish_bound, d[i], out=to_finish_bound)
                     np.maximum(row, to_finish_bound, out=row)
-            np.add(row, d[i], out=ef[i])
+            np.add(row, d[i], out=row)
+        return ef
 
-    def _backward(self, d: Matrix, es: Matrix, ef: Matrix, finish: Matrix) -> npt.NDArray[np.int64]:
-        """Late dates in place of the early starts (``es`` rows become late starts)."""
+    def backward(self, d: Matrix, ef: Matrix, finish: Matrix) -> npt.NDArray[np.int64]:
+        """Critical-run counts per task; ``ef`` rows become late starts, successors first."""
         n, runs = d.shape
         counts = np.zeros(n, dtype=np.int64)
         late_finish = np.empty(runs)
@@ -354,18 +363,15 @@ class _Simulation:
         tmp = np.empty(runs)
         slack = np.empty(runs)
         epsilon = CRITICAL_EPSILON_HOURS
-        ls = es  # rows are overwritten in reverse topological order, successors first
+        ls = ef
         for i in reversed(self.network.order):
             if self.closed[i]:
-                continue  # late dates = early dates: ls[i] already holds es[i]
+                np.subtract(ef[i], d[i], out=ls[i])  # late dates = early dates
+                continue
             late_finish[:] = finish
             has_start_bound = False
             for s, from_finish, to_finish, lag in self.succs[i]:
-                if to_finish:
-                    np.add(ls[s], d[s], out=tmp)
-                    source = tmp
-                else:
-                    source = ls[s]
+                source = np.add(ls[s], d[s], out=tmp) if to_finish else ls[s]
                 if from_finish:
                     np.subtract(source, lag, out=tmp)
                     np.minimum(late_finish, tmp, out=late_finish)
