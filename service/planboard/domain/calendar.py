@@ -40,7 +40,8 @@ MAX_HORIZON_DAYS = 200 * 366
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US = timedelta(microseconds=1)
 _DAY_US = 86_400_000_000
-_MAX_DAY_US = 25 * MICROS_PER_HOUR  # the longest a day's window can be (a DST fall-back day)
+# The longest a window can be: 24 h plus a 2-hour DST change (Antarctica/Troll).
+_MAX_DAY_US = 26 * MICROS_PER_HOUR
 # Dates whose local midnight may not be representable in every zone are left out.
 _MIN_ORDINAL = date.min.toordinal() + 2
 _MAX_ORDINAL = date.max.toordinal() - 2
