@@ -37,6 +37,7 @@ DEFAULT_SIGMA: Mapping[Complexity | None, float] = {
 }
 MIN_HISTORY_SAMPLES = 20
 MAX_SIGMA = 1.5
+MAX_MU = 5.0  # a median overrun of e**5 = 148x is the most history can teach
 MAX_RUNS = 100_000
 DEFAULT_RUNS = 1_000
 PERCENTILES = (50, 85, 95)
@@ -66,8 +67,9 @@ class DurationModel:
     samples: int = 0
 
     def __post_init__(self) -> None:
-        if not (math.isfinite(self.mu) and math.isfinite(self.sigma)) or self.sigma < 0:
-            raise ValidationFailed([("model", "mu must be finite and sigma 0 or more")])
+        if not (abs(self.mu) <= MAX_MU and 0 <= self.sigma <= MAX_SIGMA):
+            detail = f"a duration model needs |mu| <= {MAX_MU:g} and 0 <= sigma <= {MAX_SIGMA:g}"
+            raise ValidationFailed([("model", detail)], detail)
 
 
 def default_models() -> dict[Complexity | None, DurationModel]:
@@ -81,8 +83,8 @@ def calibrate(
     """Duration models from history; the defaults where it is too thin.
 
     A complexity class with ``min_samples`` usable samples (both hours positive) gets
-    its own fit (mean and sample standard deviation of the log ratios, sigma capped at
-    MAX_SIGMA). Otherwise, with ``min_samples`` samples over all classes, it keeps its
+    its own fit (mean and sample standard deviation of the log ratios, capped at MAX_MU
+    and MAX_SIGMA). Otherwise, with ``min_samples`` samples over all classes, it keeps its
     default spread but takes the pooled bias (mean log ratio). Otherwise the default.
     """
     by_class: dict[Complexity | None, list[float]] = {c: [] for c in DEFAULT_SIGMA}
@@ -99,12 +101,16 @@ def calibrate(
     for complexity, logs in by_class.items():
         if len(logs) >= max(min_samples, 2):
             sigma = min(statistics.stdev(logs), MAX_SIGMA)
-            models[complexity] = DurationModel(statistics.fmean(logs), sigma, len(logs))
+            models[complexity] = DurationModel(_bounded_mu(logs), sigma, len(logs))
         elif pooled_ok:
             models[complexity] = DurationModel(
-                statistics.fmean(pooled), DEFAULT_SIGMA[complexity], len(pooled)
+                _bounded_mu(pooled), DEFAULT_SIGMA[complexity], len(pooled)
             )
     return models
+
+
+def _bounded_mu(logs: list[float]) -> float:
+    return max(-MAX_MU, min(MAX_MU, statistics.fmean(logs)))
 
 
 @dataclass(frozen=True, slots=True)

@@ -76,7 +76,11 @@ class Lag:
         if not math.isfinite(amount) or abs(amount) > MAX_LAG:
             detail = f"lag must be between -{MAX_LAG:g} and {MAX_LAG:g}"
             raise ValidationFailed([("lag", detail)], detail)
-        unit = LagUnit(self.unit)
+        try:
+            unit = LagUnit(self.unit)
+        except ValueError:
+            detail = f"unknown lag unit {self.unit!r}: use h (working hours) or d (working days)"
+            raise ValidationFailed([("lag", detail)], detail) from None
         amount = round(amount, LAG_DECIMALS)  # what the notation can carry
         if amount == 0:
             amount, unit = 0.0, LagUnit.HOURS

@@ -37,6 +37,7 @@ from .links import Dependency, LinkType
 from .model import Complexity, TaskStatus
 
 _FS, _SS, _FF, _SF = LinkType.FS, LinkType.SS, LinkType.FF, LinkType.SF
+MAX_DURATION_HOURS = 100_000.0
 
 
 class SchedulingMode(StrEnum):
@@ -272,8 +273,13 @@ def _check_tasks(tasks: Sequence[ScheduleTask], position: Mapping[str, int]) -> 
         hours = task.duration_hours
         if isinstance(hours, bool) or not isinstance(hours, int | float):
             errors.append(("duration_hours", f"task {task.id}: must be a number of hours"))
-        elif not math.isfinite(hours) or hours < 0:
-            errors.append(("duration_hours", f"task {task.id}: must be 0 or more, not {hours}"))
+        elif not math.isfinite(hours) or not 0 <= hours <= MAX_DURATION_HOURS:
+            errors.append(
+                (
+                    "duration_hours",
+                    f"task {task.id}: must be from 0 to {MAX_DURATION_HOURS:g}, not {hours}",
+                )
+            )
         for name, start, finish in (
             ("actual_finish", task.actual_start, task.actual_finish),
             ("planned_finish", task.planned_start, task.planned_finish),

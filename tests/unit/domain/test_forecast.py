@@ -17,6 +17,7 @@ from planboard.domain.errors import CycleDetected, ValidationFailed
 from planboard.domain.forecast import (
     DEFAULT_SIGMA,
     DRAW_BLOCK_RUNS,
+    MAX_MU,
     MAX_SIGMA,
     MIN_HISTORY_SAMPLES,
     DurationModel,
@@ -299,8 +300,16 @@ def test_history_moves_the_forecast() -> None:
     assert result.project.p95_hours == pytest.approx(20)
 
 
-def test_duration_models_are_validated() -> None:
-    with pytest.raises(ValidationFailed):
-        DurationModel(0, -1)
-    with pytest.raises(ValidationFailed):
-        DurationModel(float("nan"), 1)
+@pytest.mark.parametrize(
+    ("mu", "sigma"),
+    [(0, -1), (float("nan"), 1), (0, float("nan")), (MAX_MU + 1, 0), (0, MAX_SIGMA + 1)],
+)
+def test_duration_models_are_validated(mu: float, sigma: float) -> None:
+    with pytest.raises(ValidationFailed) as caught:
+        DurationModel(mu, sigma)
+    assert caught.value.errors[0][0] == "model"
+
+
+def test_a_wild_history_bias_is_capped() -> None:
+    model = calibrate(samples([1e4] * 30))[None]
+    assert model.mu == MAX_MU

@@ -108,7 +108,7 @@ def test_bad_lags_are_refused(amount: float) -> None:
 
 
 def test_lag_units_and_link_types_are_checked() -> None:
-    with pytest.raises(ValueError, match="'w'"):
+    with pytest.raises(ValidationFailed, match="unknown lag unit 'w'"):
         Lag(1, "w")  # type: ignore[arg-type]
     with pytest.raises(ValidationFailed) as caught:
         Dependency("T1", "XX")  # type: ignore[arg-type]

@@ -247,8 +247,9 @@ def test_a_cycle_is_refused_naming_it() -> None:
     ("tasks", "field", "words"),
     [
         ([task("a", 1), task("a", 2)], "tasks", "duplicate task ids: a"),
-        ([task("a", -1)], "duration_hours", "0 or more"),
-        ([task("a", float("nan"))], "duration_hours", "0 or more"),
+        ([task("a", -1)], "duration_hours", "from 0 to 100000"),
+        ([task("a", 100_001)], "duration_hours", "from 0 to 100000"),
+        ([task("a", float("nan"))], "duration_hours", "from 0 to 100000"),
         ([task("a", True)], "duration_hours", "number of hours"),
         (
             [task("a", 1, actual_start=utc(7, 9), actual_finish=utc(6, 9))],
