@@ -12,7 +12,7 @@ from planboard.domain.baseline import Baseline, BaselineTask, compare, freeze
 from planboard.domain.calendar import WorkingCalendar
 from planboard.domain.links import Dependency
 from planboard.domain.schedule import ScheduleTask, schedule_project
-from tests.unit.domain.networks import ALWAYS, Net, nets
+from tests.unit.domain.strategies import ALWAYS, Net, nets
 
 WEEK = WorkingCalendar()
 MONDAY = datetime(2025, 1, 6, 9, tzinfo=UTC)

@@ -36,7 +36,7 @@ from planboard.domain.schedule import (
     compile_network,
     schedule_project,
 )
-from tests.unit.domain.networks import ALWAYS, T0, Net, nets, random_network
+from tests.unit.domain.strategies import ALWAYS, T0, Net, nets, random_network
 
 WEEK = WorkingCalendar()
 MONDAY = datetime(2025, 1, 6, 9, tzinfo=UTC)

@@ -24,7 +24,15 @@ from planboard.domain.schedule import (
     Violation,
     schedule_project,
 )
-from tests.unit.domain.networks import ALWAYS, T0, Net, nets, random_network
+from tests.unit.domain.strategies import (
+    ALWAYS,
+    T0,
+    Net,
+    calendars,
+    instants,
+    nets,
+    random_network,
+)
 
 FS, SS, FF, SF = LinkType.FS, LinkType.SS, LinkType.FF, LinkType.SF
 WEEK = WorkingCalendar()  # Mon-Fri 09:00-17:00 UTC
@@ -508,3 +516,43 @@ def test_lengthening_a_task_between_ff_and_ss_links_can_shorten_the_project() ->
 
     assert finish(1) == 19
     assert finish(3) == 17
+
+
+@given(
+    calendars(),
+    instants(),
+    st.sampled_from(list(LinkType)),
+    st.integers(0, 16).map(lambda q: q / 4),
+    st.sampled_from(list(LagUnit)),
+    st.integers(0, 40).map(lambda q: q / 4),
+    st.integers(0, 40).map(lambda q: q / 4),
+)
+@settings(deadline=None, max_examples=200)
+def test_lags_and_offsets_are_working_time_on_any_calendar(
+    calendar: WorkingCalendar,
+    start: datetime,
+    kind: LinkType,
+    amount: float,
+    unit: LagUnit,
+    before: float,
+    after: float,
+) -> None:
+    lag = Lag(amount, unit)
+    tasks = [task("p", before), task("s", after, Dependency("p", kind, lag))]
+    result = schedule_project(tasks, calendar=calendar, project_start=start)
+    p, s = result.by_id()["p"], result.by_id()["s"]
+    source = p.early_finish if kind.from_finish else p.early_start
+    target = s.early_finish if kind.to_finish else s.early_start
+    gap = calendar.working_hours_between(source, target)
+    lag_hours = lag.hours(calendar.hours_per_day)
+    assert gap >= lag_hours
+    if s.early_start_hours > 0:  # the link, not the project start, placed the successor
+        assert gap == lag_hours
+    for t in (p, s):
+        assert calendar.working_hours_between(result.project_start, t.early_start) == (
+            t.early_start_hours
+        )
+        assert calendar.working_hours_between(result.project_start, t.early_finish) == (
+            t.early_finish_hours
+        )
+    assert result.project_start == calendar.next_working_instant(start)
