@@ -16,7 +16,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: help setup system servers k8s-tools run test test-unit test-integration test-compat test-k8s lint format clean
+.PHONY: help setup system servers k8s-tools js-tools run test test-unit test-integration test-compat test-k8s lint format clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -40,6 +40,9 @@ servers: setup ## download/build the dev servers into the cache (idempotent)
 k8s-tools: setup ## build the control plane, Helm, kubeconform and promtool into the cache (idempotent)
 	$(BIN)/python -m planboard.devstack.k8stools
 
+js-tools: setup ## install the npm packages the tests use (mermaid's parser) into the cache (idempotent)
+	$(BIN)/python -m tests.utils.jstools
+
 run: servers ## start the whole stack on embedded dev servers (API on http://127.0.0.1:8080)
 	$(BIN)/planboard dev
 
@@ -55,13 +58,13 @@ test-unit: setup ## pure unit tests (no servers)
 test-compat: servers ## the MongoDB compatibility suite against the dev server
 	$(BIN)/pytest tests/compat $(PYTEST_ARGS)
 
-test-integration: servers ## integration tests against real servers the session starts
+test-integration: servers js-tools ## integration tests against real servers the session starts
 	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
 
 test-k8s: k8s-tools ## operator/cluster tests on a local kube-apiserver (built once, cached)
 	$(BIN)/pytest tests/k8s $(PYTEST_ARGS)
 
-test: lint servers k8s-tools ## everything CI runs: lint, types, unit, compat, integration and k8s tests
+test: lint servers k8s-tools js-tools ## everything CI runs: lint, types, unit, compat, integration and k8s tests
 	$(BIN)/pytest tests $(PYTEST_ARGS)
 
 format: setup ## apply ruff's formatting and safe fixes

@@ -3,6 +3,7 @@
 # Java and Maven fetch Kafka from Maven Central; Go builds FerretDB; redis-server is Redis.
 # chromium + chromium-driver drive the Swagger UI page in a real headless browser
 # (tests/integration/test_swagger_ui.py); they are large, so installed only once.
+# Node.js and npm run mermaid's own parser on the mermaid export (tests/js).
 set -euo pipefail
 
 need=()
@@ -13,6 +14,8 @@ command -v go >/dev/null || need+=(golang-go)
 command -v pgrep >/dev/null || need+=(procps)
 command -v chromium >/dev/null || need+=(chromium)
 command -v chromedriver >/dev/null || need+=(chromium-driver)
+command -v node >/dev/null || need+=(nodejs)
+command -v npm >/dev/null || need+=(npm)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
