@@ -20,10 +20,12 @@ pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="needs GNU 
 
 def planned(target: str, tmp_path: Path) -> list[str]:
     """The commands ``make <target>`` would run on a fresh checkout (``-B``: nothing built)."""
+    # Not a sub-make of the `make test` that may be running this test.
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
     result = subprocess.run(
-        ["make", "-n", "-B", target],
+        ["make", "-n", "-B", "--no-print-directory", target, "PYTEST_ARGS="],
         cwd=ROOT,
-        env={**os.environ, "PLANBOARD_CACHE_DIR": str(tmp_path)},
+        env={**env, "PLANBOARD_CACHE_DIR": str(tmp_path)},
         capture_output=True,
         text=True,
         check=True,
