@@ -1,7 +1,8 @@
 # Planboard — the two commands a newcomer needs are `make run` and `make test`.
 # Everything else is installed by these targets: Python deps into .venv (pinned by
 # uv.lock), and the dev servers (Redis, Kafka, a MongoDB-compatible server) into
-# the cache folder ($(PLANBOARD_CACHE_DIR)), reused by later runs.
+# the cache folder ($(PLANBOARD_CACHE_DIR)), reused by later runs. `make run` installs
+# only what running needs; `make test` (and lint, setup, ...) everything.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -16,7 +17,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: help setup system servers k8s-tools run test test-unit test-integration test-compat test-k8s lint format clean
+.PHONY: help setup setup-run system system-run servers k8s-tools js-tools run test test-unit test-integration test-compat test-k8s lint format clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -25,20 +26,36 @@ $(UV):
 	$(PYTHON) -m venv $(UV_HOME)
 	$(UV_HOME)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
+# Runtime dependencies only, plus the `mongo-nx` extra (the dev MongoDB server that
+# `planboard dev` starts). `--inexact` keeps what a full sync installed, so `make run`
+# after `make test` never uninstalls the test tools; `make test` after `make run` adds them.
+$(VENV)/.synced-run: $(UV) pyproject.toml uv.lock
+	UV_CACHE_DIR=$(PLANBOARD_CACHE_DIR)/uv-cache $(UV) sync --frozen --inexact --extra mongo-nx --python $(PYTHON)
+	touch $@
+
+# Everything: runtime, the dev server and the dev/test tools (pytest, playwright, mypy, ...).
 $(VENV)/.synced: $(UV) pyproject.toml uv.lock
 	UV_CACHE_DIR=$(PLANBOARD_CACHE_DIR)/uv-cache $(UV) sync --frozen --all-extras --python $(PYTHON)
 	touch $@
 
-setup: system $(VENV)/.synced ## install Python deps (.venv) and system packages
+setup: system $(VENV)/.synced ## install every Python dep (.venv, dev tools included) and system package
 
-system: ## install the Debian packages the dev stack needs (if missing)
-	@bash scripts/system-deps.sh
+setup-run: system-run $(VENV)/.synced-run ## install only what `make run` needs
 
-servers: setup ## download/build the dev servers into the cache (idempotent)
+system: ## install the Debian packages the dev stack and the tests need (if missing)
+	@bash scripts/system-deps.sh test
+
+system-run: ## install the Debian packages `make run` needs (if missing)
+	@bash scripts/system-deps.sh run
+
+servers: setup-run ## download/build the dev servers into the cache (idempotent)
 	$(BIN)/planboard dev --install-only
 
 k8s-tools: setup ## build the control plane, Helm, kubeconform and promtool into the cache (idempotent)
 	$(BIN)/python -m planboard.devstack.k8stools
+
+js-tools: setup ## install the npm packages the tests use (mermaid's parser) into the cache (idempotent)
+	$(BIN)/python -m tests.utils.jstools
 
 run: servers ## start the whole stack on embedded dev servers (API on http://127.0.0.1:8080)
 	$(BIN)/planboard dev
@@ -52,16 +69,16 @@ lint: setup ## ruff, mypy (strict) and the import-layer contracts
 test-unit: setup ## pure unit tests (no servers)
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
-test-compat: servers ## the MongoDB compatibility suite against the dev server
+test-compat: setup servers ## the MongoDB compatibility suite against the dev server
 	$(BIN)/pytest tests/compat $(PYTEST_ARGS)
 
-test-integration: servers ## integration tests against real servers the session starts
+test-integration: setup servers js-tools ## integration tests against real servers the session starts
 	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
 
 test-k8s: k8s-tools ## operator/cluster tests on a local kube-apiserver (built once, cached)
 	$(BIN)/pytest tests/k8s $(PYTEST_ARGS)
 
-test: lint servers k8s-tools ## everything CI runs: lint, types, unit, compat, integration and k8s tests
+test: lint servers k8s-tools js-tools ## everything CI runs: lint, types, unit, compat, integration and k8s tests
 	$(BIN)/pytest tests $(PYTEST_ARGS)
 
 format: setup ## apply ruff's formatting and safe fixes
@@ -83,10 +100,10 @@ openapi: setup ## regenerate docs/openapi.json and the Postman collection from t
 	$(BIN)/planboard openapi --output docs/openapi.json --postman docs/planboard.postman_collection.json
 
 .PHONY: bench bench-growth bench-forecast
-bench: servers ## HTTP benchmark of the main API paths vs a hello-world ceiling (writes docs/benchmarks.md)
+bench: setup servers ## HTTP benchmark of the main API paths vs a hello-world ceiling (writes docs/benchmarks.md)
 	$(BIN)/python benchmarks/http_bench.py $(BENCH_ARGS)
 
-bench-growth: servers ## the main paths at 1k, 10k and 100k tasks (writes docs/benchmarks.md)
+bench-growth: setup servers ## the main paths at 1k, 10k and 100k tasks (writes docs/benchmarks.md)
 	$(BIN)/python benchmarks/growth_bench.py $(BENCH_ARGS)
 
 bench-forecast: setup ## Monte Carlo schedule forecast at 1k and 10k tasks x 1,000 runs (prints a table for docs/benchmarks.md)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import os
 import sys
 import textwrap
 from collections.abc import Callable, Coroutine, Sequence
@@ -88,26 +90,75 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     return result
 
 
-async def _seed(settings: Settings) -> int:
-    from planboard.services.seed import seed_demo
+def demo_password(path: Path, settings: Settings) -> str:
+    """The demo login's password kept in ``path`` (created, mode 0600, with a random
+    password when missing, so every run of one state dir prints the same login)."""
+    from planboard.services.seed import new_demo_password
+
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text(encoding="utf-8").strip()
+    password = new_demo_password(settings)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(password + "\n")
+    return password
+
+
+async def _seed(settings: Settings, args: argparse.Namespace) -> int:
+    from planboard.domain.errors import DomainError
+    from planboard.services.seed import DEMO_EMAIL, seed_demo, seed_demo_user
     from planboard.store.mongo import create_client, database
 
+    if args.demo_user is not None and settings.env != "development":
+        print(
+            f"error: --demo-user is for development only (PLANBOARD_ENV is {settings.env}); "
+            "nothing was seeded",
+            file=sys.stderr,
+        )
+        return 2
+    password = None if args.demo_user is None else demo_password(Path(args.demo_user), settings)
+    steps = 1 if password is None else 2
     progress = Progress("seed")
     client = create_client(settings, appname="planboard-seed")
+    demo: dict[str, str] | None = None
     try:
-        progress(Step("seed demo workspace", done=0, total=1))
-        project, created = await seed_demo(client, database(client, settings))
-        progress(Step("seed demo workspace", done=1, total=1))
+        db = database(client, settings)
+        progress(Step("seed demo workspace", done=0, total=steps))
+        project, created = await seed_demo(client, db)
+        progress(Step("seed demo workspace", done=1, total=steps))
+        if password is not None:
+            try:
+                _, outcome = await seed_demo_user(
+                    db, settings, workspace_id=str(project["workspace_id"]), password=password
+                )
+            except DomainError as exc:
+                print(f"error: demo user: {exc.detail}", file=sys.stderr)
+                return 2
+            demo = {"email": DEMO_EMAIL, "outcome": outcome}
+            progress(Step("seed demo user", done=2, total=steps))
     finally:
         progress.close()
         await client.close()
+    if args.json:
+        summary = {
+            "workspace_id": project["workspace_id"],
+            "project_id": project["_id"],
+            "project_key": project["key"],
+            "project_created": created,
+            "demo_user": demo,
+        }
+        print(json.dumps(summary))
+        return 0
     verb = "created" if created else "already present"
     print(f"demo project {project['key']} ({project['name']}) {verb}: id {project['_id']}")
+    if demo is not None:
+        print(f"demo user {demo['email']} ({demo['outcome']}), password in {args.demo_user}")
     return 0
 
 
 def cmd_seed(settings: Settings, args: argparse.Namespace) -> int:
-    result: int = _run(_seed(settings))
+    result: int = _run(_seed(settings, args))
     return result
 
 
@@ -495,7 +546,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_cache_warm)
 
-    p = add("seed", "Load the demo workspace with the sample plan (idempotent).", "planboard seed")
+    p = add(
+        "seed",
+        "Load the demo workspace with the sample plan (idempotent); in development also a "
+        "demo login that owns it.",
+        "planboard seed\n"
+        "planboard seed --demo-user .planboard/dev/demo-password   # what planboard dev runs\n"
+        "planboard seed --json",
+    )
+    p.add_argument(
+        "--demo-user",
+        metavar="PASSWORD_FILE",
+        help="also seed the login demo@planboard.test, owner of the Demo workspace, with the "
+        "password in PASSWORD_FILE (created with a random one if missing); refused unless "
+        "PLANBOARD_ENV=development",
+    )
+    p.add_argument("--json", action="store_true", help="print a JSON summary (ids, demo user)")
     p.set_defaults(func=cmd_seed)
 
     p = add(

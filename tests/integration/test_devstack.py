@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -146,6 +147,9 @@ async def test_planboard_dev_serves_and_stops_cleanly(settings, tmp_path) -> Non
     assert "Planboard dev stack is up" in output
     assert f"http://127.0.0.1:{port}" in output
     assert "Stopped." in output
+    # PLANBOARD_ENV=test: no demo login (development only; tests/integration/test_seed.py)
+    assert re.search(r"Demo login\s+none \(seeded only when PLANBOARD_ENV=development\)", output)
+    assert "TOKEN=" not in output and not (tmp_path / "demo-password").exists()
     for pid in children:
         assert (
             not Path(f"/proc/{pid}").exists()

@@ -40,9 +40,17 @@ async def test_export_job_produces_the_same_document(client) -> None:
     user = await new_user(client)
     workspace_id = await new_workspace(client, user)
     project = await import_sample(client, user, workspace_id)
-    for fmt in ("markdown", "csv", "json"):
+    for fmt, options in (
+        ("markdown", {}),
+        ("csv", {}),
+        ("json", {}),
+        ("mermaid", {}),
+        ("mermaid", {"diagram": "graph"}),
+    ):
         queued = await client.post(
-            f"/api/v1/projects/{project['id']}/exports", json={"format": fmt}, headers=user.headers
+            f"/api/v1/projects/{project['id']}/exports",
+            json={"format": fmt, **options},
+            headers=user.headers,
         )
         body = await queued.json()
         assert queued.status == 202, body
@@ -59,8 +67,11 @@ async def test_export_job_produces_the_same_document(client) -> None:
         for name, value in SECURITY_HEADERS.items():
             assert download.headers[name] == value, name
         direct = await client.get(
-            f"/api/v1/projects/{project['id']}/export", params={"format": fmt}, headers=user.headers
+            f"/api/v1/projects/{project['id']}/export",
+            params={"format": fmt, **options},
+            headers=user.headers,
         )
+        assert download.headers["Content-Type"] == direct.headers["Content-Type"]
         if fmt == "json":
             assert (await download.json())["tasks"] == (await direct.json())["tasks"]
         else:
@@ -114,6 +125,22 @@ async def test_jobs_are_private_to_their_workspace_and_validated(client) -> None
         f"/api/v1/projects/{project['id']}/exports", json={"format": "pdf"}, headers=owner.headers
     )
     assert bad.status == 422
+    for body in ({"format": "csv", "diagram": "gantt"}, {"format": "mermaid", "diagram": "pie"}):
+        bad = await client.post(
+            f"/api/v1/projects/{project['id']}/exports", json=body, headers=owner.headers
+        )
+        problem = await bad.json()
+        assert bad.status == 422, problem
+        assert [e["field"] for e in problem["errors"]] == ["diagram"]
+    # A gantt chart of a project without dates: the job fails and says why.
+    queued = await client.post(
+        f"/api/v1/projects/{project['id']}/exports",
+        json={"format": "mermaid", "diagram": "gantt"},
+        headers=owner.headers,
+    )
+    job = await wait_job(client, owner, (await queued.json())["job_id"])
+    assert job["status"] == "failed"
+    assert "has a date yet" in job["error"]
     other = await client.post(
         f"/api/v1/projects/{project['id']}/exports",
         json={"format": "csv"},

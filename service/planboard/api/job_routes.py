@@ -13,7 +13,7 @@ from marshmallow import fields, validate
 from planboard.api.authn import caller_of
 from planboard.api.json import json_response
 from planboard.api.middleware import request_id_of
-from planboard.api.schemas import Strict
+from planboard.api.planning_schemas import ExportOptions
 from planboard.api.validation import validated
 from planboard.domain.access import Role
 from planboard.domain.errors import Conflict, NotFound
@@ -29,7 +29,7 @@ BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
 CHUNK = 256 * 1024
 
 
-class ExportJobBody(Strict):
+class ExportJobBody(ExportOptions):
     format = fields.String(required=True, validate=validate.OneOf(EXPORT_FORMATS))
 
 
@@ -96,7 +96,7 @@ async def queue_export(request: web.Request) -> web.Response:
         kind="export",
         workspace_id=access.workspace_id,
         created_by=access.user_id,
-        params={"project_id": project["_id"], "format": validated(request)["format"]},
+        params={"project_id": project["_id"], **validated(request)},
         request_id=request_id_of(request),
     )
     return json_response(

@@ -116,6 +116,7 @@ DOCUMENT_CONTENT = {
     "text/markdown": {"schema": {"type": "string"}},
     "application/json": {"schema": {"type": "object", "additionalProperties": True}},
     "text/csv": {"schema": {"type": "string"}},
+    "text/vnd.mermaid": {"schema": {"type": "string"}},
 }
 # Attachment downloads: whatever type the upload was detected as.
 FILE_CONTENT = {"*/*": {"schema": {"type": "string", "format": "binary"}}}
@@ -219,6 +220,7 @@ OVERRIDES: dict[tuple[str, str], Operation] = {
 # Errors the rules below do not derive from an operation's shape.
 EXTRA_ERRORS: dict[tuple[str, str], tuple[str, ...]] = {
     ("get", "/api/v1/jobs/{job_id}/result"): ("409",),  # the job has no result (yet)
+    ("get", "/api/v1/projects/{project_id}/export"): ("409",),  # a gantt chart without dates
     ("get", "/api/v1/files/{attachment_id}/{variant}"): ("403", "404", "416"),
 }
 

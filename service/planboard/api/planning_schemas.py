@@ -17,6 +17,7 @@ from marshmallow import fields, validate, validates_schema
 from planboard.api.schemas import Strict, Trimmed, name_field
 from planboard.domain.model import Complexity, TaskStatus
 from planboard.domain.plan import MAX_ESTIMATE_HOURS
+from planboard.services.exports import DIAGRAMS, EXPORT_FORMATS
 from planboard.services.projects import PROJECT_SORTS, PROJECT_STATUSES
 from planboard.services.tasks import MAX_BATCH, PLAN_REF_RE, TASK_SORTS
 
@@ -184,10 +185,22 @@ class ImportQuery(Strict):
     key = fields.String(validate=validate.Length(min=1, max=20))
 
 
-class ExportQuery(Strict):
-    format = fields.String(
-        load_default="markdown", validate=validate.OneOf(["markdown", "json", "csv"])
+class ExportOptions(Strict):
+    """``diagram``, which picture ``format=mermaid`` draws (the export query and job body)."""
+
+    diagram = fields.String(
+        validate=validate.OneOf(DIAGRAMS),
+        metadata={"description": "format=mermaid only: graph (dependencies, the default) or gantt"},
     )
+
+    @validates_schema
+    def _diagram_needs_mermaid(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if "diagram" in data and data.get("format") != "mermaid":
+            raise m.ValidationError("only with format=mermaid", "diagram")
+
+
+class ExportQuery(ExportOptions):
+    format = fields.String(load_default="markdown", validate=validate.OneOf(EXPORT_FORMATS))
 
 
 class PhaseOut(m.Schema):

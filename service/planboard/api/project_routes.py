@@ -397,14 +397,18 @@ async def progress(request: web.Request) -> web.Response:
 
 @docs(
     tags=["projects"],
-    summary="Export the project: markdown (a plan that imports back), json or csv",
+    summary="Export the project: markdown (a plan that imports back), json, csv or a "
+    "mermaid picture (dependency graph or gantt chart)",
     security=BEARER,
 )
 @querystring_schema(ps.ExportQuery)
 @routes.get("/api/v1/projects/{project_id}/export")
 async def export_project(request: web.Request) -> web.Response:
     project, _ = await _project(request, "projects:read")
-    rendered = await exports.render(request.app[db_key], project, query_of(request)["format"])
+    query = query_of(request)
+    rendered = await exports.render(
+        request.app[db_key], project, query["format"], query.get("diagram", "graph")
+    )
     return web.Response(
         body=rendered.body,
         content_type=rendered.content_type,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -32,21 +34,84 @@ def _planboard(*args: str) -> list[str]:
     return [sys.executable, "-m", "planboard", *args]
 
 
-def _prepare_database(env: dict[str, str], log_dir: Path) -> None:
-    for step in (("migrate",), ("seed",)):
+@dataclass(frozen=True)
+class Seeded:
+    """What ``planboard seed`` made: the demo project, and the demo login in development."""
+
+    project_id: str
+    project_key: str
+    demo_email: str | None = None
+    demo_password: str | None = None
+
+
+def _prepare_database(env: dict[str, str], run_dir: Path, log_dir: Path) -> Seeded:
+    """Migrate and seed; in development the seed adds the demo login, whose password is
+    kept in ``run_dir/demo-password`` (generated once per state dir)."""
+    password_file = run_dir / "demo-password"
+    development = env.get("PLANBOARD_ENV") == "development"
+    demo = ["--demo-user", str(password_file)] if development else []
+    output = b""
+    for step in (["migrate"], ["seed", "--json", *demo]):
+        result = subprocess.run(
+            _planboard(*step), env=env, capture_output=True, check=False, stdin=subprocess.DEVNULL
+        )
         with open(log_dir / "setup.log", "ab") as log:
-            result = subprocess.run(
-                _planboard(*step), env=env, stdout=log, stderr=subprocess.STDOUT, check=False
-            )
+            log.write(result.stdout + result.stderr)
         if result.returncode != 0:
             raise ServerError(f"planboard {step[0]} failed; see {log_dir / 'setup.log'}")
+        output = result.stdout
+    summary = json.loads(output.decode().strip().splitlines()[-1])
+    user = summary.get("demo_user")
+    return Seeded(
+        project_id=str(summary["project_id"]),
+        project_key=str(summary["project_key"]),
+        demo_email=str(user["email"]) if user else None,
+        demo_password=password_file.read_text().strip() if user else None,
+    )
 
 
-def _banner(endpoints: Endpoints, api_url: str, run_dir: Path, groups: list[str]) -> str:
+def _json_field(field: str) -> str:
+    """A shell filter printing one field of a JSON answer: jq when installed, else Python."""
+    if shutil.which("jq"):
+        return f"jq -r .{field}"
+    return f"python3 -c 'import json,sys; print(json.load(sys.stdin)[\"{field}\"])'"
+
+
+def try_lines(api_url: str, seeded: Seeded) -> list[str]:
+    """Ready-to-paste shell lines: log in as the demo user, then list the demo tasks."""
+    if not seeded.demo_email or not seeded.demo_password:
+        return []
+    body = json.dumps({"email": seeded.demo_email, "password": seeded.demo_password})
+    login = (
+        f"TOKEN=$(curl -s {api_url}/api/v1/auth/login -H 'Content-Type: application/json' "
+        f"-d '{body}' | {_json_field('access_token')})"
+    )
+    tasks = (
+        f'curl -s "{api_url}/api/v1/projects/{seeded.project_id}/tasks" '
+        '-H "Authorization: Bearer $TOKEN"'
+    )
+    if shutil.which("jq"):
+        tasks += " | jq -c '.items[] | {key, plan_ref, title, status}'"
+    return [login, tasks]
+
+
+def _banner(
+    endpoints: Endpoints, api_url: str, run_dir: Path, groups: list[str], seeded: Seeded
+) -> str:
+    if seeded.demo_email and seeded.demo_password:
+        demo = (
+            f"{seeded.demo_email}  password: {seeded.demo_password}  "
+            f"(development only; owns workspace Demo, project {seeded.project_key})"
+        )
+    else:
+        demo = "none (seeded only when PLANBOARD_ENV=development)"
     rows = [
         ("API", api_url),
+        ("  Swagger UI", f"{api_url}/api/docs"),
+        ("  OpenAPI", f"{api_url}/api/openapi.json"),
         ("  health", f"{api_url}/readyz"),
         ("  metrics", f"{api_url}/metrics"),
+        ("Demo login", demo),
         ("MongoDB", endpoints.mongodb_uri),
         ("Kafka", endpoints.kafka_bootstrap),
         ("Redis", endpoints.redis_url),
@@ -58,7 +123,15 @@ def _banner(endpoints: Endpoints, api_url: str, run_dir: Path, groups: list[str]
     width = max(len(name) for name, _ in rows)
     lines = ["", "Planboard dev stack is up:"]
     lines += [f"  {name.ljust(width)}  {value}" for name, value in rows]
-    lines += ["", "Press Ctrl-C to stop everything.", ""]
+    commands = try_lines(api_url, seeded)
+    if commands:
+        lines += ["", "Log in as the demo user and list the sample plan's tasks:"]
+        lines += [f"  {command}" for command in commands]
+    lines += [
+        "",
+        "A walk through the API: docs/quickstart.md. Press Ctrl-C to stop everything.",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -91,7 +164,7 @@ def run_dev(run_dir: Path, port: int, groups: list[str]) -> int:
         env.setdefault("PLANBOARD_LOG_JSON", "false")
         env.setdefault("PLANBOARD_SHUTDOWN_DELAY_S", "0")  # no load balancer to drain
         env["PLANBOARD_PORT"] = str(port)
-        _prepare_database(env, log_dir)
+        seeded = _prepare_database(env, run_dir, log_dir)
         specs = {"api": _planboard("serve"), "relay": _planboard("relay")}
         specs.update({f"worker-{g}": _planboard("worker", "--group", g) for g in groups})
         for name, argv in specs.items():
@@ -102,7 +175,7 @@ def run_dev(run_dir: Path, port: int, groups: list[str]) -> int:
             children[name] = Child(process)
         api_url = f"http://127.0.0.1:{port}"
         children["api"].process.wait_until(lambda: port_open("127.0.0.1", port), 60, "listening")
-        print(_banner(endpoints, api_url, run_dir, groups), flush=True)
+        print(_banner(endpoints, api_url, run_dir, groups, seeded), flush=True)
         while not stop_requested:
             _supervise(children, stack)
             time.sleep(0.5)

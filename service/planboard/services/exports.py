@@ -1,4 +1,5 @@
-"""Project exports: the Markdown plan (round-trips through import), and CSV rows.
+"""Project exports: the Markdown plan (round-trips through import), CSV rows, and the
+mermaid pictures (dependency graph, gantt chart; ``domain/diagrams.py``).
 
 Markdown: phases in order, tasks in key order under their phase, each with its
 ``plan_ref`` (tasks without one get their key as a stable ref), dependencies as refs,
@@ -22,6 +23,8 @@ from typing import Any
 import orjson
 from pymongo.asynchronous.database import AsyncDatabase
 
+from planboard.domain import diagrams
+from planboard.domain.errors import Conflict
 from planboard.domain.model import (
     ChecklistItem,
     Complexity,
@@ -31,9 +34,10 @@ from planboard.domain.model import (
     TaskStatus,
 )
 from planboard.domain.plan import render_plan
+from planboard.domain.progress import critical_path
 from planboard.services import projects as project_service
 from planboard.services import tasks as task_service
-from planboard.services.projects import hours_of, ordered_phases
+from planboard.services.projects import hours_of, ordered_phases, task_nodes
 from planboard.services.representations import phase_out, project_out, task_out
 from planboard.services.tasks import TaskView
 from planboard.store import tasks as task_store
@@ -180,7 +184,63 @@ def csv_text(views: Sequence[TaskView], keys: Mapping[str, str]) -> str:
     return out.getvalue()
 
 
-EXPORT_FORMATS = ("markdown", "json", "csv")
+def diagram_tasks(
+    project: Mapping[str, Any], docs: Sequence[Mapping[str, Any]]
+) -> tuple[list[str], list[diagrams.DiagramTask]]:
+    """The phase names in order and the tasks as the pictures need them (refs as in the
+    Markdown export)."""
+    refs = plan_refs(docs)
+    phases = ordered_phases(project)
+    position = {str(p["id"]): index for index, p in enumerate(phases)}
+    tasks = [
+        diagrams.DiagramTask(
+            id=str(doc["_id"]),
+            key=str(doc["key"]),
+            ref=refs[str(doc["_id"])],
+            title=str(doc["title"]),
+            status=TaskStatus(str(doc["status"])),
+            estimate_hours=hours_of(doc.get("estimate_hours")),
+            phase=position.get(str(doc.get("phase_id"))),
+            blocked_by=tuple(id_list(doc, "blocked_by")),
+            due=diagrams.parse_date(doc.get("due_date")),
+        )
+        for doc in docs
+    ]
+    return [str(p["name"]) for p in phases], tasks
+
+
+def mermaid(project: Document, docs: list[Document], diagram: str) -> str:
+    """The project's dependency graph (``graph``) or gantt chart (``gantt``) in mermaid.
+
+    Conflict when a gantt chart is asked for and no task has a date to draw.
+    """
+    phases, tasks = diagram_tasks(project, docs)
+    path = critical_path(task_nodes(project, docs))
+    name, key = str(project["name"]), str(project["key"])
+    if diagram == "graph":
+        return diagrams.flowchart(name, key, phases, tasks, path.ids, path.hours)
+    chart = diagrams.gantt(
+        name,
+        key,
+        phases,
+        tasks,
+        path.ids,
+        project_start=diagrams.parse_date(project.get("start_date")),
+        project_target=diagrams.parse_date(project.get("target_date")),
+        unphased=UNPHASED,
+    )
+    if chart is None:
+        raise Conflict(
+            f"no task of project {key} has a date yet, so there is no gantt chart to draw: "
+            "set due_date on tasks (the dependency graph, diagram=graph, needs none)"
+        )
+    return chart
+
+
+EXPORT_FORMATS = ("markdown", "json", "csv", "mermaid")
+#: The pictures ``format=mermaid`` draws (``diagram=``).
+DIAGRAMS = ("graph", "gantt")
+MERMAID_TYPE = "text/vnd.mermaid"
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,12 +250,20 @@ class Rendered:
     filename: str
 
 
-async def render(db: AsyncDatabase[Document], project: Document, kind: str) -> Rendered:
-    """The export document of ``project`` in ``kind`` (used by the API and the jobs worker)."""
+async def render(
+    db: AsyncDatabase[Document], project: Document, kind: str, diagram: str = "graph"
+) -> Rendered:
+    """The export document of ``project`` in ``kind`` (used by the API and the jobs worker);
+    ``diagram`` picks the picture of the ``mermaid`` format."""
     docs = await task_store.in_project(db, str(project["_id"]))
     key = str(project["key"])
     if kind == "markdown":
         return Rendered(markdown(project, docs).encode(), "text/markdown", f"{key}-plan.md")
+    if kind == "mermaid":
+        if diagram not in DIAGRAMS:
+            raise ValueError(f"unknown diagram {diagram!r}")
+        text = mermaid(project, docs, diagram)
+        return Rendered(text.encode(), MERMAID_TYPE, f"{key}-{diagram}.mmd")
     views = await task_service.views(db, project, docs)
     if kind == "json":
         phases = await project_service.phases_with_counts(db, project)

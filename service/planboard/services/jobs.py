@@ -94,7 +94,9 @@ async def _execute(
         if project is None or project["workspace_id"] != job["workspace_id"]:
             raise DomainError("the project no longer exists")
         await jobs.set_progress(db, job_id, 10, utcnow())
-        rendered = await exports.render(db, project, str(params["format"]))
+        rendered = await exports.render(
+            db, project, str(params["format"]), str(params.get("diagram", "graph"))
+        )
         await jobs.set_progress(db, job_id, 80, utcnow())
         file_id = await jobs.results(db).upload_from_stream(
             rendered.filename,

@@ -1,0 +1,76 @@
+"""`make run` installs only what running needs; `make test` everything (what make would do,
+read from `make -n`, which prints every recipe without running it)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tomllib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+TEST_TOOLS = ("pytest", "playwright", "moto", "mypy", "schemathesis", "hypothesis", "ruff")
+
+pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="needs GNU make")
+
+
+def planned(target: str, tmp_path: Path) -> list[str]:
+    """The commands ``make <target>`` would run on a fresh checkout (``-B``: nothing built)."""
+    # Not a sub-make of the `make test` that may be running this test.
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
+    result = subprocess.run(
+        ["make", "-n", "-B", "--no-print-directory", target, "PYTEST_ARGS="],
+        cwd=ROOT,
+        env={**env, "PLANBOARD_CACHE_DIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return [line.strip() for line in result.stdout.splitlines() if line.strip()]
+
+
+def syncs(commands: list[str]) -> list[str]:
+    return [c for c in commands if re.search(r"/uv sync\b", c)]
+
+
+def test_make_run_syncs_runtime_deps_and_the_dev_server_only(tmp_path: Path) -> None:
+    commands = planned("run", tmp_path)
+    [sync] = syncs(commands)
+    assert "--frozen" in sync and "--extra mongo-nx" in sync
+    assert "--all-extras" not in sync and "--extra dev" not in sync
+    # --inexact: a later `make run` keeps what `make test` installed (no broken venv).
+    assert "--inexact" in sync
+    assert "bash scripts/system-deps.sh run" in commands
+    assert not any("system-deps.sh test" in c for c in commands)
+    assert not any(tool in c for c in commands for tool in ("k8stools", "jstools", "bin/pytest"))
+    assert commands[-1] == ".venv/bin/planboard dev"
+
+
+def test_make_test_syncs_everything_exactly(tmp_path: Path) -> None:
+    commands = planned("test", tmp_path)
+    full = [s for s in syncs(commands) if "--all-extras" in s]
+    assert full and "--inexact" not in full[0]
+    assert commands.index(full[0]) < commands.index(".venv/bin/ruff check service operator tests")
+    assert "bash scripts/system-deps.sh test" in commands
+    assert ".venv/bin/python -m tests.utils.jstools" in commands
+    assert commands[-1] == ".venv/bin/pytest tests"
+
+
+def test_every_dev_target_gets_the_dev_tools(tmp_path: Path) -> None:
+    for target in ("setup", "lint", "test-unit", "test-integration", "test-compat", "bench"):
+        assert any("--all-extras" in s for s in syncs(planned(target, tmp_path))), target
+
+
+def test_test_tools_are_extras_not_runtime_dependencies() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    runtime = {re.split(r"[<>=;\[ ]", d, maxsplit=1)[0].lower() for d in project["dependencies"]}
+    dev = {
+        re.split(r"[<>=;\[ ]", d, maxsplit=1)[0].lower()
+        for d in project["optional-dependencies"]["dev"]
+    }
+    for tool in TEST_TOOLS:
+        assert tool not in runtime and tool in dev, tool
