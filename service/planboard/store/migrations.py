@@ -320,6 +320,14 @@ async def _revoked_sessions(db: AsyncDatabase[Document]) -> None:
     )
 
 
+async def _visible_notifications(db: AsyncDatabase[Document]) -> None:
+    """A user's visible notifications newest first (store/notifications.py ``page``
+    filters out the hidden ones in the query, before its limit)."""
+    await db.notifications.create_index(
+        [("user_id", ASCENDING), ("hidden", ASCENDING), ("seq", DESCENDING)], name="user_visible"
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core collections and indexes", _core),
     Migration(2, "identity: users, sessions, tokens, memberships, invitations, mail", _identity),
@@ -331,6 +339,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(8, "attachments", _attachments),
     Migration(9, "search by a text index on tokens", _search_text),
     Migration(10, "sessions: index of revocation times", _revoked_sessions),
+    Migration(11, "notifications: index of the visible ones per user", _visible_notifications),
 )
 
 
