@@ -116,6 +116,7 @@ class Accounts:
             "created_at": now,
             "updated_at": now,
             "version": 1,
+            "token_count": 0,  # personal access tokens not revoked (store/quotas.py)
         }
         try:
             await users.insert(self.db, user)

@@ -136,6 +136,7 @@ async def create_project(
             "phases_version": 0,
             "graph_version": 0,
             "task_seq": 0,
+            "task_count": 0,  # store/quotas.py
             "created_by": access.user_id,
             "created_at": now,
             "updated_at": now,

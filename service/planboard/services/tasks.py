@@ -6,11 +6,12 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from planboard.domain.access import Role
 from planboard.domain.dag import is_ready
@@ -37,7 +38,15 @@ from planboard.services.projects import (
     resolve_phase,
     task_nodes,
 )
-from planboard.store import activity, attachments, comments, memberships, projects, tasks
+from planboard.store import (
+    activity,
+    attachments,
+    comments,
+    memberships,
+    projects,
+    quotas,
+    tasks,
+)
 from planboard.store.document import Document
 from planboard.store.ids import new_id, utcnow
 from planboard.store.tx import write_unit
@@ -240,22 +249,36 @@ async def create_tasks(
         if ref in taken:
             where = f"{prefix}{index}." if prefix else ""
             errors.append((f"{where}plan_ref", "already used by another task of the project"))
-    # Every task ever created took a number, so the project's counter bounds its task count:
-    # only a project that has numbered more than the limit needs the (costlier) count.
-    numbered = int(str(project.get("task_seq") or 0))
-    if numbered + len(items) > MAX_TASKS_PER_PROJECT and (
-        await tasks.count_in_project(db, project_id) + len(items) > MAX_TASKS_PER_PROJECT
-    ):
-        errors.append(
-            (
-                prefix.rstrip(".") or "title",
-                f"a project holds at most {MAX_TASKS_PER_PROJECT} tasks",
-            )
-        )
     if errors:
         raise ValidationFailed(errors)
     now = utcnow()
-    first = await projects.allocate_task_seqs(db, project_id, len(items))
+    # Numbers and the project's task_count in one conditional write (store/quotas.py): the
+    # limit holds however many creates run at once.
+    first = await projects.allocate_task_seqs(
+        db, project_id, len(items), max_tasks=MAX_TASKS_PER_PROJECT
+    )
+    if first is None:
+        if await projects.get(db, project_id) is None:
+            raise NotFound("project not found")
+        field = prefix.rstrip(".") or "title"
+        raise ValidationFailed([(field, f"a project holds at most {MAX_TASKS_PER_PROJECT} tasks")])
+    try:
+        return await _insert_tasks(client, db, project, actor, resolved, first, now)
+    except BaseException as error:
+        if not quotas.outcome_unknown(error):
+            await quotas.PROJECT_TASKS.give_back(db, project_id, len(items))
+        raise
+
+
+async def _insert_tasks(
+    client: AsyncMongoClient[Document],
+    db: AsyncDatabase[Document],
+    project: Document,
+    actor: Actor,
+    resolved: Sequence[Mapping[str, Any]],
+    first: int,
+    now: datetime,
+) -> list[Document]:
     docs = [
         new_task_document(project, first + index, values, actor, now)
         for index, values in enumerate(resolved)
@@ -289,8 +312,15 @@ async def create_tasks(
                 ],
                 session=session,
             )
-    except DuplicateKeyError:
-        # a concurrent request took one of the plan refs after the check above
+    except (DuplicateKeyError, BulkWriteError) as error:
+        if isinstance(error, BulkWriteError) and any(
+            e.get("code") != 11000 for e in error.details.get("writeErrors", [])
+        ):
+            raise
+        # A concurrent request took one of the plan refs after the check above. Without a
+        # transaction the tasks before the duplicate were written: take them back, so the
+        # create stays all-or-nothing (and the project's task_count exact).
+        await tasks.delete_ids(db, [str(d["_id"]) for d in docs])
         raise Conflict("a plan_ref of this request was just taken by another task") from None
     return docs
 
@@ -320,6 +350,7 @@ def new_task_document(
         "created_at": now,
         "updated_at": now,
         "version": 1,
+        "attachment_count": 0,  # store/quotas.py
     }
     if values.get("plan_ref") is not None:
         doc["plan_ref"] = values["plan_ref"]
@@ -500,7 +531,7 @@ async def delete_task(
         ):
             raise VersionMismatch("the task changed meanwhile; read it again")
         await tasks.detach(db, str(project["_id"]), task_id, now, session=session)
-        await projects.touch_graph(db, str(project["_id"]), session=session)
+        await projects.touch_graph(db, str(project["_id"]), tasks_removed=1, session=session)
         await comments.delete_of_task(db, task_id, session=session)
         await attachments.mark_deleted_where(db, {"task_id": task_id}, now, session=session)
         await record_change(
