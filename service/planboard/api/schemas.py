@@ -10,7 +10,7 @@ from typing import Any
 import marshmallow as m
 from marshmallow import fields, validate
 
-from planboard.domain.access import SCOPES, Role
+from planboard.domain.access import PAT_MAX_DAYS, SCOPES, Role
 from planboard.domain.text import control_problem
 
 EMAIL = fields.Email(required=True, validate=validate.Length(max=254))
@@ -111,7 +111,9 @@ class CreatePatBody(Strict):
         required=True,
         validate=validate.Length(min=1, max=len(SCOPES)),
     )
-    expires_in_days = fields.Integer(load_default=30, validate=validate.Range(min=1, max=365))
+    expires_in_days = fields.Integer(
+        load_default=30, validate=validate.Range(min=1, max=PAT_MAX_DAYS)
+    )
 
 
 class PatOut(m.Schema):

@@ -311,9 +311,10 @@ async def _search_text(db: AsyncDatabase[Document]) -> None:
 
 
 async def _revoked_sessions(db: AsyncDatabase[Document]) -> None:
-    """An index for the revocation denylist's reload (store/sessions.py ``revoked_since``,
-    after Redis lost its data): only revoked sessions carry ``revoked_at``, so the index
-    holds those alone and the reload reads them without scanning every session."""
+    """An index for the revocation denylist's reload after Redis lost its data: only
+    revoked sessions carry ``revoked_at``, so the index holds those alone. (The denylist
+    is gone since sessions are checked in MongoDB on a near-cache miss; the index stays,
+    small, as this migration's history.)"""
     await db.sessions.create_index(
         [("revoked_at", ASCENDING)],
         name="revoked_at",
