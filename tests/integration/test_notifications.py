@@ -129,6 +129,65 @@ async def test_assignment_status_and_mention_notify_once_by_preference(
     ).status == 404
 
 
+async def test_pages_hold_only_visible_notifications_and_are_full(client, db, settings) -> None:
+    """Notifications hidden by preference are left out before the page limit: every page
+    is full while more visible ones exist, and the last one carries no cursor."""
+    actor, user = await new_user(client), await new_user(client)
+    workspace_id = await new_workspace(client, actor)
+    response = await client.patch(
+        "/api/v1/me/notification-preferences",
+        json={"mention": {"in_app": False, "email": False}, "status_change": {"email": False}},
+        headers=user.headers,
+    )
+    assert response.status == 200
+    task = await a_task(db, workspace_id, user.id)
+    group = notifications_group(settings, db)
+    visible: list[str] = []
+    for i in range(20):  # 5 visible status changes, each after three hidden mentions
+        if i % 4 == 3:
+            event = Event(
+                type="task.updated",
+                key=task["project_id"],
+                workspace_id=workspace_id,
+                data={"task_id": task["_id"], "changes": {"status": ["todo", f"s{i}"]}},
+                actor_id=actor.id,
+            )
+            visible.append(f"{event.id}:{user.id}")
+        else:
+            event = Event(
+                type="comment.created",
+                key=task["project_id"],
+                workspace_id=workspace_id,
+                data={"task_id": task["_id"], "comment_id": new_id(), "mentions": [user.id]},
+                actor_id=actor.id,
+            )
+        await group.handle(event)
+    assert await db.notifications.count_documents({"user_id": user.id}) == 20
+    for unread in ("false", "true"):
+        pages: list[list[str]] = []
+        cursor = None
+        while True:
+            params = {"limit": "2", "unread": unread, **({"cursor": cursor} if cursor else {})}
+            response = await client.get(
+                "/api/v1/notifications", params=params, headers=user.headers
+            )
+            body = await response.json()
+            assert response.status == 200, body
+            pages.append([n["id"] for n in body["items"]])
+            cursor = body["next_cursor"]
+            if cursor is None:
+                break
+        assert [len(p) for p in pages] == [2, 2, 1], pages
+        assert [n for page in pages for n in page] == visible[::-1]  # newest first
+        assert body["unread_count"] == 5
+    # exactly a page's worth: no cursor pointing at an empty page
+    response = await client.get(
+        "/api/v1/notifications", params={"limit": "5"}, headers=user.headers
+    )
+    body = await response.json()
+    assert len(body["items"]) == 5 and body["next_cursor"] is None
+
+
 async def test_bad_preferences_are_refused(client) -> None:
     user = await new_user(client)
     for body in (

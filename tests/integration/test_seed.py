@@ -50,13 +50,17 @@ async def test_the_demo_user_owns_the_demo_workspace(mongo_client, fresh_db, set
     assert await verify_password(user["password_hash"], PASSWORD)
     [membership] = await fresh_db.memberships.find({"user_id": user["_id"]}).to_list()
     assert (membership["workspace_id"], membership["role"]) == (workspace_id, "owner")
+    # counted as the workspace's owner (the last-owner rule relies on the count)
+    assert (await fresh_db.workspaces.find_one({"_id": workspace_id}))["owner_count"] == 1
 
     # Idempotent; a new password (a new state dir) replaces the old; a lost role comes back.
     again, outcome = await seed_demo_user(
         fresh_db, dev, workspace_id=workspace_id, password=PASSWORD
     )
     assert (again["_id"], outcome) == (user["_id"], "unchanged")
+    # demoted the way the API does it: the owner count follows the role
     await fresh_db.memberships.update_one({"user_id": user["_id"]}, {"$set": {"role": "viewer"}})
+    await fresh_db.workspaces.update_one({"_id": workspace_id}, {"$inc": {"owner_count": -1}})
     _, outcome = await seed_demo_user(
         fresh_db, dev, workspace_id=workspace_id, password="another-password-two"
     )
@@ -65,6 +69,7 @@ async def test_the_demo_user_owns_the_demo_workspace(mongo_client, fresh_db, set
     assert await verify_password(stored["password_hash"], "another-password-two")
     assert not await verify_password(stored["password_hash"], PASSWORD)
     assert (await fresh_db.memberships.find_one({"user_id": user["_id"]}))["role"] == "owner"
+    assert (await fresh_db.workspaces.find_one({"_id": workspace_id}))["owner_count"] == 1
     assert await fresh_db.users.count_documents({"email": DEMO_EMAIL}) == 1
 
 

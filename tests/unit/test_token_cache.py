@@ -30,7 +30,13 @@ PREVIOUS = "previous-secret" * 5
 STRANGER = "stranger-secret" * 5
 KEYS = (SECRET, PREVIOUS)
 ISSUER, AUDIENCE = "planboard", "planboard-api"
-CONTEXT: dict[str, Any] = {"secrets_": KEYS, "issuer": ISSUER, "audience": AUDIENCE}
+MAX_TTL_S = 900
+CONTEXT: dict[str, Any] = {
+    "secrets_": KEYS,
+    "issuer": ISSUER,
+    "audience": AUDIENCE,
+    "max_ttl_s": MAX_TTL_S,
+}
 
 
 class Clock:
@@ -102,6 +108,7 @@ DEFECTS = {
     "secret": None,
     "kid": None,
     "alg": None,
+    "long": None,
     "change": None,
     "drop": None,
     "add": None,
@@ -136,6 +143,8 @@ def any_token(draw: st.DrawFn) -> str:
             kid = draw(st.sampled_from(["none", key_id(STRANGER), key_id(PREVIOUS)]))
         elif defect == "alg":
             algorithm = "HS512"
+        elif defect == "long":  # signed with a good key, valid for longer than allowed
+            payload["exp"] = iat + draw(st.integers(MAX_TTL_S + 1, 400 * 86400))
         elif DEFECTS[defect] is not None:
             payload[defect] = DEFECTS[defect]
     headers = {} if kid == "none" else {"kid": kid or key_id(secret)}
@@ -257,7 +266,7 @@ def test_the_verification_context_is_part_of_the_key(clock: Clock) -> None:
     cache = VerifiedTokens()
     token = token_at(NOW, secret=PREVIOUS)
     assert cached(cache, token)[0] == "ok"  # the previous key still verifies
-    rotated_out = {"secrets_": (SECRET,), "issuer": ISSUER, "audience": AUDIENCE}
+    rotated_out = {**CONTEXT, "secrets_": (SECRET,)}
     assert cached(cache, token, **rotated_out) == ("invalid", "unknown signing key")
     other_audience = {**CONTEXT, "audience": "other-api"}
     assert cached(cache, token, **other_audience) == ("invalid", "invalid token")
@@ -295,3 +304,19 @@ def test_long_tokens_are_verified_but_not_cached(clock: Clock) -> None:
     assert cached(cache, token) == full(token)
     assert cached(cache, token)[0] == "ok"
     assert len(cache) == 0
+
+
+def test_a_token_living_longer_than_allowed_is_refused_whoever_signed_it(clock: Clock) -> None:
+    """A leaked key or a misconfigured issuer cannot mint long-lived tokens: the lifetime
+    (exp - iat) is checked against the configured one at verification."""
+    cache = VerifiedTokens()
+    exact = token_at(NOW, ttl_s=MAX_TTL_S)
+    assert cached(cache, exact)[0] == "ok"
+    month = token_at(NOW, ttl_s=30 * 86400)
+    assert full(month) == ("invalid", "token lifetime longer than allowed")
+    assert cached(cache, month) == full(month)
+    assert len(cache) == 1  # never cached
+    # the limit is part of the key: a token cached under a longer one is refused under ours
+    hour = token_at(NOW, ttl_s=3600)
+    assert cached(cache, hour, **{**CONTEXT, "max_ttl_s": 3600})[0] == "ok"
+    assert cached(cache, hour) == ("invalid", "token lifetime longer than allowed")

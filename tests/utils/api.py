@@ -206,6 +206,8 @@ async def add_member(db, workspace_id: str, user: User, role: str) -> None:
             "created_at": datetime.now(UTC),
         }
     )
+    if role == "owner":  # counted as the API counts owners (store/quotas.py)
+        await db.workspaces.update_one({"_id": workspace_id}, {"$inc": {"owner_count": 1}})
     await announce(near_cache.members_tag(workspace_id))
 
 

@@ -91,12 +91,11 @@ async def list_notifications(request: web.Request) -> web.Response:
     found = await notifications.page(
         db, caller.user_id, unread_only=query["unread"], before=before, limit=limit + 1
     )
-    visible = [d for d in found[:limit] if not d.get("hidden")]
     more = len(found) > limit
     cursor = codec.encode(purpose, {"before": str(found[limit - 1]["seq"])}) if more else None
     return json_response(
         {
-            "items": [_out(d) for d in visible],
+            "items": [_out(d) for d in found[:limit]],
             "next_cursor": cursor,
             "unread_count": await notifications.unread_count(db, caller.user_id),
         }

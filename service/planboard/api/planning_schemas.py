@@ -17,17 +17,22 @@ from marshmallow import fields, validate, validates_schema
 from planboard.api.schemas import Strict, Trimmed, name_field
 from planboard.domain.model import Complexity, TaskStatus
 from planboard.domain.plan import MAX_ESTIMATE_HOURS
+from planboard.domain.text import (
+    MAX_CHECKLIST,
+    MAX_PHASE_NAME,
+    MAX_PROJECT_DESCRIPTION,
+    MAX_PROJECT_NAME,
+    MAX_TITLE,
+    control_problem,
+)
 from planboard.services.exports import DIAGRAMS, EXPORT_FORMATS
 from planboard.services.projects import PROJECT_SORTS, PROJECT_STATUSES
 from planboard.services.tasks import MAX_BATCH, PLAN_REF_RE, TASK_SORTS
 
 MAX_DESCRIPTION = 20_000
-MAX_PROJECT_DESCRIPTION = 10_000
 MAX_COMMENT = 10_000
-MAX_CHECKLIST = 200
 MAX_LABELS = 20
 MAX_LABEL = 50
-MAX_TITLE = 500
 
 TASK_STATUSES = [s.value for s in TaskStatus]
 COMPLEXITIES = [c.value for c in Complexity]
@@ -58,17 +63,18 @@ TASK_OUT_FIELDS = (
     "updated_at",
 )
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _LEADING_BLANK_LINES = re.compile(r"^(?:[ \t]*\n)+")
 
 
 class MarkdownText(fields.String):
-    """Multi-line text: newlines and tabs allowed, other control characters refused."""
+    """Multi-line text: newlines and tabs allowed, other control characters refused (the
+    multi-line rule of domain/text.py)."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         text = str(super()._deserialize(value, attr, data, **kwargs))
-        if _CONTROL.search(text):
-            raise m.ValidationError("must not contain control characters")
+        problem = control_problem(text, multiline=True)
+        if problem is not None:
+            raise m.ValidationError(problem)
         # blank lines around the text go; the first line keeps its indentation (Markdown)
         return _LEADING_BLANK_LINES.sub("", text.replace("\r\n", "\n")).rstrip()
 
@@ -153,7 +159,7 @@ class PageParams(Strict):
 
 
 class ProjectBody(Strict):
-    name = name_field(200, required=True)
+    name = name_field(MAX_PROJECT_NAME, required=True)
     key = fields.String(
         validate=validate.Length(min=1, max=20),
         metadata={"description": "2-10 letters/digits, upper-cased; derived from the name"},
@@ -165,7 +171,7 @@ class ProjectBody(Strict):
 
 
 class ProjectPatch(Strict):
-    name = name_field(200)
+    name = name_field(MAX_PROJECT_NAME)
     description = MarkdownText(validate=validate.Length(max=MAX_PROJECT_DESCRIPTION))
     status = fields.String(validate=validate.OneOf(PROJECT_STATUSES))
     start_date = IsoDate(allow_none=True)
@@ -239,13 +245,13 @@ class ProjectListOut(m.Schema):
 
 
 class PhaseBody(Strict):
-    name = name_field(100, required=True)
+    name = name_field(MAX_PHASE_NAME, required=True)
     estimate_hours = estimate_field(allow_none=True)
     position = fields.Integer(strict=True, validate=validate.Range(min=0, max=1000))
 
 
 class PhasePatch(Strict):
-    name = name_field(100)
+    name = name_field(MAX_PHASE_NAME)
     estimate_hours = estimate_field(allow_none=True)
     position = fields.Integer(strict=True, validate=validate.Range(min=0, max=1000))
 

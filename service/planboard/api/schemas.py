@@ -10,7 +10,8 @@ from typing import Any
 import marshmallow as m
 from marshmallow import fields, validate
 
-from planboard.domain.access import SCOPES, Role
+from planboard.domain.access import PAT_MAX_DAYS, SCOPES, Role
+from planboard.domain.text import control_problem
 
 EMAIL = fields.Email(required=True, validate=validate.Length(max=254))
 
@@ -21,12 +22,14 @@ class Strict(m.Schema):
 
 
 class Trimmed(fields.String):
-    """A string with surrounding whitespace removed and no control characters."""
+    """A string with surrounding whitespace removed and no control characters (the one-line
+    rule of domain/text.py, which plan imports apply too)."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         text = str(super()._deserialize(value, attr, data, **kwargs)).strip()
-        if any(ord(c) < 32 and c not in "\t" for c in text):
-            raise m.ValidationError("must not contain control characters")
+        problem = control_problem(text)
+        if problem is not None:
+            raise m.ValidationError(problem)
         return text
 
 
@@ -108,7 +111,9 @@ class CreatePatBody(Strict):
         required=True,
         validate=validate.Length(min=1, max=len(SCOPES)),
     )
-    expires_in_days = fields.Integer(load_default=30, validate=validate.Range(min=1, max=365))
+    expires_in_days = fields.Integer(
+        load_default=30, validate=validate.Range(min=1, max=PAT_MAX_DAYS)
+    )
 
 
 class PatOut(m.Schema):

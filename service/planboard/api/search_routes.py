@@ -127,7 +127,7 @@ async def search(request: web.Request) -> web.Response:
     )
     db = request.app[db_key]
     after = _after(codec, purpose, query.get("cursor"))
-    workspace_ids = await service.workspaces_of(db, caller, spec.workspace_id)
+    workspace_ids = await service.workspaces_of(db, caller, spec.workspace_id, spec.project_id)
 
     async def compute() -> dict[str, Any]:
         hits, more = await service.search(

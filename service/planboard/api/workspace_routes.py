@@ -18,7 +18,13 @@ from planboard.services import near_cache
 from planboard.services import workspaces as service
 from planboard.services.access import authorize
 from planboard.store import invitations, memberships, users, workspaces
-from planboard.typedefs import db_key, near_cache_key, redis_key, settings_key
+from planboard.typedefs import (
+    db_key,
+    mongo_client_key,
+    near_cache_key,
+    redis_key,
+    settings_key,
+)
 
 routes = web.RouteTableDef()
 
@@ -169,6 +175,7 @@ async def change_role(request: web.Request) -> web.Response:
     )
     try:
         await service.change_role(
+            request.app[mongo_client_key],
             db,
             access,
             request.match_info["user_id"],
@@ -195,7 +202,9 @@ async def remove_member(request: web.Request) -> web.Response:
         role=Role.VIEWER if leaving else Role.ADMIN,
     )
     try:
-        await service.remove_member(db, access, user_id, request_id_of(request))
+        await service.remove_member(
+            request.app[mongo_client_key], db, access, user_id, request_id_of(request)
+        )
     finally:
         await members_changed(request, access.workspace_id)
     return web.Response(status=204)

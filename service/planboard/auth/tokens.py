@@ -4,7 +4,9 @@ Access tokens are HS256 JWTs signed with the service secret; the algorithm is
 pinned on decode, so ``alg: none`` and algorithm-confusion tokens are refused.
 ``iss``, ``aud``, ``exp``, ``iat``, ``sub`` and ``jti`` are required. A ``kid``
 names the signing key, so a rotated-out key (``PLANBOARD_PREVIOUS_SECRET_KEYS``)
-still verifies tokens it signed until they expire.
+still verifies tokens it signed until they expire. A token whose lifetime (``exp`` -
+``iat``) is longer than the configured one is refused, whoever signed it: a leaked key or
+a misconfigured issuer cannot mint long-lived tokens.
 
 Opaque tokens are ``<prefix>_<id>_<secret>``: the id finds the stored record,
 only a SHA-256 of the secret is stored, and the check is constant-time.
@@ -77,10 +79,11 @@ def issue_access_token(
 
 
 def decode_access_token(
-    token: str, *, secrets_: Sequence[str], issuer: str, audience: str
+    token: str, *, secrets_: Sequence[str], issuer: str, audience: str, max_ttl_s: int
 ) -> AccessClaims:
-    """Verify signature, algorithm, issuer, audience and times; raise InvalidToken."""
-    return _verify(token, secrets_, issuer, audience).claims
+    """Verify signature, algorithm, issuer, audience, times and lifetime (at most
+    ``max_ttl_s`` from ``iat`` to ``exp``); raise InvalidToken."""
+    return _verify(token, secrets_, issuer, audience, max_ttl_s).claims
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +95,9 @@ class _Verified:
     nbf: int | None
 
 
-def _verify(token: str, secrets_: Sequence[str], issuer: str, audience: str) -> _Verified:
+def _verify(
+    token: str, secrets_: Sequence[str], issuer: str, audience: str, max_ttl_s: int
+) -> _Verified:
     """The full verification (PyJWT is the verifier of record)."""
     try:
         header = jwt.get_unverified_header(token)
@@ -122,6 +127,8 @@ def _verify(token: str, secrets_: Sequence[str], issuer: str, audience: str) -> 
         raise InvalidToken("not an access token")
     if payload["iat"] > time.time() + LEEWAY_S:
         raise InvalidToken("token issued in the future")
+    if payload["exp"] - payload["iat"] > max_ttl_s:
+        raise InvalidToken("token lifetime longer than allowed")
     claims = AccessClaims(
         user_id=str(payload["sub"]),
         session_id=str(payload["sid"]),
@@ -145,13 +152,13 @@ class VerifiedTokens:
     of a client's requests; verifying it again (base64 and JSON decoding, an HMAC, the
     claim checks) is most of an authenticated request's fixed cost. Everything but the time
     rules depends only on the token's bytes and on the verification context (the keys,
-    issuer and audience, which are part of the cache key), so a hit checks only those, the
-    same way and in the same order as the full verification: ``iat`` (and ``nbf``, if any)
-    not in the future and ``exp`` not past, with :data:`LEEWAY_S`. An expired token is
-    refused on a hit exactly as on a miss. A token is cached only after it passed; a
-    failure is never cached, so a changed byte (a forged or altered token) is a miss and
-    fully verified. Bounded: at most ``max_entries`` tokens (the oldest go first), none
-    longer than ``max_token_chars``.
+    issuer, audience and longest lifetime, which are part of the cache key), so a hit checks
+    only those, the same way and in the same order as the full verification: ``iat`` (and
+    ``nbf``, if any) not in the future and ``exp`` not past, with :data:`LEEWAY_S`. An
+    expired token is refused on a hit exactly as on a miss. A token is cached only after
+    it passed; a failure is never cached, so a changed byte (a forged or altered token) is
+    a miss and fully verified. Bounded: at most ``max_entries`` tokens (the oldest go
+    first), none longer than ``max_token_chars``.
     """
 
     def __init__(
@@ -161,7 +168,7 @@ class VerifiedTokens:
     ) -> None:
         self.max_entries = max_entries
         self.max_token_chars = max_token_chars
-        self._entries: dict[tuple[str, tuple[str, ...], str, str], _Verified] = {}
+        self._entries: dict[tuple[str, tuple[str, ...], str, str, int], _Verified] = {}
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -170,13 +177,13 @@ class VerifiedTokens:
         self._entries.clear()
 
     def verify(
-        self, token: str, *, secrets_: Sequence[str], issuer: str, audience: str
+        self, token: str, *, secrets_: Sequence[str], issuer: str, audience: str, max_ttl_s: int
     ) -> AccessClaims:
         """What :func:`decode_access_token` answers for ``token``: claims or InvalidToken."""
-        key = (token, tuple(secrets_), issuer, audience)
+        key = (token, tuple(secrets_), issuer, audience, max_ttl_s)
         entry = self._entries.get(key)
         if entry is None:
-            entry = _verify(token, secrets_, issuer, audience)  # raises: nothing cached
+            entry = _verify(token, secrets_, issuer, audience, max_ttl_s)  # raises: not kept
             if len(token) <= self.max_token_chars and self.max_entries > 0:
                 while len(self._entries) >= self.max_entries:
                     del self._entries[next(iter(self._entries))]
@@ -203,10 +210,12 @@ verified_tokens = VerifiedTokens()
 
 
 def verify_access_token(
-    token: str, *, secrets_: Sequence[str], issuer: str, audience: str
+    token: str, *, secrets_: Sequence[str], issuer: str, audience: str, max_ttl_s: int
 ) -> AccessClaims:
     """:func:`decode_access_token`, answered from :data:`verified_tokens` when it can be."""
-    return verified_tokens.verify(token, secrets_=secrets_, issuer=issuer, audience=audience)
+    return verified_tokens.verify(
+        token, secrets_=secrets_, issuer=issuer, audience=audience, max_ttl_s=max_ttl_s
+    )
 
 
 def hash_secret(secret: str) -> str:

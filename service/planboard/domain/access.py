@@ -33,6 +33,9 @@ SCOPE_AREAS = (
     "attachments",
 )
 SCOPES = frozenset(f"{area}:{verb}" for area in SCOPE_AREAS for verb in ("read", "write"))
+#: The longest a personal access token may live: chosen at creation, enforced again at
+#: every use (a token stored with a longer life is refused, whatever wrote it).
+PAT_MAX_DAYS = 365
 
 
 def expand_scopes(scopes: frozenset[str]) -> frozenset[str]:

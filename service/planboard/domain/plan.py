@@ -1,9 +1,16 @@
 """Markdown plan documents (the ``plan-template.md`` format): parse and render.
 
 Only the Overview and "Tasks & Implementation Plan" sections carry data; every
-other section, and anything inside code fences, is ignored on import. On export
-the Overview, the tasks and a filled-in "Progress Tracking" section are written,
-so that ``parse_plan(render_plan(doc)) == doc`` (``line`` takes no part in equality).
+other section, anything inside code fences and HTML comments (``<!-- ... -->``, on one
+line or across several, outside code spans) are ignored on import. On export the
+Overview, the tasks and a filled-in "Progress Tracking" section are written, so that
+``parse_plan(render_plan(doc)) == doc`` (``line`` takes no part in equality): free text
+that holds ``<!--`` is written as ``<\\!--`` (one more backslash before the ``!`` of any
+``<\\…!--``; the parser takes one away), so no text of a project ever reads as a comment.
+
+Titles, names and checklist items follow the one-line text rule of domain/text.py, the
+same the JSON API applies: a plan holding a control character (or a title too long) is
+refused, naming the line and the task, rather than stored.
 
 Placeholders such as ``{{PHASE1_ESTIMATE}}`` mean "not set" in typed fields
 (status, complexity, estimates, dependencies) and are kept verbatim in free text.
@@ -29,6 +36,16 @@ from .model import (
     TaskStatus,
 )
 from .progress import Progress, compute_progress, progress_bar
+from .text import (
+    MAX_CHECKLIST,
+    MAX_PHASE_NAME,
+    MAX_PHASES,
+    MAX_PROJECT_DESCRIPTION,
+    MAX_PROJECT_NAME,
+    MAX_TITLE,
+    line_problem,
+    text_problem,
+)
 
 MAX_PLAN_BYTES = 2 * 1024 * 1024
 MAX_PLAN_TASKS = 5000
@@ -59,6 +76,22 @@ _ESTIMATE = re.compile(r"^(?P<number>\S+?)\s*(?:h|hrs?|hours?)?\.?$", re.IGNOREC
 _PLACEHOLDER = re.compile(r"^\{\{[^{}]*\}\}$")
 _REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _UNSET_WORDS = frozenset({"", "none", "n/a", "na", "-", "tbd", "?", "unknown"})
+_COMMENT_OPEN = "<!--"
+_COMMENT_CLOSE = "-->"
+_CODE_OR_COMMENT = re.compile(r"`+|<!--")
+_ESCAPED_OPEN = re.compile(r"<(\\*)!--")
+
+
+def escape_text(text: str) -> str:
+    """Free text as written on export: one more backslash before the ``!`` of every
+    ``<!--`` / ``<\\!--`` / …, so that it never opens a comment (CommonMark reads ``\\!``
+    as a literal ``!`` too)."""
+    return _ESCAPED_OPEN.sub(lambda m: f"<{m[1]}\\!--", text)
+
+
+def unescape_text(text: str) -> str:
+    """The inverse of :func:`escape_text`, applied once to free text read from a plan."""
+    return _ESCAPED_OPEN.sub(lambda m: f"<{m[1][1:]}!--" if m[1] else m[0], text)
 
 
 # --------------------------------------------------------------------------- parsing
@@ -131,8 +164,11 @@ class _PlanReader:
     def __init__(self) -> None:
         self.section: str | None = None
         self.fence: str | None = None
+        self.comment_line: int | None = None  # where the open HTML comment started
         self.title_name: str | None = None
+        self.title_line = 1
         self.overview: dict[str, str] = {}
+        self.overview_lines: dict[str, int] = {}
         self.continuing: str | None = None
         self.tasks_line: int | None = None
         self.phases: list[_PhaseDraft] = []
@@ -143,15 +179,49 @@ class _PlanReader:
     # -- dispatch
 
     def feed(self, number: int, line: str) -> None:
+        if self.fence is None:
+            visible = self._uncommented(number, line)
+            if visible is None:
+                return
+            line = visible
         if self._in_fence(line):
             return
         heading = _HEADING.match(line)
         if heading:
             self._heading(number, len(heading[1]), (heading[2] or "").strip())
         elif self.section == "overview":
-            self._overview_line(line.strip())
+            self._overview_line(number, line.strip())
         elif self.section == "tasks" and self.task is not None:
             self._task_line(number, line)
+
+    def _uncommented(self, number: int, line: str) -> str | None:
+        """The line without its HTML comments (``<!--`` to the next ``-->``, which may be
+        lines later; ``<!-- -->`` inside a code span is text). None for a line that held
+        nothing but comment: it is skipped as if absent (it does not end a paragraph)."""
+        pieces: list[str] = []
+        position, hidden = 0, False
+        if self.comment_line is not None:
+            end = line.find(_COMMENT_CLOSE)
+            if end < 0:
+                return None
+            position, hidden, self.comment_line = end + len(_COMMENT_CLOSE), True, None
+        while True:
+            start = _comment_start(line, position)
+            if start < 0:
+                pieces.append(line[position:])
+                break
+            pieces.append(line[position:start])
+            hidden = True
+            # ``<!-->`` and ``<!--->`` are whole (empty) comments, as in CommonMark
+            end = line.find(_COMMENT_CLOSE, start + 2)
+            if end < 0:
+                self.comment_line = number
+                break
+            position = end + len(_COMMENT_CLOSE)
+        visible = "".join(pieces)
+        if hidden and not visible.strip():
+            return None
+        return visible
 
     def _in_fence(self, line: str) -> bool:
         """Track ``` / ~~~ fences; True for the fence lines and everything between."""
@@ -170,7 +240,7 @@ class _PlanReader:
     def _heading(self, number: int, level: int, content: str) -> None:
         self.continuing = None
         if level == 1:
-            self._title(content)
+            self._title(number, content)
             self.section, self.task = None, None
         elif level == 2:
             self._section(number, content)
@@ -181,10 +251,11 @@ class _PlanReader:
         elif self.task is not None:
             self.task.in_description = False
 
-    def _title(self, content: str) -> None:
+    def _title(self, number: int, content: str) -> None:
         """``# Name - Backend API Project Plan`` gives a fallback project name."""
         if self.title_name is None and content:
-            self.title_name = content.rsplit(" - ", 1)[0].strip() or None
+            self.title_line = number
+            self.title_name = unescape_text(content.rsplit(" - ", 1)[0].strip()) or None
 
     def _section(self, number: int, content: str) -> None:
         self.task = None
@@ -199,11 +270,13 @@ class _PlanReader:
 
     # -- overview
 
-    def _overview_line(self, stripped: str) -> None:
+    def _overview_line(self, number: int, stripped: str) -> None:
         match = _FIELD.match(stripped)
         if match:
             key = _field_key(match["key"])
-            self.overview.setdefault(key, match["value"].strip())
+            if key not in self.overview:
+                self.overview[key] = match["value"].strip()
+                self.overview_lines[key] = number
             self.continuing = key if key == "description" else None
         elif not stripped or stripped.startswith("---"):
             self.continuing = None
@@ -218,11 +291,16 @@ class _PlanReader:
         match = _PHASE_HEADING.match(content)
         if not match:
             raise PlanSyntaxError(number, "phase heading has no name")
-        name = match["name"].strip()
+        name = unescape_text(match["name"].strip())
+        problem = line_problem(name, MAX_PHASE_NAME)
+        if problem is not None:
+            raise PlanSyntaxError(number, f"phase name {problem}")
         if name in self.phase_lines:
             raise PlanSyntaxError(
                 number, f"duplicate phase {name!r} (first on line {self.phase_lines[name]})"
             )
+        if len(self.phases) >= MAX_PHASES:
+            raise PlanSyntaxError(number, f"too many phases: a project holds at most {MAX_PHASES}")
         self.phase_lines[name] = number
         estimate = _parse_estimate(match["estimate"], number, f"phase {name!r}")
         self.phases.append(_PhaseDraft(name, estimate))
@@ -233,7 +311,7 @@ class _PlanReader:
             raise PlanSyntaxError(
                 number, f"task heading {content!r} must look like '#### T1.1: Title'"
             )
-        ref, title = match["ref"], match["title"].strip()
+        ref, title = match["ref"], unescape_text(match["title"].strip())
         self._check_task_heading(number, ref, title)
         self.task_lines[ref] = number
         self.task = _TaskDraft(ref=ref, title=title, line=number)
@@ -250,6 +328,9 @@ class _PlanReader:
             )
         if not title:
             raise PlanSyntaxError(number, f"task {ref} has no title")
+        problem = line_problem(title, MAX_TITLE)
+        if problem is not None:
+            raise PlanSyntaxError(number, f"task {ref}: the title {problem}")
         if len(self.task_lines) >= MAX_PLAN_TASKS:
             raise PlanSyntaxError(number, f"too many tasks: a plan holds at most {MAX_PLAN_TASKS}")
 
@@ -268,7 +349,7 @@ class _PlanReader:
                 number, task, _field_key(match["key"]), match["value"].strip(), checked
             )
         elif task.in_description and rest:
-            task.checklist.append(ChecklistItem(rest, bool(checked)))
+            _add_item(number, task, rest, bool(checked))
 
     def _task_field(
         self, number: int, task: _TaskDraft, key: str, value: str, checked: bool | None
@@ -290,24 +371,36 @@ class _PlanReader:
         elif key == "description":
             task.in_description = True
             if value:
-                task.checklist.append(ChecklistItem(value, False))
+                _add_item(number, task, value, False)
 
     # -- whole-document checks
 
     def finish(self) -> PlanDocument:
+        if self.comment_line is not None:
+            raise PlanSyntaxError(
+                self.comment_line, "an HTML comment opened here is never closed with -->"
+            )
         drafts = [task for phase in self.phases for task in phase.tasks]
         self._check_is_plan(drafts)
         _check_dependencies(drafts)
         return PlanDocument(
             name=self._project_name(),
-            description=self.overview.get("description", ""),
+            description=self._overview_text("description", MAX_PROJECT_DESCRIPTION),
             phases=tuple(
                 PlanPhase(p.name, p.estimate, tuple(t.build() for t in p.tasks))
                 for p in self.phases
             ),
-            target_users=self.overview.get("target users") or None,
-            project_type=self.overview.get("project type") or None,
+            target_users=self._overview_text("target users", MAX_PROJECT_DESCRIPTION) or None,
+            project_type=self._overview_text("project type", MAX_PROJECT_DESCRIPTION) or None,
         )
+
+    def _overview_text(self, key: str, max_length: int) -> str:
+        """An Overview field's text (unescaped), checked like the API checks it."""
+        text = unescape_text(self.overview.get(key, ""))
+        problem = text_problem(text, max_length) if text else None
+        if problem is not None:
+            raise PlanSyntaxError(self.overview_lines[key], f"the Overview's {key} {problem}")
+        return text
 
     def _check_is_plan(self, drafts: Sequence[_TaskDraft]) -> None:
         if self.tasks_line is None:
@@ -323,12 +416,46 @@ class _PlanReader:
         self._project_name()
 
     def _project_name(self) -> str:
-        name = self.overview.get("project name") or self.title_name
+        named = unescape_text(self.overview.get("project name", ""))
+        name = named or self.title_name
         if not name:
             raise PlanSyntaxError(
                 1, "not a plan: no '**Project Name**:' in the Overview and no '# Name - ...' title"
             )
+        problem = line_problem(name, MAX_PROJECT_NAME)
+        if problem is not None:
+            line = self.overview_lines["project name"] if named else self.title_line
+            raise PlanSyntaxError(line, f"the project name {problem}")
         return name
+
+
+def _comment_start(line: str, position: int) -> int:
+    """Where the first ``<!--`` at or after ``position`` outside code spans is (-1: none).
+    A code span is a run of backticks closed by a run of the same length on the line; an
+    unclosed run is literal backticks."""
+    while True:
+        found = _CODE_OR_COMMENT.search(line, position)
+        if found is None:
+            return -1
+        if found[0] == _COMMENT_OPEN:
+            return found.start()
+        ticks = found[0]
+        position = found.end()
+        closing = re.compile(rf"(?<!`){ticks}(?!`)").search(line, position)
+        if closing is not None:
+            position = closing.end()
+
+
+def _add_item(number: int, task: _TaskDraft, text: str, done: bool) -> None:
+    text = unescape_text(text)
+    problem = line_problem(text, MAX_TITLE)
+    if problem is not None:
+        raise PlanSyntaxError(number, f"task {task.ref}: a Description item {problem}")
+    if len(task.checklist) >= MAX_CHECKLIST:
+        raise PlanSyntaxError(
+            number, f"task {task.ref}: at most {MAX_CHECKLIST} Description items per task"
+        )
+    task.checklist.append(ChecklistItem(text, done))
 
 
 _TASK_FIELDS = frozenset({"status", "complexity", "estimated", "dependencies", "description"})
@@ -579,5 +706,6 @@ def render_progress_section(progress: Progress, describe: Mapping[str, str] | No
 
 
 def _one_line(text: str | None) -> str:
-    """Line breaks would split a heading or bullet, so they become spaces on export."""
-    return " ".join((text or "").replace("\r", "\n").split("\n")).strip()
+    """Free text as exported: line breaks would split a heading or bullet, so they become
+    spaces; ``<!--`` is escaped so that it never opens a comment (:func:`escape_text`)."""
+    return escape_text(" ".join((text or "").replace("\r", "\n").split("\n")).strip())

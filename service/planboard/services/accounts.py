@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from planboard.auth.passwords import hash_password, needs_rehash, password_problems, verify_password
 from planboard.auth.tokens import (
@@ -23,12 +21,12 @@ from planboard.auth.tokens import (
     verify_access_token,
 )
 from planboard.config import Settings
-from planboard.domain.access import expand_scopes
+from planboard.domain.access import PAT_MAX_DAYS, expand_scopes
 from planboard.domain.errors import Conflict, Unauthorized, ValidationFailed
 from planboard.events import outbox
 from planboard.events.envelope import Event
 from planboard.services.mail import queue_mail
-from planboard.services.near_cache import NearCache, publish, session_tag
+from planboard.services.near_cache import NearCache, announce, session_tag
 from planboard.store import access_tokens, action_tokens, sessions, users
 from planboard.store.document import Document
 from planboard.store.ids import new_id, utcnow
@@ -39,13 +37,8 @@ REFRESH_PREFIX = "pbrt"
 RESET_PREFIX = "pbrs"
 VERIFY_PREFIX = "pbev"
 PAT_PREFIX = "pbpat"
-REVOKED_KEY = "planboard:revoked-session:"
 NEAR_SESSION_KEY = "live-session:"
-#: Present while Redis holds every session revoked within one access-token lifetime. A
-#: Redis that lost its data (a restart without persistence, eviction) lacks it: the next
-#: check loads the recent revocations from MongoDB into Redis before trusting it.
-DENYLIST_LOADED_KEY = "planboard:revoked-sessions-loaded"
-REDIS_ERRORS = (RedisError, OSError, TimeoutError)
+NEAR_USER_KEY = "live-user:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +65,8 @@ class Authenticated:
 
 
 class Accounts:
-    """Account use cases over MongoDB (state), Redis (revocations) and the outbox (mail)."""
+    """Account use cases over MongoDB (state), Redis (announcing revocations to every
+    process's near cache) and the outbox (mail)."""
 
     def __init__(
         self,
@@ -85,13 +79,9 @@ class Accounts:
         self.settings = settings
         self.db = db
         self.redis = redis
-        # Sessions known not to be revoked, dropped by the revocation's message
-        # (services/near_cache.py): no Redis round trip per request.
+        # Sessions found live (and users found to exist), dropped by a revocation's message
+        # (services/near_cache.py): no database round trip per request.
         self.near = near
-        # Revocations Redis missed (it was unavailable): session id -> (reason, expiry on
-        # the monotonic clock). Written to Redis before Redis is trusted again.
-        self._unsynced: dict[str, tuple[str, float]] = {}
-        self._loading = asyncio.Lock()
 
     # --- registration and verification -------------------------------------------------
 
@@ -116,6 +106,7 @@ class Accounts:
             "created_at": now,
             "updated_at": now,
             "version": 1,
+            "token_count": 0,  # personal access tokens not revoked (store/quotas.py)
         }
         try:
             await users.insert(self.db, user)
@@ -246,20 +237,29 @@ class Accounts:
             raise Unauthorized("invalid refresh token")
         now = utcnow()
         session_id = str(record["session_id"])
+        user_id = str(record["user_id"])
         session = await sessions.get_session(self.db, session_id)
-        if session is None or session.get("revoked"):
+        if (
+            session is None
+            or session.get("revoked")
+            or session.get("user_id") != user_id
+            or not await users.exists(self.db, user_id)
+        ):
             raise Unauthorized("this session has ended; log in again")
         if record.get("used") or not await sessions.claim_refresh(self.db, parsed.id, now):
             # A rotated-out token came back: it was copied. End the whole session.
             await self._revoke(session_id, "refresh_token_reuse", now)
             log.warning("refresh token reuse; session revoked", extra={"session_id": session_id})
             raise Unauthorized("refresh token already used; the session has been revoked")
-        expires_at = record["expires_at"]
+        created_at, expires_at = record["created_at"], record["expires_at"]
+        assert isinstance(created_at, datetime)
         assert isinstance(expires_at, datetime)
-        if expires_at <= now:
+        # the configured lifetime caps a stored expiry too (a shortened one applies at once)
+        lifetime = timedelta(seconds=self.settings.refresh_token_ttl_s)
+        if min(expires_at, created_at + lifetime) <= now:
             raise Unauthorized("refresh token expired; log in again")
         await sessions.touch_session(self.db, session_id, now)
-        return await self._issue(str(record["user_id"]), session_id, now)
+        return await self._issue(user_id, session_id, now)
 
     async def logout(
         self, *, session_id: str | None, refresh_token: str | None, user_id: str
@@ -292,10 +292,11 @@ class Accounts:
                 secrets_=(self.settings.secret_key, *self.settings.previous_secret_keys),
                 issuer=self.settings.jwt_issuer,
                 audience=self.settings.jwt_audience,
+                max_ttl_s=self.settings.access_token_ttl_s,
             )
         except InvalidToken as exc:
             raise Unauthorized(str(exc)) from None
-        if await self._session_revoked(claims.session_id):
+        if not await self._session_live(claims.session_id, claims.user_id):
             raise Unauthorized("this session has ended; log in again")
         return Authenticated(claims.user_id, "session", claims.session_id, None)
 
@@ -309,92 +310,60 @@ class Accounts:
         ):
             raise Unauthorized("invalid access token")
         now = utcnow()
-        expires_at = record["expires_at"]
+        created_at, expires_at = record["created_at"], record["expires_at"]
+        assert isinstance(created_at, datetime)
         assert isinstance(expires_at, datetime)
         if record.get("revoked"):
             raise Unauthorized("this access token was revoked")
         if expires_at <= now:
             raise Unauthorized("this access token has expired")
+        if expires_at - created_at > timedelta(days=PAT_MAX_DAYS):
+            # not one this service issued: refused, whatever wrote it
+            raise Unauthorized("this access token lives longer than allowed")
+        user_id = str(record["user_id"])
+        if not await self._user_exists(user_id):
+            raise Unauthorized("this access token's user no longer exists")
         await access_tokens.touch(self.db, parsed.id, now)
         scopes = record.get("scopes") or []
         assert isinstance(scopes, list)
-        return Authenticated(
-            str(record["user_id"]), "pat", parsed.id, expand_scopes(frozenset(map(str, scopes)))
-        )
+        return Authenticated(user_id, "pat", parsed.id, expand_scopes(frozenset(map(str, scopes))))
 
-    async def _session_revoked(self, session_id: str) -> bool:
-        """Redis answers fast; if it is down, MongoDB is the source of truth. A session
-        found live is remembered in the near cache until its revocation is announced.
-
-        Redis is trusted only while it holds every recent revocation: the ones this process
-        could not write to it are written first, and a Redis that lost its data is loaded
-        from MongoDB first (see :data:`DENYLIST_LOADED_KEY`).
-        """
-        if session_id in self._unsynced:
-            return True
+    async def _session_live(self, session_id: str, user_id: str) -> bool:
+        """Whether the access token's session still exists, is not revoked and belongs to
+        its user, who still exists: MongoDB answers (it is the source of truth, and a
+        session or user deleted there was never announced), and the near cache remembers
+        a live session until its revocation is announced or its entry's TTL passes, so the
+        cached path costs no round trip."""
         near, stamp = self.near, -1
         if near is not None and near.live:
-            if near.get(NEAR_SESSION_KEY + session_id) is not None:
-                return False
-            stamp = near.stamp()  # before Redis is read
-        try:
-            if self._unsynced:
-                await self._write_unsynced()
-            loaded, found = await self.redis.mget([DENYLIST_LOADED_KEY, REVOKED_KEY + session_id])
-            if loaded is None:
-                await self._load_denylist()
-                revoked = bool(await self.redis.exists(REVOKED_KEY + session_id))
-            else:
-                revoked = found is not None
-        except REDIS_ERRORS:
-            session = await sessions.get_session(self.db, session_id)
-            return session is None or bool(session.get("revoked"))
-        if not revoked and near is not None:
+            if near.get(NEAR_SESSION_KEY + session_id) == user_id:
+                return True
+            stamp = near.stamp()  # before MongoDB is read
+        session, user = await asyncio.gather(
+            sessions.get_session(self.db, session_id), users.exists(self.db, user_id)
+        )
+        live = (
+            session is not None
+            and not session.get("revoked")
+            and session.get("user_id") == user_id
+            and user
+        )
+        if live and near is not None:
             tags = (session_tag(session_id),)
-            near.put(NEAR_SESSION_KEY + session_id, True, tags, stamp=stamp, size=96)
-        return revoked
+            near.put(NEAR_SESSION_KEY + session_id, user_id, tags, stamp=stamp, size=96)
+        return live
 
-    def _denylist_ttl_s(self) -> int:
-        """How long a revoked session's key must live: its access tokens' lifetime."""
-        return self.settings.access_token_ttl_s + 60
-
-    async def _write_unsynced(self) -> None:
-        """Write the revocations Redis missed; raises a Redis error while it still fails."""
-        now = time.monotonic()
-        for session_id, (_, expires) in list(self._unsynced.items()):
-            if expires <= now:  # its access tokens have expired anyway
-                del self._unsynced[session_id]
-        if not self._unsynced:
-            return
-        pending = dict(self._unsynced)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for session_id, (reason, expires) in pending.items():
-                pipe.set(REVOKED_KEY + session_id, reason, ex=max(1, int(expires - now)))
-            publish(pipe, map(session_tag, pending))
-            await pipe.execute()
-        for session_id in pending:
-            self._unsynced.pop(session_id, None)
-        log.info("wrote %d revocation(s) that Redis had missed", len(pending))
-
-    async def _load_denylist(self) -> None:
-        """Put every session revoked within one access-token lifetime into Redis, then mark
-        Redis loaded (once per process at a time: concurrent callers wait for it)."""
-        async with self._loading:
-            if await self.redis.exists(DENYLIST_LOADED_KEY):
-                return  # loaded while this caller waited
-            ttl = self._denylist_ttl_s()
-            now = utcnow()
-            revoked = await sessions.revoked_since(self.db, now - timedelta(seconds=ttl))
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for doc in revoked:
-                    revoked_at = doc["revoked_at"]
-                    assert isinstance(revoked_at, datetime)
-                    left = ttl - int((now - revoked_at).total_seconds())
-                    reason = str(doc.get("revoked_reason") or "revoked")
-                    pipe.set(REVOKED_KEY + str(doc["_id"]), reason, ex=max(1, left))
-                pipe.set(DENYLIST_LOADED_KEY, now.isoformat())
-                await pipe.execute()
-        log.info("loaded %d recent revocation(s) from MongoDB into Redis", len(revoked))
+    async def _user_exists(self, user_id: str) -> bool:
+        """A personal access token's user exists (near-cached like a live session)."""
+        near, stamp = self.near, -1
+        if near is not None and near.live:
+            if near.get(NEAR_USER_KEY + user_id) is not None:
+                return True
+            stamp = near.stamp()
+        found = await users.exists(self.db, user_id)
+        if found and near is not None:
+            near.put(NEAR_USER_KEY + user_id, True, (), stamp=stamp, size=96)
+        return found
 
     # --- helpers -------------------------------------------------------------------------
 
@@ -424,22 +393,11 @@ class Accounts:
         return TokenPair(access, str(refresh), self.settings.access_token_ttl_s)
 
     async def _revoke(self, session_id: str, reason: str, now: datetime) -> None:
+        """Mark the session revoked in MongoDB (which every check reads on a near-cache
+        miss), then drop it from every process's near cache: this one at once, the others
+        when the message arrives (services/near_cache.py ``announce``)."""
         await sessions.revoke_session(self.db, session_id, reason, now)
-        tags = (session_tag(session_id),)
-        if self.near is not None:
-            self.near.invalidate(tags)
-        try:
-            # Access tokens of the session die now, not at their expiry, in every process.
-            async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.set(REVOKED_KEY + session_id, reason, ex=self._denylist_ttl_s())
-                publish(pipe, tags)
-                await pipe.execute()
-        except REDIS_ERRORS:
-            expires = time.monotonic() + self._denylist_ttl_s()
-            self._unsynced[session_id] = (reason, expires)
-            log.warning("Redis unavailable; revocation is enforced from MongoDB")
-        if self.near is not None:
-            self.near.invalidate(tags)  # a check racing the Redis write (near_cache.py)
+        await announce(self.redis, self.near, (session_tag(session_id),))
 
     async def _action_token(self, user_id: str, kind: str, prefix: str, ttl_s: int) -> str:
         now = utcnow()

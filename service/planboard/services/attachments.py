@@ -32,7 +32,7 @@ from planboard.services.access import Access, Caller, authorize
 from planboard.services.activity import Actor, entry, event, record_change
 from planboard.services.attachment_storage import AttachmentStorage, MissingContent
 from planboard.services.projects import check_id
-from planboard.store import attachments, projects, tasks
+from planboard.store import attachments, projects, quotas, tasks
 from planboard.store.document import Document
 from planboard.store.ids import new_id, utcnow
 from planboard.store.tx import write_unit
@@ -118,8 +118,9 @@ async def upload(
     """Check and store one file for ``task``; returns the stored attachment."""
     name = files.sanitize_filename(filename)
     task_id = str(task["_id"])
-    if await attachments.count_of_task(db, task_id) >= limits.max_per_task:
-        raise Conflict(f"the task already has {limits.max_per_task} attachments (the limit)")
+    full = Conflict(f"the task already has {limits.max_per_task} attachments (the limit)")
+    if int(str(task.get("attachment_count") or 0)) >= limits.max_per_task:
+        raise full  # before reading the body; the count is taken below
     head, complete = await _read_head(chunks, limits.max_bytes)
     file_type = files.sniff(head, complete=complete)
     files.check_extension(name, file_type)
@@ -145,7 +146,13 @@ async def upload(
     }
     if width is not None:
         attachment |= {"width": width, "height": height}
-    await attachments.insert(db, attachment)
+    # The task's attachment_count is taken by a conditional write before the document
+    # exists, so concurrent uploads never pass the limit (store/quotas.py); it is given
+    # back when the document stops counting (_uncounted).
+    async with quotas.held(
+        db, quotas.TASK_ATTACHMENTS, task_id, limit=limits.max_per_task, refusal=full
+    ):
+        await attachments.insert(db, attachment)
     attachment_id = str(attachment["_id"])
     digest = hashlib.sha256()
     size = 0
@@ -218,7 +225,7 @@ async def upload(
         # (the storage is down) the document stays "uploading": the scheduler's
         # attachment-sweep removes both once the upload is an hour old.
         if await _quietly(storage.delete(attachment_id), "remove the content of", attachment_id):
-            await _quietly(attachments.remove(db, attachment_id), "forget", attachment_id)
+            await _quietly(_remove(db, attachment_id), "forget", attachment_id)
         raise
     return {**attachment, **values, "state": attachments.STORED}
 
@@ -245,7 +252,15 @@ async def _forget(
     """Remove an attachment's content, thumbnail and document (safe to repeat)."""
     await storage.delete(attachment_id)
     await storage.delete(thumbnail_key(attachment_id))
-    await attachments.remove(db, attachment_id)
+    await _remove(db, attachment_id)
+
+
+async def _remove(db: AsyncDatabase[Document], attachment_id: str) -> None:
+    """Delete the document; one that still counted (an upload that failed or died) gives
+    its place back to its task, exactly once (only the delete that found it does)."""
+    removed = await attachments.remove(db, attachment_id)
+    if removed is not None and removed.get("state") in attachments.COUNTED:
+        await quotas.TASK_ATTACHMENTS.give_back(db, str(removed["task_id"]))
 
 
 async def delete_attachment(
@@ -291,6 +306,8 @@ async def delete_attachment(
             ],
             session=session,
         )
+    # after the commit: stored -> deleted happened once, so its place is given back once
+    await quotas.TASK_ATTACHMENTS.give_back(db, str(task["_id"]))
     try:
         await _forget(db, storage, attachment_id)
     except Exception:  # the document stays "deleted": the next sweep retries

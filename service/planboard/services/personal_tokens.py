@@ -10,7 +10,7 @@ from planboard.auth.tokens import new_opaque_token
 from planboard.domain.access import SCOPES
 from planboard.domain.errors import Forbidden, NotFound, ValidationFailed
 from planboard.services.accounts import PAT_PREFIX
-from planboard.store import access_tokens
+from planboard.store import access_tokens, quotas
 from planboard.store.document import Document
 from planboard.store.ids import new_id, utcnow
 
@@ -32,9 +32,6 @@ async def create_token(
     unknown = sorted(set(scopes) - SCOPES)
     if unknown:
         raise ValidationFailed([("scopes", f"unknown scope(s): {', '.join(unknown)}")])
-    active = [t for t in await access_tokens.of_user(db, user_id) if not t.get("revoked")]
-    if len(active) >= MAX_TOKENS_PER_USER:
-        raise ValidationFailed([("name", f"at most {MAX_TOKENS_PER_USER} active tokens per user")])
     now = utcnow()
     token = new_opaque_token(PAT_PREFIX, new_id())
     record: Document = {
@@ -49,7 +46,15 @@ async def create_token(
         "used": False,
         "revoked": False,
     }
-    await access_tokens.insert(db, record)
+    # Not revoked tokens are counted on the user (store/quotas.py): the limit holds under
+    # concurrent creates too.
+    too_many = ValidationFailed(
+        [("name", f"at most {MAX_TOKENS_PER_USER} active tokens per user; revoke one first")]
+    )
+    async with quotas.held(
+        db, quotas.USER_TOKENS, user_id, limit=MAX_TOKENS_PER_USER, refusal=too_many
+    ):
+        await access_tokens.insert(db, record)
     record.pop("secret_hash")
     return record, str(token)
 
@@ -57,3 +62,4 @@ async def create_token(
 async def revoke_token(db: AsyncDatabase[Document], user_id: str, token_id: str) -> None:
     if not await access_tokens.revoke(db, user_id, token_id, utcnow()):
         raise NotFound("token not found")
+    await quotas.USER_TOKENS.give_back(db, user_id)

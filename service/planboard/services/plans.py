@@ -54,6 +54,7 @@ def _task_documents(
                     "created_at": now,
                     "updated_at": now,
                     "version": 1,
+                    "attachment_count": 0,  # store/quotas.py
                 }
             )
             docs[-1].update(tasks.sort_shadows(docs[-1]))
@@ -101,6 +102,7 @@ async def import_plan(
         "start_date": None,
         "target_date": None,
         "task_seq": len(plan.tasks()),
+        "task_count": len(plan.tasks()),  # store/quotas.py
         "created_by": actor_id,
         "created_at": now,
         "updated_at": now,

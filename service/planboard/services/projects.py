@@ -21,6 +21,7 @@ from planboard.domain.errors import (
 from planboard.domain.keys import PROJECT_KEY_RE, derive_project_key
 from planboard.domain.model import TaskNode, TaskStatus
 from planboard.domain.progress import compute_progress
+from planboard.domain.text import MAX_PHASES
 from planboard.events import outbox
 from planboard.services.access import Access, Caller, authorize
 from planboard.services.activity import (
@@ -40,7 +41,6 @@ from planboard.store.tx import write_unit
 
 PROJECT_STATUSES = ("planned", "active", "paused", "completed", "cancelled", "archived")
 PROJECT_FIELDS = ["name", "description", "status", "start_date", "target_date"]
-MAX_PHASES = 100
 OBJECT_ID_RE = re.compile(r"^[0-9a-f]{24}$")
 
 # List sorts: API name -> stored field.
@@ -136,6 +136,7 @@ async def create_project(
             "phases_version": 0,
             "graph_version": 0,
             "task_seq": 0,
+            "task_count": 0,  # store/quotas.py
             "created_by": access.user_id,
             "created_at": now,
             "updated_at": now,

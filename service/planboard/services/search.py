@@ -329,12 +329,25 @@ def allowed_types(caller: Caller, requested: Sequence[str]) -> list[str]:
     return kinds
 
 
-async def workspaces_of(db: AsyncDatabase[Document], caller: Caller, only: str | None) -> list[str]:
+async def workspaces_of(
+    db: AsyncDatabase[Document],
+    caller: Caller,
+    only: str | None,
+    project_id: str | None = None,
+) -> list[str]:
+    """The workspaces a search covers: the caller's, narrowed by ``only`` and by the
+    project's workspace. A workspace or project the caller cannot see is a 404 either way
+    (never an empty answer that would differ from a missing one)."""
     mine = [str(m["workspace_id"]) for m in await memberships.of_user(db, caller.user_id)]
     if only is not None:
         if only not in mine:
             raise NotFound("workspace not found")
-        return [only]
+        mine = [only]
+    if project_id is not None:
+        project = await projects.get(db, project_id)
+        if project is None or str(project["workspace_id"]) not in mine:
+            raise NotFound("project not found")
+        return [str(project["workspace_id"])]
     return mine
 
 
@@ -374,7 +387,7 @@ async def search(
     qwords = query_words(query.q)
     kinds = allowed_types(caller, query.types)
     if workspace_ids is None:
-        workspace_ids = await workspaces_of(db, caller, query.workspace_id)
+        workspace_ids = await workspaces_of(db, caller, query.workspace_id, query.project_id)
     if not workspace_ids:
         return [], False
     found = await index.candidates(

@@ -15,7 +15,7 @@ from planboard.domain.access import Role
 from planboard.domain.errors import Conflict, DomainError, ValidationFailed
 from planboard.domain.plan import parse_plan
 from planboard.services.plans import import_plan
-from planboard.store import memberships, projects, users, workspaces
+from planboard.store import memberships, projects, quotas, users, workspaces
 from planboard.store.document import Document
 from planboard.store.ids import new_id, utcnow
 
@@ -121,9 +121,13 @@ async def seed_demo_user(
                 "created_at": now,
             },
         )
+        await quotas.WORKSPACE_OWNERS.add(db, workspace_id)  # counted once an owner exists
         outcome = "created" if outcome == "created" else "updated"
     elif membership["role"] != Role.OWNER.value:
-        await memberships.set_role(db, workspace_id, user_id, Role.OWNER.value)
+        if await memberships.set_role(
+            db, workspace_id, user_id, Role.OWNER.value, current=str(membership["role"])
+        ):
+            await quotas.WORKSPACE_OWNERS.add(db, workspace_id)
         outcome = "created" if outcome == "created" else "updated"
     return user, outcome
 

@@ -7,6 +7,7 @@ import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from pymongo import AsyncMongoClient
@@ -38,7 +39,15 @@ from planboard.services.projects import (
     resolve_phase,
     task_nodes,
 )
-from planboard.store import activity, attachments, comments, memberships, projects, tasks
+from planboard.store import (
+    activity,
+    attachments,
+    comments,
+    memberships,
+    projects,
+    quotas,
+    tasks,
+)
 from planboard.store.document import Document
 from planboard.store.ids import new_id, utcnow
 from planboard.store.tx import write_unit
@@ -244,45 +253,45 @@ async def create_tasks(
         if ref in taken:
             where = f"{prefix}{index}." if prefix else ""
             errors.append((f"{where}plan_ref", "already used by another task of the project"))
-    # Every task ever created took a number, so the project's counter bounds its task count:
-    # only a project that has numbered more than the limit needs the (costlier) count.
-    numbered = int(str(project.get("task_seq") or 0))
-    if numbered + len(items) > MAX_TASKS_PER_PROJECT and (
-        await tasks.count_in_project(db, project_id) + len(items) > MAX_TASKS_PER_PROJECT
-    ):
-        errors.append(
-            (
-                prefix.rstrip(".") or "title",
-                f"a project holds at most {MAX_TASKS_PER_PROJECT} tasks",
-            )
-        )
     if errors:
         raise ValidationFailed(errors)
     now = utcnow()
-    first = await projects.allocate_task_seqs(db, project_id, len(items))
+    # Numbers and the project's task_count in one conditional write (store/quotas.py): the
+    # limit holds however many creates run at once.
+    first = await projects.allocate_task_seqs(
+        db, project_id, len(items), max_tasks=MAX_TASKS_PER_PROJECT
+    )
+    if first is None:
+        if await projects.get(db, project_id) is None:
+            raise NotFound("project not found")
+        field = prefix.rstrip(".") or "title"
+        raise ValidationFailed([(field, f"a project holds at most {MAX_TASKS_PER_PROJECT} tasks")])
     docs = [
         new_task_document(project, first + index, values, actor, now)
         for index, values in enumerate(resolved)
     ]
     try:
         await _write_created(client, db, project, actor, docs, now)
-    except BaseException:
-        await _unreserve(db, project_id, first, docs)
+    except BaseException as error:
+        if not quotas.outcome_unknown(error):
+            await _give_back(db, project_id, first, docs)
         raise
     return docs
 
 
-async def _unreserve(
+async def _give_back(
     db: AsyncDatabase[Document], project_id: str, first: int, docs: Sequence[Document]
 ) -> None:
-    """A create that failed after reserving its task numbers gives them back, so a refused
-    create takes no key, unless one of its tasks was written (no transaction: an ordered
-    insert stops at its first failure) or the database cannot be reached."""
+    """A create none of whose tasks stayed written gives back its place in the project's
+    task count and, while no later reservation came after them, its task numbers (so a
+    refused create takes no key). If a task was written (no transaction: an ordered insert
+    stops at its first failure) both stay taken: the count is then too high, never too low."""
     try:
         if await tasks.count_ids(db, [str(d["_id"]) for d in docs]) == 0:
+            await quotas.PROJECT_TASKS.give_back(db, project_id, len(docs))
             await projects.release_task_seqs(db, project_id, first, len(docs))
     except PyMongoError:
-        log.warning("could not give back task numbers of a failed create", exc_info=True)
+        log.warning("could not give back the reservation of a failed create", exc_info=True)
 
 
 async def _write_created(
@@ -291,7 +300,7 @@ async def _write_created(
     project: Document,
     actor: Actor,
     docs: list[Document],
-    now: Any,
+    now: datetime,
 ) -> None:
     names = phase_names(project)
     try:
@@ -322,15 +331,18 @@ async def _write_created(
                 ],
                 session=session,
             )
-    except (DuplicateKeyError, BulkWriteError) as exc:
-        if isinstance(exc, BulkWriteError) and not _duplicate_key(exc):
+    except (DuplicateKeyError, BulkWriteError) as error:
+        if isinstance(error, BulkWriteError) and not _only_duplicates(error):
             raise
-        # a concurrent request took one of the plan refs after the check above
+        # A concurrent request took one of the plan refs after the check above. Without a
+        # transaction the tasks before the duplicate were written: take them back, so the
+        # create stays all-or-nothing (and the project's task_count exact).
+        await tasks.delete_ids(db, [str(d["_id"]) for d in docs])
         raise Conflict("a plan_ref of this request was just taken by another task") from None
 
 
-def _duplicate_key(error: BulkWriteError) -> bool:
-    return any(e.get("code") == DUPLICATE_KEY for e in error.details.get("writeErrors", []))
+def _only_duplicates(error: BulkWriteError) -> bool:
+    return all(e.get("code") == DUPLICATE_KEY for e in error.details.get("writeErrors", []))
 
 
 def new_task_document(
@@ -358,6 +370,7 @@ def new_task_document(
         "created_at": now,
         "updated_at": now,
         "version": 1,
+        "attachment_count": 0,  # store/quotas.py
     }
     if values.get("plan_ref") is not None:
         doc["plan_ref"] = values["plan_ref"]
@@ -538,7 +551,7 @@ async def delete_task(
         ):
             raise VersionMismatch("the task changed meanwhile; read it again")
         await tasks.detach(db, str(project["_id"]), task_id, now, session=session)
-        await projects.touch_graph(db, str(project["_id"]), session=session)
+        await projects.touch_graph(db, str(project["_id"]), tasks_removed=1, session=session)
         await comments.delete_of_task(db, task_id, session=session)
         await attachments.mark_deleted_where(db, {"task_id": task_id}, now, session=session)
         await record_change(

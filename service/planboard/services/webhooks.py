@@ -29,7 +29,7 @@ from planboard.events.envelope import Event
 from planboard.services import ssrf
 from planboard.services.access import Access
 from planboard.services.mail import queue_mail
-from planboard.store import memberships, users, workspaces
+from planboard.store import memberships, quotas, users, workspaces
 from planboard.store import webhooks as store
 from planboard.store.document import Document
 from planboard.store.ids import new_id, utcnow
@@ -268,8 +268,6 @@ async def create_webhook(
     if secret is not None:
         _check_secret(secret)
     checked = await _checked_url(settings, options or WebhookOptions(), url)
-    if await store.count(db, access.workspace_id) >= MAX_WEBHOOKS_PER_WORKSPACE:
-        raise Conflict(f"a workspace can have at most {MAX_WEBHOOKS_PER_WORKSPACE} webhooks")
     now = utcnow()
     key = secret if secret is not None else generate_secret()
     webhook: Document = {
@@ -286,7 +284,16 @@ async def create_webhook(
         "updated_at": now,
         "version": 1,
     }
-    await store.insert(db, webhook)
+    # The limit holds under concurrent creates: the workspace's webhook_count is taken by a
+    # conditional write before the insert (store/quotas.py).
+    async with quotas.held(
+        db,
+        quotas.WORKSPACE_WEBHOOKS,
+        access.workspace_id,
+        limit=MAX_WEBHOOKS_PER_WORKSPACE,
+        refusal=Conflict(f"a workspace can have at most {MAX_WEBHOOKS_PER_WORKSPACE} webhooks"),
+    ):
+        await store.insert(db, webhook)
     await outbox.record(
         db,
         [_event("webhook.created", webhook, access.user_id, request_id, events=filters)],
@@ -360,6 +367,7 @@ async def delete_webhook(
     webhook = await get_webhook(db, access, webhook_id)
     if not await store.delete(db, access.workspace_id, webhook_id):
         raise NotFound("webhook not found")
+    await quotas.WORKSPACE_WEBHOOKS.give_back(db, access.workspace_id)
     await store.delete_deliveries_of(db, webhook_id)
     await outbox.record(db, [_event("webhook.deleted", webhook, access.user_id, request_id)])
 

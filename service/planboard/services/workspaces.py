@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -14,10 +16,12 @@ from planboard.domain.errors import Conflict, Forbidden, NotFound, ValidationFai
 from planboard.events import outbox
 from planboard.events.envelope import Event
 from planboard.services.access import Access
+from planboard.services.activity import Retry, with_retries
 from planboard.services.mail import queue_mail
-from planboard.store import invitations, memberships, users, workspaces
+from planboard.store import invitations, memberships, quotas, users, workspaces
 from planboard.store.document import Document
 from planboard.store.ids import new_id, utcnow
+from planboard.store.tx import write_unit
 
 INVITATION_PREFIX = "pbinv"
 MAX_PENDING_INVITATIONS = 200
@@ -79,61 +83,96 @@ async def delete_workspace(
 
 
 async def change_role(
-    db: AsyncDatabase[Document], access: Access, user_id: str, role: Role, request_id: str | None
+    client: AsyncMongoClient[Document],
+    db: AsyncDatabase[Document],
+    access: Access,
+    user_id: str,
+    role: Role,
+    request_id: str | None,
 ) -> None:
-    membership = await memberships.get(db, access.workspace_id, user_id)
-    if membership is None:
-        raise NotFound("member not found")
-    current = Role(str(membership["role"]))
-    if not can_assign(access.role, current, role):
-        raise Forbidden(f"a {access.role.value} cannot change a {current.value} to {role.value}")
-    if current is Role.OWNER and role is not Role.OWNER:
-        await _keep_an_owner(db, access.workspace_id)
-    await memberships.set_role(db, access.workspace_id, user_id, role.value)
-    await outbox.record(
-        db,
-        [
-            _event(
-                "workspace.member_updated",
-                access.workspace_id,
-                access.user_id,
-                request_id,
-                user_id=user_id,
-                role=role.value,
+    """Give a member another role. The last owner cannot stop being one: the workspace's
+    ``owner_count`` is moved in the same conditional write that the rule needs
+    (store/quotas.py), so two owners demoting each other at once never leave none."""
+
+    async def attempt() -> None:
+        membership = await memberships.get(db, access.workspace_id, user_id)
+        if membership is None:
+            raise NotFound("member not found")
+        current = Role(str(membership["role"]))
+        if not can_assign(access.role, current, role):
+            raise Forbidden(
+                f"a {access.role.value} cannot change a {current.value} to {role.value}"
             )
-        ],
-    )
+        event = _event(
+            "workspace.member_updated",
+            access.workspace_id,
+            access.user_id,
+            request_id,
+            user_id=user_id,
+            role=role.value,
+        )
+        async with write_unit(client) as session:
+            losing_owner = current is Role.OWNER and role is not Role.OWNER
+            if losing_owner:
+                await _uncount_an_owner(db, access.workspace_id, session)
+            changed = await memberships.set_role(
+                db, access.workspace_id, user_id, role.value, current=current.value, session=session
+            )
+            if not changed:  # changed or removed meanwhile: decide again
+                if losing_owner and session is None:  # no transaction to roll it back
+                    await quotas.WORKSPACE_OWNERS.add(db, access.workspace_id)
+                raise Retry
+            if role is Role.OWNER and current is not Role.OWNER:
+                await quotas.WORKSPACE_OWNERS.add(db, access.workspace_id, session=session)
+            await outbox.record(db, [event], session=session)
+
+    await with_retries(attempt)
 
 
 async def remove_member(
-    db: AsyncDatabase[Document], access: Access, user_id: str, request_id: str | None
+    client: AsyncMongoClient[Document],
+    db: AsyncDatabase[Document],
+    access: Access,
+    user_id: str,
+    request_id: str | None,
 ) -> None:
-    membership = await memberships.get(db, access.workspace_id, user_id)
-    if membership is None:
-        raise NotFound("member not found")
-    current = Role(str(membership["role"]))
-    leaving = user_id == access.user_id
-    if not leaving and not can_assign(access.role, current, Role.VIEWER):
-        raise Forbidden(f"a {access.role.value} cannot remove a {current.value}")
-    if current is Role.OWNER:
-        await _keep_an_owner(db, access.workspace_id)
-    await memberships.remove(db, access.workspace_id, user_id)
-    await outbox.record(
-        db,
-        [
-            _event(
-                "workspace.member_removed",
-                access.workspace_id,
-                access.user_id,
-                request_id,
-                user_id=user_id,
+    """Remove a member (or leave); the last owner cannot (see :func:`change_role`)."""
+
+    async def attempt() -> None:
+        membership = await memberships.get(db, access.workspace_id, user_id)
+        if membership is None:
+            raise NotFound("member not found")
+        current = Role(str(membership["role"]))
+        leaving = user_id == access.user_id
+        if not leaving and not can_assign(access.role, current, Role.VIEWER):
+            raise Forbidden(f"a {access.role.value} cannot remove a {current.value}")
+        event = _event(
+            "workspace.member_removed",
+            access.workspace_id,
+            access.user_id,
+            request_id,
+            user_id=user_id,
+        )
+        async with write_unit(client) as session:
+            if current is Role.OWNER:
+                await _uncount_an_owner(db, access.workspace_id, session)
+            removed = await memberships.remove(
+                db, access.workspace_id, user_id, current=current.value, session=session
             )
-        ],
-    )
+            if not removed:
+                if current is Role.OWNER and session is None:
+                    await quotas.WORKSPACE_OWNERS.add(db, access.workspace_id)
+                raise Retry
+            await outbox.record(db, [event], session=session)
+
+    await with_retries(attempt)
 
 
-async def _keep_an_owner(db: AsyncDatabase[Document], workspace_id: str) -> None:
-    if await memberships.count_role(db, workspace_id, Role.OWNER.value) <= 1:
+async def _uncount_an_owner(
+    db: AsyncDatabase[Document], workspace_id: str, session: AsyncClientSession | None
+) -> None:
+    """Before a membership stops being an owner: refuse if it is the last one."""
+    if not await quotas.WORKSPACE_OWNERS.take_unless_last(db, workspace_id, session=session):
         raise Conflict("a workspace needs at least one owner; make someone else owner first")
 
 
@@ -159,8 +198,6 @@ async def invite(
     ]
     if any(i["email"] == email for i in pending):
         raise Conflict("this person already has a pending invitation")
-    if len(pending) >= MAX_PENDING_INVITATIONS:
-        raise ValidationFailed([("email", "too many pending invitations")])
     workspace = await workspaces.get(db, access.workspace_id)
     if workspace is None:
         raise NotFound("workspace not found")
@@ -178,7 +215,17 @@ async def invite(
         "updated_at": now,
         "expires_at": now + timedelta(seconds=settings.invitation_ttl_s),
     }
-    await invitations.insert(db, invitation)
+    too_many = ValidationFailed(
+        [("email", f"at most {MAX_PENDING_INVITATIONS} pending invitations per workspace")]
+    )
+    async with quotas.held(
+        db,
+        quotas.WORKSPACE_INVITATIONS,
+        access.workspace_id,
+        limit=MAX_PENDING_INVITATIONS,
+        refusal=too_many,
+    ):
+        await invitations.insert(db, invitation)
     base = settings.public_url.rstrip("/")
     link = f"{base}/invitations/accept?token={token}\n\n" if base else ""
     await queue_mail(
@@ -220,6 +267,7 @@ async def revoke_invitation(
         raise NotFound("invitation not found")
     if not await invitations.transition(db, invitation_id, "revoked", utcnow()):
         raise Conflict(f"the invitation is already {invitation['status']}")
+    await quotas.WORKSPACE_INVITATIONS.give_back(db, access.workspace_id)
 
 
 async def accept_invitation(
@@ -245,6 +293,7 @@ async def accept_invitation(
     if not await invitations.transition(db, parsed.id, "accepted", now, accepted_by=user_id):
         raise invalid
     workspace_id = str(invitation["workspace_id"])
+    await quotas.WORKSPACE_INVITATIONS.give_back(db, workspace_id)
     try:
         await memberships.insert(
             db,
@@ -258,6 +307,8 @@ async def accept_invitation(
         )
     except DuplicateKeyError:
         raise Conflict("you are already a member of this workspace") from None
+    if invitation["role"] == Role.OWNER.value:  # counted once it is one (store/quotas.py)
+        await quotas.WORKSPACE_OWNERS.add(db, workspace_id)
     await outbox.record(
         db,
         [

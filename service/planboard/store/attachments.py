@@ -2,7 +2,8 @@
 
 ``state`` follows the content: ``uploading`` (content being written), ``stored``
 (visible), ``deleted`` (hidden; its content is removed, then the document). Only
-``stored`` attachments are ever shown; the scheduler sweeps the other two.
+``stored`` attachments are ever shown; the scheduler sweeps the other two. The first two
+count against the task's limit (``attachment_count`` on the task, store/quotas.py).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from planboard.store.projects import keyset_page
 
 ATTACHMENTS = "attachments"
 UPLOADING, STORED, DELETED = "uploading", "stored", "deleted"
+COUNTED = (UPLOADING, STORED)  # against the per-task limit
 
 
 async def insert(db: AsyncDatabase[Document], doc: Document) -> None:
@@ -43,13 +45,6 @@ async def page_of_task(
         descending=False,
         after=after,
         limit=limit,
-    )
-
-
-async def count_of_task(db: AsyncDatabase[Document], task_id: str) -> int:
-    """Attachments that count against the per-task limit (stored or being uploaded)."""
-    return await db[ATTACHMENTS].count_documents(
-        {"task_id": task_id, "state": {"$in": [UPLOADING, STORED]}}
     )
 
 
@@ -110,8 +105,9 @@ async def set_thumbnail(
     return result.matched_count == 1
 
 
-async def remove(db: AsyncDatabase[Document], attachment_id: str) -> None:
-    await db[ATTACHMENTS].delete_one({"_id": attachment_id})
+async def remove(db: AsyncDatabase[Document], attachment_id: str) -> Document | None:
+    """Delete the document; returns it as it was (None: it was already gone)."""
+    return await db[ATTACHMENTS].find_one_and_delete({"_id": attachment_id})
 
 
 async def sweepable(

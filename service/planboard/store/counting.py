@@ -7,9 +7,9 @@ it answers from SQLite (measured in docs/benchmarks.md, "Tuning log"). On MongoD
 ``count`` command with a query is index-backed (a COUNT_SCAN) and exact on a replica set;
 on a sharded cluster it can also count orphaned documents during chunk migrations, which
 is acceptable for what it is used for here: limits (tasks per project, webhooks per
-workspace), badges (unread notifications) and the outbox backlog gauge. The one exact
-count that guards an invariant (the last owner of a workspace) is re-checked by the write
-itself.
+workspace), badges (unread notifications) and the outbox backlog gauge. Limits and
+invariants that must hold under concurrent writes are not checked by counting at all:
+they are counters on the parent document moved by conditional writes (store/quotas.py).
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pymongo import ASCENDING
+from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
 from planboard.store.document import Document
@@ -28,17 +29,35 @@ async def of_workspace(db: AsyncDatabase[Document], workspace_id: str) -> list[D
     return [doc async for doc in cursor]
 
 
-async def count_role(db: AsyncDatabase[Document], workspace_id: str, role: str) -> int:
-    return await db[MEMBERSHIPS].count_documents({"workspace_id": workspace_id, "role": role})
-
-
-async def set_role(db: AsyncDatabase[Document], workspace_id: str, user_id: str, role: str) -> bool:
+async def set_role(
+    db: AsyncDatabase[Document],
+    workspace_id: str,
+    user_id: str,
+    role: str,
+    *,
+    current: str,
+    session: AsyncClientSession | None = None,
+) -> bool:
+    """Change the role from ``current``; False when the member is gone or their role is no
+    longer ``current`` (a concurrent change: decide again on a fresh read)."""
     result = await db[MEMBERSHIPS].update_one(
-        {"workspace_id": workspace_id, "user_id": user_id}, {"$set": {"role": role}}
+        {"workspace_id": workspace_id, "user_id": user_id, "role": current},
+        {"$set": {"role": role}},
+        session=session,
     )
     return result.matched_count == 1
 
 
-async def remove(db: AsyncDatabase[Document], workspace_id: str, user_id: str) -> bool:
-    result = await db[MEMBERSHIPS].delete_one({"workspace_id": workspace_id, "user_id": user_id})
+async def remove(
+    db: AsyncDatabase[Document],
+    workspace_id: str,
+    user_id: str,
+    *,
+    current: str,
+    session: AsyncClientSession | None = None,
+) -> bool:
+    """Remove the member if their role is still ``current`` (see :func:`set_role`)."""
+    result = await db[MEMBERSHIPS].delete_one(
+        {"workspace_id": workspace_id, "user_id": user_id, "role": current}, session=session
+    )
     return result.deleted_count == 1

@@ -19,7 +19,8 @@ from datetime import datetime, timedelta
 from pymongo import ASCENDING, DESCENDING, TEXT, IndexModel, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
-from planboard.store import locks
+from planboard.store import locks, quotas
+from planboard.store.attachments import COUNTED
 from planboard.store.document import Document
 from planboard.store.ids import utcnow
 from planboard.store.search import tokens_of
@@ -310,14 +311,53 @@ async def _search_text(db: AsyncDatabase[Document]) -> None:
 
 
 async def _revoked_sessions(db: AsyncDatabase[Document]) -> None:
-    """An index for the revocation denylist's reload (store/sessions.py ``revoked_since``,
-    after Redis lost its data): only revoked sessions carry ``revoked_at``, so the index
-    holds those alone and the reload reads them without scanning every session."""
+    """An index for the revocation denylist's reload after Redis lost its data: only
+    revoked sessions carry ``revoked_at``, so the index holds those alone. (The denylist
+    is gone since sessions are checked in MongoDB on a near-cache miss; the index stays,
+    small, as this migration's history.)"""
     await db.sessions.create_index(
         [("revoked_at", ASCENDING)],
         name="revoked_at",
         partialFilterExpression={"revoked_at": {"$exists": True}},
     )
+
+
+async def _visible_notifications(db: AsyncDatabase[Document]) -> None:
+    """A user's visible notifications newest first (store/notifications.py ``page``
+    filters out the hidden ones in the query, before its limit)."""
+    await db.notifications.create_index(
+        [("user_id", ASCENDING), ("hidden", ASCENDING), ("seq", DESCENDING)], name="user_visible"
+    )
+
+
+# What each counter of store/quotas.py counts: (counter, children, their parent field,
+# which children are live).
+COUNTED_CHILDREN: tuple[tuple[quotas.Counter, str, str, Document], ...] = (
+    (quotas.WORKSPACE_OWNERS, "memberships", "workspace_id", {"role": "owner"}),
+    (quotas.WORKSPACE_WEBHOOKS, "webhooks", "workspace_id", {}),
+    (quotas.WORKSPACE_INVITATIONS, "invitations", "workspace_id", {"status": "pending"}),
+    (quotas.PROJECT_TASKS, "tasks", "project_id", {}),
+    (quotas.TASK_ATTACHMENTS, "attachments", "task_id", {"state": {"$in": list(COUNTED)}}),
+    (quotas.USER_TOKENS, "personal_access_tokens", "user_id", {"revoked": False}),
+)
+
+
+async def _quota_counters(db: AsyncDatabase[Document]) -> None:
+    """Initialise the counters of store/quotas.py from the data: owners, webhooks and
+    pending invitations per workspace, tasks per project, attachments per task, tokens
+    per user. Parents without children get 0 (a missing counter refuses every write)."""
+    for counter, children, parent_field, live in COUNTED_CHILDREN:
+        cursor = await db[children].aggregate(
+            [{"$match": live}, {"$group": {"_id": f"${parent_field}", "n": {"$sum": 1}}}]
+        )
+        counts = {str(row["_id"]): int(str(row["n"])) async for row in cursor}
+        await db[counter.collection].update_many({}, {"$set": {counter.field: 0}})
+        updates = [
+            UpdateOne({"_id": parent}, {"$set": {counter.field: n}}) for parent, n in counts.items()
+        ]
+        for start in range(0, len(updates), 500):
+            await db[counter.collection].bulk_write(updates[start : start + 500], ordered=False)
+        log.info("counted %s.%s of %d parents", counter.collection, counter.field, len(counts))
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -331,6 +371,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(8, "attachments", _attachments),
     Migration(9, "search by a text index on tokens", _search_text),
     Migration(10, "sessions: index of revocation times", _revoked_sessions),
+    Migration(11, "notifications: index of the visible ones per user", _visible_notifications),
+    Migration(12, "counters of live children for limits and the last owner", _quota_counters),
 )
 
 

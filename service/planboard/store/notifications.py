@@ -26,7 +26,10 @@ async def insert_once(db: AsyncDatabase[Document], doc: Document) -> bool:
 async def page(
     db: AsyncDatabase[Document], user_id: str, *, unread_only: bool, before: str | None, limit: int
 ) -> list[Document]:
-    query: dict[str, object] = {"user_id": user_id}
+    """Up to ``limit`` of the user's visible notifications, newest first, older than
+    ``before``. Hidden ones (kept for the record, the in-app channel being off) are left
+    out by the query itself, so a page is full whenever more visible ones exist."""
+    query: dict[str, object] = {"user_id": user_id, "hidden": False}
     if unread_only:
         query["read"] = False
     if before:

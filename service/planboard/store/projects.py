@@ -218,13 +218,16 @@ async def touch_graph(
     db: AsyncDatabase[Document],
     project_id: str,
     *,
+    tasks_removed: int = 0,
     session: AsyncClientSession | None = None,
 ) -> None:
     """Bump ``graph_version`` unconditionally (a task left the graph): racing edge inserts
-    that read the old value replay and see the change."""
-    await db[PROJECTS].update_one(
-        {"_id": project_id}, {"$inc": {"graph_version": 1}}, session=session
-    )
+    that read the old value replay and see the change. ``tasks_removed`` deleted tasks
+    are given back from ``task_count`` in the same write (store/quotas.py)."""
+    change: dict[str, int] = {"graph_version": 1}
+    if tasks_removed:
+        change["task_count"] = -tasks_removed
+    await db[PROJECTS].update_one({"_id": project_id}, {"$inc": change}, session=session)
 
 
 async def delete_guarded(
@@ -243,18 +246,23 @@ async def allocate_task_seqs(
     project_id: str,
     count: int,
     *,
+    max_tasks: int,
     session: AsyncClientSession | None = None,
-) -> int:
-    """Reserve ``count`` task numbers atomically; returns the first one."""
+) -> int | None:
+    """Reserve ``count`` task numbers and count ``count`` more tasks, atomically, if the
+    project then holds at most ``max_tasks`` (``task_count``, store/quotas.py); returns the
+    first number, or None when the project is full (or gone). Numbers are never reused;
+    the count is given back (``quotas.PROJECT_TASKS``) when the tasks are not written or
+    are deleted."""
     doc = await db[PROJECTS].find_one_and_update(
-        {"_id": project_id},
-        {"$inc": {"task_seq": count}},
+        {"_id": project_id, "task_count": {"$lte": max_tasks - count}},
+        {"$inc": {"task_seq": count, "task_count": count}},
         projection={"task_seq": 1},
         return_document=ReturnDocument.AFTER,
         session=session,
     )
     if doc is None:
-        raise LookupError(project_id)
+        return None
     return int(str(doc["task_seq"])) - count + 1
 
 

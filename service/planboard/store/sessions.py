@@ -34,15 +34,6 @@ async def revoke_session(
     return result.modified_count == 1
 
 
-async def revoked_since(db: AsyncDatabase[Document], since: datetime) -> list[Document]:
-    """Sessions revoked at or after ``since``: their id, ``revoked_at`` and reason."""
-    cursor = db[SESSIONS].find(
-        {"revoked": True, "revoked_at": {"$gte": since}},
-        {"_id": 1, "revoked_at": 1, "revoked_reason": 1},
-    )
-    return [doc async for doc in cursor]
-
-
 async def open_sessions_of(db: AsyncDatabase[Document], user_id: str) -> list[str]:
     cursor = db[SESSIONS].find({"user_id": user_id, "revoked": False}, {"_id": 1})
     return [str(doc["_id"]) async for doc in cursor]

@@ -331,6 +331,12 @@ async def delete_guarded(
     return result.deleted_count == 1
 
 
+async def delete_ids(db: AsyncDatabase[Document], task_ids: list[str]) -> int:
+    """Take back tasks whose create failed half-way (no transaction rolled them back)."""
+    result = await db[TASKS].delete_many({"_id": {"$in": task_ids}})
+    return result.deleted_count
+
+
 async def delete_in_project(
     db: AsyncDatabase[Document], project_id: str, *, session: AsyncClientSession | None = None
 ) -> int:

@@ -24,6 +24,10 @@ async def get(db: AsyncDatabase[Document], user_id: str) -> Document | None:
     return await db[USERS].find_one({"_id": user_id})
 
 
+async def exists(db: AsyncDatabase[Document], user_id: str) -> bool:
+    return await db[USERS].find_one({"_id": user_id}, {"_id": 1}) is not None
+
+
 async def by_email(db: AsyncDatabase[Document], email: str) -> Document | None:
     return await db[USERS].find_one({"email": normalize_email(email)})
 

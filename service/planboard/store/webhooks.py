@@ -25,7 +25,6 @@ from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from planboard.store import counting
 from planboard.store.document import Document
 
 WEBHOOKS = "webhooks"
@@ -58,10 +57,6 @@ async def get(db: AsyncDatabase[Document], workspace_id: str, webhook_id: str) -
 
 async def get_by_id(db: AsyncDatabase[Document], webhook_id: str) -> Document | None:
     return await db[WEBHOOKS].find_one({"_id": webhook_id})
-
-
-async def count(db: AsyncDatabase[Document], workspace_id: str) -> int:
-    return await counting.count(db[WEBHOOKS], {"workspace_id": workspace_id})
 
 
 async def page(

@@ -43,6 +43,10 @@ async def create(
         "created_at": now,
         "updated_at": now,
         "version": 1,
+        # store/quotas.py: its creator is its first owner (the membership follows)
+        "owner_count": 1 if created_by else 0,
+        "webhook_count": 0,
+        "invitation_count": 0,
     }
     await db[WORKSPACES].insert_one(doc)
     return doc

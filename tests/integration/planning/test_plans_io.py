@@ -205,6 +205,78 @@ async def test_import_refusals(client, db, owner, workspace_id):
     await expect_problem(response, 409)
 
 
+@pytest.mark.parametrize(
+    ("bad", "line_of", "detail"),
+    [
+        (
+            "\x00",
+            "#### T1.2: Database Configuration",
+            "task T1.2: the title must not contain control",
+        ),
+        ("\x1b[2J", "#### T1.2: Database Configuration", "(U+001B)"),
+        ("\x7f", "#### T1.2: Database Configuration", "(U+007F)"),
+    ],
+)
+async def test_import_refuses_what_patch_refuses(
+    client, db, owner, workspace_id, bad: str, line_of: str, detail: str
+):
+    """One rule for titles whatever the path (domain/text.py): a control character that a
+    PATCH refuses is refused by an import too, naming the task and the line; nothing is
+    stored."""
+    url = f"/api/v1/workspaces/{workspace_id}/projects/import"
+    before = await db.projects.count_documents({"workspace_id": workspace_id})
+    plan = SAMPLE_PLAN.replace(
+        "T1.2: Database Configuration", f"T1.2: Database{bad} Configuration", 1
+    )
+    response = await client.post(url, data=plan.encode(), headers=with_headers(owner, **MARKDOWN))
+    problem = await expect_problem(response, 422)
+    assert problem["line"] == SAMPLE_PLAN.splitlines().index(line_of) + 1
+    assert detail in problem["detail"]
+    assert problem["errors"] == [{"field": f"line {problem['line']}", "message": problem["detail"]}]
+    item = SAMPLE_PLAN.replace("  - Create basic README", f"  - Create{bad} README", 1)
+    response = await client.post(url, data=item.encode(), headers=with_headers(owner, **MARKDOWN))
+    problem = await expect_problem(response, 422)
+    assert problem["line"] == SAMPLE_PLAN.splitlines().index("  - Create basic README") + 1
+    assert "task T1.1: a Description item must not contain control" in problem["detail"]
+    assert await db.projects.count_documents({"workspace_id": workspace_id}) == before
+    # the same character through the JSON API
+    project = await import_plan(client, owner, workspace_id)
+    task = (await by_ref(client, owner, project["id"]))["T1.2"]
+    for body in ({"title": f"Database{bad} Configuration"}, {"checklist": [{"text": f"a{bad}b"}]}):
+        response = await client.patch(
+            f"/api/v1/tasks/{task['id']}", json=body, headers=owner.headers
+        )
+        await expect_problem(response, 422, next(iter(body)))
+
+
+async def test_html_comments_in_a_plan_are_not_imported(client, owner, workspace_id):
+    plan = SAMPLE_PLAN.replace(
+        "#### T1.2: Database Configuration",
+        "<!--\n#### T9: Hidden task\n- [ ] **Status**: TODO\n-->\n"
+        "<!-- #### T8: Also hidden -->\n#### T1.2: Database Configuration <!-- a note -->",
+        1,
+    )
+    project = await import_plan(client, owner, workspace_id, plan)
+    tasks = await by_ref(client, owner, project["id"])
+    assert sorted(tasks) == ["T1.1", "T1.2", "T1.3", "T2.1", "T2.2"]
+    assert tasks["T1.2"]["title"] == "Database Configuration"
+
+
+async def test_comment_markers_in_titles_survive_export_and_import(client, owner, workspace_id):
+    project = await new_project(client, owner, workspace_id, name="Markers <!--")
+    title = "Strip <!-- and --> from `<!--` input <\\!-- too"
+    task = await new_task(
+        client, owner, project["id"], title=title, checklist=[{"text": "<!-- x -->"}]
+    )
+    text = await (await export(client, owner, project["id"])).text()
+    assert "<!--" not in text
+    copy = await import_plan(client, owner, workspace_id, text)
+    assert copy["name"] == "Markers <!--"
+    (imported,) = (await by_ref(client, owner, copy["id"])).values()
+    assert imported["title"] == title == task["title"]
+    assert imported["checklist"] == [{"text": "<!-- x -->", "done": False}]
+
+
 @pytest.mark.parametrize("plan", [SAMPLE_PLAN, UNICODE_PLAN], ids=["sample", "unicode"])
 async def test_round_trip_import_export_import_loses_nothing(client, owner, workspace_id, plan):
     first = await import_plan(client, owner, workspace_id, plan)

@@ -341,7 +341,7 @@ async def test_a_project_holds_at_most_ten_thousand_tasks(client, db, owner) -> 
     project = await new_project(client, owner, ws, key="CAP")
     path = f"/api/v1/projects/{project['id']}/tasks"
     # Numbers handed out past the limit (tasks created, then deleted) are not tasks: the
-    # counter alone does not refuse a create, the count decides.
+    # numbering alone does not refuse a create, the project's task_count decides.
     await db.projects.update_one({"_id": project["id"]}, {"$set": {"task_seq": 12_000}})
     await expect(await client.post(path, json={"title": "fits"}, headers=owner.headers), 201)
     filler = [
@@ -349,6 +349,8 @@ async def test_a_project_holds_at_most_ten_thousand_tasks(client, db, owner) -> 
         for i in range(9_999)
     ]
     await db.tasks.insert_many(filler)
+    # written around the API: counted as migration 12 counts existing tasks
+    await db.projects.update_one({"_id": project["id"]}, {"$inc": {"task_count": 9_999}})
     try:
         full = await client.post(path, json={"title": "one too many"}, headers=owner.headers)
         problem = await expect_problem(full, 422)
@@ -368,22 +370,23 @@ async def test_a_create_failing_in_the_database_gives_its_task_numbers_back(
     """A write that fails after the numbers were reserved (here a string MongoDB cannot
     encode, as a lone surrogate was before the API refused them) takes no task key."""
     doc = await db.projects.find_one({"_id": project["id"]})
-    before = doc["task_seq"]
+    before, counted = doc["task_seq"], doc["task_count"]
     with pytest.raises(UnicodeEncodeError):
         await task_service.create_tasks(
             mongo_client, db, doc, Actor(owner.id, None), [{"title": "a"}, {"title": "b\ud800"}]
         )
-    assert (await db.projects.find_one({"_id": project["id"]}))["task_seq"] == before
+    after = await db.projects.find_one({"_id": project["id"]})
+    assert (after["task_seq"], after["task_count"]) == (before, counted)
     created = await new_task(client, owner, project["id"], title="next")
     assert created["key"] == f"TSK-{before + 1}"
 
 
 async def test_reserved_task_numbers_are_given_back_only_while_last(db, project):
     project_id = project["id"]
-    first = await projects_store.allocate_task_seqs(db, project_id, 3)
+    first = await projects_store.allocate_task_seqs(db, project_id, 3, max_tasks=10_000)
     assert await projects_store.release_task_seqs(db, project_id, first, 3)
-    assert await projects_store.allocate_task_seqs(db, project_id, 2) == first
-    later = await projects_store.allocate_task_seqs(db, project_id, 1)
+    assert await projects_store.allocate_task_seqs(db, project_id, 2, max_tasks=10_000) == first
+    later = await projects_store.allocate_task_seqs(db, project_id, 1, max_tasks=10_000)
     # a reservation behind the first one: giving the first back would reuse numbers
     assert not await projects_store.release_task_seqs(db, project_id, first, 2)
     assert await projects_store.release_task_seqs(db, project_id, later, 1)

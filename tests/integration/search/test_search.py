@@ -120,6 +120,34 @@ async def test_workspace_isolation_and_narrowing(client, db) -> None:
     await found(client, alice.headers, [pb["id"]], q=w, workspace_id=ws_b)
 
 
+async def test_a_project_the_caller_cannot_see_is_a_404_like_a_workspace(client) -> None:
+    alice, bob = await new_user(client), await new_user(client)
+    ws_a, ws_a2 = await new_workspace(client, alice), await new_workspace(client, alice)
+    ws_b = await new_workspace(client, bob)
+    w = word()
+    pa = await new_project(client, alice, ws_a, name=f"A {w}")
+    pa2 = await new_project(client, alice, ws_a2, name=f"A2 {w}")
+    pb = await new_project(client, bob, ws_b, name=f"B {w}")
+    await found(client, alice.headers, [pa["id"]], q=w, project_id=pa["id"])
+    await found(client, alice.headers, [pa2["id"]], q=w, workspace_id=ws_a2, project_id=pa2["id"])
+    refused = [
+        {"project_id": pb["id"]},  # another tenant's project
+        {"project_id": pb["id"], "workspace_id": ws_a},
+        {"project_id": "0" * 24},  # no such project
+        {"project_id": pa2["id"], "workspace_id": ws_a},  # the caller's, in another workspace
+        {"workspace_id": ws_b},
+    ]
+    for params in refused:
+        response = await client.get(
+            "/api/v1/search", params={"q": w, **params}, headers=alice.headers
+        )
+        body = await expect_problem(response, 404)
+        expected = "workspace" if "project_id" not in params else "project"
+        assert body["detail"] == f"{expected} not found", (params, body)
+    # bob sees his own project through the same filter
+    await found(client, bob.headers, [pb["id"]], q=w, project_id=pb["id"])
+
+
 async def test_filters(client) -> None:
     owner = await new_user(client)
     ws = await new_workspace(client, owner)

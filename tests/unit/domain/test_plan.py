@@ -7,7 +7,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from planboard.domain.errors import PlanSyntaxError
@@ -25,6 +25,7 @@ from planboard.domain.plan import (
     parse_plan,
     render_plan,
 )
+from planboard.domain.text import MAX_CHECKLIST, MAX_PHASES
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 
@@ -167,6 +168,92 @@ def test_code_fences_and_other_sections_are_ignored() -> None:
     doc = parse_plan(text)
     assert [t.ref for t in doc.tasks()] == ["T1.1", "T1.2"]
     assert [p.name for p in doc.phases] == ["Phase 1: Start"]
+
+
+def test_html_comments_are_ignored() -> None:
+    text = BASE.replace(
+        "#### T1.2: Second\n",
+        "<!--\n#### T9: Commented out\n- **Status**: DONE\n-->\n"
+        "<!-- #### T8: On one line -->\n"
+        "#### T1.2: Second <!-- not part of the title -->\n",
+    ).replace(
+        "- **Estimated**: 1 hour\n",
+        "- **Estimated**: <!-- was 3 --> 1 hour\n- **Description**:\n"
+        "  - kept <!-- dropped\n  - also dropped\n  -->\n  - after the comment\n"
+        "  - `<!-- in a code span -->` stays\n  - <!-->empty comment\n",
+    )
+    doc = parse_plan(text)
+    assert [(t.ref, t.title) for t in doc.tasks()] == [("T1.1", "First"), ("T1.2", "Second")]
+    first = doc.tasks()[0]
+    assert first.estimate_hours == 1.0
+    assert [item.text for item in first.checklist] == [
+        "kept",
+        "after the comment",
+        "`<!-- in a code span -->` stays",
+        "empty comment",
+    ]
+
+
+def test_a_comment_line_does_not_end_the_overview_description() -> None:
+    text = with_line(5, "**Description**: first line\n<!-- a note -->\nsecond line")
+    assert parse_plan(text).description == "first line second line"
+
+
+def test_an_unclosed_comment_is_an_error_at_its_line() -> None:
+    error = parse_error(BASE + "\n<!-- forgot to close\n#### T1.3: Hidden?\n")
+    assert (error.line, error.detail) == (
+        20,
+        "an HTML comment opened here is never closed with -->",
+    )
+
+
+@pytest.mark.parametrize(
+    ("number", "replacement", "message"),
+    [
+        (
+            11,
+            "#### T1.1: Nul\x00here",
+            "task T1.1: the title must not contain control characters (U+0000)",
+        ),
+        (
+            11,
+            "#### T1.1: \x1b[31mred",
+            "task T1.1: the title must not contain control characters (U+001B)",
+        ),
+        (11, "#### T1.1: del\x7f", "(U+007F)"),
+        (11, "#### T1.1: c1\x85next", "(U+0085)"),
+        (11, "#### T1.1: " + "x" * 501, "task T1.1: the title must be at most 500 characters"),
+        (
+            14,
+            "- **Description**: esc\x1b",
+            "task T1.1: a Description item must not contain control",
+        ),
+        (9, "### Phase\x00 1: Start", "phase name must not contain control characters (U+0000)"),
+        (9, "### " + "P" * 101, "phase name must be at most 100 characters"),
+        (5, "**Project Name**: De\x07mo", "the project name must not contain control characters"),
+        (5, "**Project Name**: " + "D" * 201, "the project name must be at most 200 characters"),
+    ],
+)
+def test_text_follows_the_api_rules(number: int, replacement: str, message: str) -> None:
+    """The JSON API's rule (domain/text.py): refused with the line, never stored."""
+    error = parse_error(with_line(number, replacement))
+    assert error.line == number
+    assert message in error.detail
+
+
+def test_a_tab_and_unicode_separators_are_text() -> None:
+    doc = parse_plan(with_line(11, "#### T1.1: tab\there\u2028line sep"))
+    assert doc.tasks()[0].title == "tab\there\u2028line sep"
+
+
+def test_too_many_phases_and_description_items() -> None:
+    phases = "".join(f"### Phase {i}\n" for i in range(MAX_PHASES + 1))
+    error = parse_error(BASE + phases)
+    assert "too many phases: a project holds at most 100" in error.detail
+    items = "".join(f"  - item {i}\n" for i in range(MAX_CHECKLIST + 1))
+    error = parse_error(BASE + "- **Description**:\n" + items)
+    assert error.line == 20 + MAX_CHECKLIST
+    assert "at most 200 Description items" in error.detail
 
 
 @pytest.mark.parametrize(
@@ -381,8 +468,18 @@ def test_documents_over_two_mebibytes_are_refused() -> None:
 
 # --------------------------------------------------------------------------- round trip property
 
-NO_LINE_BREAKS = st.characters(exclude_categories=["Cs"], exclude_characters="\r\n")
-one_line = st.text(NO_LINE_BREAKS, min_size=1, max_size=24).map(str.strip).filter(bool)
+# Text a title may hold (domain/text.py: no control characters but the tab), with the
+# pieces of Markdown the parser treats specially mixed in: comment markers, escapes of
+# them, backticks (code spans).
+TITLE_CHARACTERS = st.characters(exclude_categories=["Cs", "Cc"], include_characters="\t")
+MARKUP = st.sampled_from(["", "<!--", "-->", "<!-->", "<\\!--", "<\\\\!--", "`", "``", "\\"])
+one_line = st.builds(
+    lambda *parts: "".join(parts).strip(),
+    st.text(TITLE_CHARACTERS, max_size=10),
+    MARKUP,
+    st.text(TITLE_CHARACTERS, max_size=10),
+    MARKUP,
+).filter(bool)
 estimates = st.none() | st.integers(0, 1_000_000).map(lambda cents: cents / 100)
 
 
@@ -437,10 +534,59 @@ def without_lines(doc: PlanDocument) -> PlanDocument:
     )
 
 
-@settings(max_examples=300)
+# Whole documents are large inputs: generating them is slow on a busy machine by nature.
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
 @given(plan_documents(), st.none() | st.dates())
 def test_render_then_parse_gives_back_the_document(doc: PlanDocument, day: date | None) -> None:
     parsed = parse_plan(render_plan(doc, generated=day, updated=day))
     assert parsed == doc
     assert without_lines(parsed).phases == doc.phases
     assert all(t.line > 0 for t in parsed.tasks())
+
+
+COMMENT_TEXT = st.text(
+    st.characters(exclude_categories=["Cs"], exclude_characters="\r"), max_size=40
+).filter(lambda text: "-->" not in text)
+
+
+@settings(max_examples=100, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    plan_documents(),
+    st.lists(st.tuples(st.integers(0, 10_000), st.booleans(), COMMENT_TEXT), max_size=8),
+)
+def test_comments_anywhere_between_lines_change_nothing(
+    doc: PlanDocument, comments: list[tuple[int, bool, str]]
+) -> None:
+    """HTML comments (holding anything, headings and fields included) on lines of their own
+    anywhere in a plan, or after a line's text, leave the document as it was."""
+    lines = render_plan(doc).split("\n")
+    for position, own_line, text in comments:
+        at = position % (len(lines) + 1)
+        comment = f"<!--{text}-->"
+        if own_line or at == len(lines) or not lines[at].strip() or "`" in lines[at]:
+            lines.insert(at, comment)
+        else:  # after the text of a heading, field or item (not next to a code span)
+            lines[at] = f"{lines[at]} {comment}"
+    assert parse_plan("\n".join(lines)) == doc
+
+
+def test_markdown_round_trip_keeps_comment_markers_in_text() -> None:
+    doc = parse_plan(BASE)
+    tricky = "Parse <!-- and --> and <\\!-- literally, `<!--` too"
+    changed = replace(
+        doc,
+        name="Demo <!--",
+        phases=(
+            replace(
+                doc.phases[0],
+                name="Phase <!-- 1",
+                tasks=(
+                    replace(doc.tasks()[0], title=tricky, checklist=(ChecklistItem("<!-->"),)),
+                    doc.tasks()[1],
+                ),
+            ),
+        ),
+    )
+    rendered = render_plan(changed)
+    assert "#### T1.1: Parse <\\!-- and --> and <\\\\!-- literally, `<\\!--` too\n" in rendered
+    assert parse_plan(rendered) == changed
