@@ -4,7 +4,8 @@ The API runs in a thread of its own (a real TCP port, its own event loop) so tha
 schemathesis' synchronous client can call it. A real user, workspace, project, tasks
 and the other resources are created first; path parameters schemathesis cannot guess
 are filled from them. Each operation gets ``MAX_EXAMPLES`` valid and as many invalid
-cases (deterministic: ``derandomize``), and every response must:
+cases (deterministic: ``derandomize``; every operation always runs, none is skipped for
+time: the module takes about 3 minutes on an idle 2-core machine), and every response must:
 
 - never be a 5xx;
 - have a documented status code, content type, headers and (where declared) body schema;
@@ -26,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -55,7 +55,6 @@ from planboard.config import Settings
 pytestmark = pytest.mark.integration
 
 MAX_EXAMPLES = 20
-BUDGET_S = 200.0  # the whole module; operations past it are skipped, never silently passed
 PASSWORD = "correct horse battery staple"
 CHECKS = [
     not_a_server_error,
@@ -230,8 +229,6 @@ def world(api: ThreadedServer) -> dict[str, Any]:
 # operation into a 404: these get schemathesis' own (random) path values instead.
 KEEP_GENERATED = {"DELETE"}
 
-CLOCK: dict[str, float] = {}  # when this module's first operation started
-
 
 @pytest.mark.parametrize(
     ("method", "path", "mode"), OPERATIONS, ids=[f"{g.value}-{m} {p}" for m, p, g in OPERATIONS]
@@ -239,9 +236,6 @@ CLOCK: dict[str, float] = {}  # when this module's first operation started
 def test_operation_conforms(
     world: dict[str, Any], method: str, path: str, mode: GenerationMode
 ) -> None:
-    started = CLOCK.setdefault("start", time.monotonic())
-    if time.monotonic() - started > BUDGET_S:
-        pytest.skip(f"fuzzing time budget ({BUDGET_S:.0f}s) spent")
     base = world["base"]
     schema = schemathesis.openapi.from_url(f"{base}/api/openapi.json")
     operation = schema[path][method]
