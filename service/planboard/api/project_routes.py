@@ -188,7 +188,8 @@ async def list_projects(request: web.Request) -> web.Response:
     summary="Import a Markdown plan (Content-Type: text/markdown) as a new project",
     description=(
         "The body is a plan in the format of plan-template.md, at most 2 MiB. "
-        "Always answers 201 with the project (imports run in the request)."
+        "A plan of up to 500 tasks is imported in the request (201 with the project); a "
+        "larger one by the jobs worker (202 with the job to poll at Location)."
     ),
     security=BEARER,
 )
