@@ -16,7 +16,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: help setup system servers k8s-tools run test test-unit test-integration test-compat test-k8s lint format clean
+.PHONY: help setup system servers k8s-tools cluster-tools run test test-unit test-integration test-compat test-k8s test-cluster lint format clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -40,6 +40,9 @@ servers: setup ## download/build the dev servers into the cache (idempotent)
 k8s-tools: setup ## build the control plane, Helm, kubeconform and promtool into the cache (idempotent)
 	$(BIN)/python -m planboard.devstack.k8stools
 
+cluster-tools: k8s-tools ## build the one-node cluster's tools and the images from this tree (idempotent; root)
+	$(BIN)/python -m planboard.devstack.cluster tools
+
 run: servers ## start the whole stack on embedded dev servers (API on http://127.0.0.1:8080)
 	$(BIN)/planboard dev
 
@@ -61,8 +64,12 @@ test-integration: servers ## integration tests against real servers the session 
 test-k8s: k8s-tools ## operator/cluster tests on a local kube-apiserver (built once, cached)
 	$(BIN)/pytest tests/k8s $(PYTEST_ARGS)
 
+test-cluster: cluster-tools ## the chart's real Pods on a one-node cluster in a network namespace (root, ~2 GB RAM; docs/cluster.md)
+	status=0; $(BIN)/pytest tests/cluster $(PYTEST_ARGS) || status=$$?; \
+	$(BIN)/python -m planboard.devstack.cluster down --check || status=1; exit $$status
+
 test: lint servers k8s-tools ## everything CI runs: lint, types, unit, compat, integration and k8s tests
-	$(BIN)/pytest tests $(PYTEST_ARGS)
+	$(BIN)/pytest tests --ignore=tests/cluster $(PYTEST_ARGS)
 
 format: setup ## apply ruff's formatting and safe fixes
 	$(BIN)/ruff check --fix service operator tests
