@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -28,7 +30,7 @@ from typing import Any
 import pytest
 
 from planboard.devstack.cluster import ClusterTools, NodeCluster, build_images, ensure_tools
-from planboard.devstack.cluster.tools import chart_dir
+from planboard.devstack.cluster.tools import chart_dir, source_root
 
 #: Every cluster test may take this long, the session's bring-up included (it runs in the
 #: first test's setup): cold image layers and a dozen Pods starting on two cores.
@@ -50,13 +52,23 @@ def cluster_tools() -> ClusterTools:
     return ensure_tools()
 
 
+def session_run_dir() -> Path:
+    """``PLANBOARD_CLUSTER_RUN_DIR``, else a new ``.planboard/cluster/run-<time>-*`` of the
+    checkout (pytest's own temp dirs are rotated by every root pytest session on the
+    machine, which would take the logs of a failed run with them); the last three runs
+    are kept."""
+    if os.environ.get("PLANBOARD_CLUSTER_RUN_DIR"):
+        return Path(os.environ["PLANBOARD_CLUSTER_RUN_DIR"])
+    runs = source_root() / ".planboard" / "cluster"
+    runs.mkdir(parents=True, exist_ok=True)
+    for old in sorted(runs.glob("run-*"))[:-2]:
+        shutil.rmtree(old, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=time.strftime("run-%Y%m%dT%H%M%S-"), dir=runs))
+
+
 @pytest.fixture(scope="session")
-def cluster(
-    tmp_path_factory: pytest.TempPathFactory, cluster_tools: ClusterTools
-) -> Iterator[NodeCluster]:
-    run_dir = Path(
-        os.environ.get("PLANBOARD_CLUSTER_RUN_DIR") or tmp_path_factory.mktemp("cluster")
-    )
+def cluster(cluster_tools: ClusterTools) -> Iterator[NodeCluster]:
+    run_dir = session_run_dir()
     images = build_images(cluster_tools, run_dir / "images")
     node = NodeCluster(run_dir, cluster_tools, images, log=lambda line: print(f"cluster: {line}"))
 

@@ -473,6 +473,92 @@ def test_with_redis_stopped_the_pods_stay_ready_and_the_service_answers(
     )
 
 
+def test_with_redis_gating_readiness_the_same_outage_empties_the_service(
+    release: Release,
+) -> None:
+    """The rule the readiness fix replaced, on the same node: with redis in
+    PLANBOARD_READY_CHECKS (as every check was before) a Redis outage takes every API Pod
+    out of the Service, though the API could serve. The setting still works for those who
+    want it strict."""
+    kubectl, cluster = release.kubectl, release.cluster
+
+    def ready_checks(value: str) -> list[dict[str, Any]]:
+        release.helm(
+            "upgrade",
+            RELEASE,
+            str(release.chart),
+            "-n",
+            NAMESPACE,
+            "--reuse-values",
+            "--set-string",
+            f"stack.config.extra.PLANBOARD_READY_CHECKS={value}",
+            "--wait",
+            "--timeout",
+            "5m",
+        )
+
+        def rolled() -> list[dict[str, Any]] | None:
+            pods = ready_api_pods(kubectl, 2)
+            if not pods:
+                return None
+            for pod in pods:
+                env = kubectl(
+                    "exec",
+                    pod["metadata"]["name"],
+                    "--",
+                    "printenv",
+                    "PLANBOARD_READY_CHECKS",
+                    check=False,
+                )
+                if env.strip() != value.replace("\\,", ","):
+                    return None
+            return pods
+
+        pods: list[dict[str, Any]] = wait_for(
+            rolled,
+            timeout=WAIT_S,
+            what=f"API Pods with PLANBOARD_READY_CHECKS={value}",
+            cluster=cluster,
+            namespace=NAMESPACE,
+            interval=2,
+        )
+        return pods
+
+    ready_checks("mongodb\\,kafka\\,redis")
+    try:
+        cluster.stop_backend("redis")
+        stopped = time.monotonic()
+        try:
+            wait_for(
+                lambda: ready_endpoints(kubectl) == [],
+                timeout=90,
+                what="the API Service without endpoints",
+                cluster=cluster,
+                namespace=NAMESPACE,
+                interval=0.5,
+            )
+            emptied = time.monotonic() - stopped
+            try:
+                answer: object = http("GET", release.api_url + "/readyz", timeout=3).status
+            except OSError as exc:  # no endpoint left: kube-proxy rejects the connection
+                answer = type(exc).__name__
+        finally:
+            cluster.start_backend("redis")
+        print(
+            f"\nredis gating readiness: no endpoint left {emptied:.1f}s after the stop ({answer})"
+        )
+        assert answer != 200
+        wait_for(
+            lambda: len(ready_endpoints(kubectl)) == 2,
+            timeout=120,
+            what="both API Pods back in the Service",
+            cluster=cluster,
+            namespace=NAMESPACE,
+        )
+    finally:
+        ready_checks("mongodb")
+
+
 def test_a_scheduled_backup_runs_as_a_job_and_a_restore_brings_the_data_back(
     release: Release,
 ) -> None:

@@ -94,45 +94,71 @@ def undo(state: HostState, log: Callable[[str], None] = lambda _: None) -> list[
 
     Order: every process of the cluster's cgroups (Pods, shims, daemons) by pid, mounts
     under its run directory, its network namespace, its cgroups, the kernel settings, the
-    fixed host paths; finally the state file. Safe to repeat.
+    fixed host paths. Every step runs even if an earlier one failed; the state file goes
+    only when all succeeded (so ``down`` can try again), else ServerError names the
+    failures. Safe to repeat.
     """
     done: list[str] = []
+    failed: list[str] = []
     cgroup = host.CgroupTree(state.cgroup)
-    if cgroup.exists():
-        killed = cgroup.kill_all()
-        if killed:
-            done.append(f"stopped {killed} processes of cgroup {state.cgroup}")
     run_dir = Path(state.run_dir)
-    unmounted = host.unmount_all(run_dir)
-    if unmounted:
-        done.append(f"unmounted {len(unmounted)} mounts under {run_dir}")
     namespace = host.NetworkNamespace(state.netns, NODE_IP)
-    if namespace.exists():
+
+    def kill() -> str:
+        killed = cgroup.kill_all() if cgroup.exists() else 0
+        return f"stopped {killed} processes of cgroup {state.cgroup}" if killed else ""
+
+    def unmount() -> str:
+        points = host.unmount_all(run_dir)
+        return f"unmounted {len(points)} mounts under {run_dir}" if points else ""
+
+    def delete_namespace() -> str:
+        if not namespace.exists():
+            return ""
         namespace.delete()
-        done.append(f"deleted network namespace {state.netns}")
-    if cgroup.exists():
+        return f"deleted network namespace {state.netns}"
+
+    def remove_cgroup() -> str:
+        if not cgroup.exists():
+            return ""
         cgroup.remove()
-        done.append(f"removed cgroup {state.cgroup}")
-    restored = host.restore_sysctls(state.sysctls)
-    if restored:
-        done.append(f"restored {', '.join(restored)}")
-    removed = host.clean_host_paths(
-        existed_before=state.existed_before,
-        shim_sockets_before=state.shim_sockets_before,
-        run_dir=run_dir,
-        cni_network=state.cni_network,
-    )
-    if removed:
-        done.append(f"removed {', '.join(removed)}")
-    left = host.leftovers(state.existed_before)
-    if left:
-        done.append(f"LEFT on the host (not removed, not known to be the cluster's): {left}")
+        return f"removed cgroup {state.cgroup}"
+
+    def restore() -> str:
+        restored = host.restore_sysctls(state.sysctls)
+        return f"restored {', '.join(restored)}" if restored else ""
+
+    def clean_paths() -> str:
+        removed = host.clean_host_paths(
+            existed_before=state.existed_before,
+            shim_sockets_before=state.shim_sockets_before,
+            run_dir=run_dir,
+            cni_network=state.cni_network,
+        )
+        left = host.leftovers(state.existed_before)
+        if left:
+            raise ServerError(f"left on the host, not known to be the cluster's: {left}")
+        return f"removed {', '.join(removed)}" if removed else ""
+
+    for step in (kill, unmount, delete_namespace, remove_cgroup, restore, clean_paths):
+        try:
+            line = step()
+        except (OSError, ServerError) as exc:
+            failed.append(f"{step.__name__}: {exc}")
+            log(f"FAILED {step.__name__}: {exc}")
+            continue
+        if line:
+            done.append(line)
+            log(line)
+    if failed:
+        raise ServerError(
+            "the cluster's host changes could not all be undone (state kept in "
+            f"{STATE_PATH}; `python -m planboard.devstack.cluster down` tries again): {failed}"
+        )
     with contextlib.suppress(FileNotFoundError):
         STATE_PATH.unlink()
     with contextlib.suppress(OSError):
         STATE_PATH.parent.rmdir()
-    for line in done:
-        log(line)
     return done
 
 
@@ -338,11 +364,13 @@ class NodeCluster:
                 process.stop()
         finally:
             self.namespace.leave()
-            if self.state is not None:
-                undo(self.state, self.log)
-                self.state = None
-                self._prune_run_dir()
-            self._lock.release()
+            try:
+                if self.state is not None:
+                    undo(self.state, self.log)
+                    self.state = None
+                    self._prune_run_dir()
+            finally:
+                self._lock.release()
 
     def _prune_run_dir(self) -> None:
         """Delete the bulky state (unpacked images, kubelet and containerd data), keep the
