@@ -83,12 +83,15 @@ cleanup() {
 trap cleanup EXIT
 
 START=$SECONDS
+rm -f "$ROOT/planboard-build.log"
 
 # -- 1. the stand-in base image ---------------------------------------------------------
 key=$(
     {
         echo "bookworm $MIRROR $PACKAGES python $PYTHON_VERSION $PYTHON_PREFIX"
-        cat "$CA_BUNDLE" "${BASH_SOURCE[0]}"
+        cat "$CA_BUNDLE"
+        # This section of the script: how the stand-in is made (not the rest).
+        sed -n '/^# -- 1\./,/^# -- 2\./p' "${BASH_SOURCE[0]}"
     } | sha256sum | cut -c1-16
 )
 BASE_DIR="$ROOT/python-standin-$key"
@@ -140,11 +143,17 @@ fi
 
 # -- 2. the Planboard image (the unchanged Dockerfile) -----------------------------------
 step=$SECONDS
-"${BUILDAH[@]}" bud --isolation chroot --pull=never --layers -t "$IMAGE_REF" \
-    -f "$SOURCE/Dockerfile" "$SOURCE" >"$ROOT/planboard-build.log" 2>&1 || {
-    tail -40 "$ROOT/planboard-build.log" >&2
-    die "building the Planboard image failed; log $ROOT/planboard-build.log"
-}
+# The builder stage first, under a tag of its own: its layers (uv and the dependencies,
+# the slow part) are then never "dangling", so the prune below keeps them for the next run.
+for target in builder runtime; do
+    tag=$IMAGE_REF
+    [[ $target == builder ]] && tag=localhost/planboard-builder-cache:latest
+    "${BUILDAH[@]}" bud --isolation chroot --pull=never --layers --target "$target" -t "$tag" \
+        -f "$SOURCE/Dockerfile" "$SOURCE" >>"$ROOT/planboard-build.log" 2>&1 || {
+        tail -40 "$ROOT/planboard-build.log" >&2
+        die "building the Planboard image ($target stage) failed; log $ROOT/planboard-build.log"
+    }
+done
 log "Planboard image $IMAGE_REF built in $((SECONDS - step))s (log $ROOT/planboard-build.log)"
 
 # -- 3. the pause image --------------------------------------------------------------------
@@ -156,11 +165,32 @@ printf 'FROM scratch\nCOPY pause /pause\nUSER 65535:65535\nENTRYPOINT ["/pause"]
     -f "$pause_ctx/Containerfile" "$pause_ctx" >&2 || die "building the pause image failed"
 
 # -- export -------------------------------------------------------------------------------
-mkdir -p "$OUT"
-rm -f "$OUT/planboard.tar" "$OUT/pause.tar"
-"${BUILDAH[@]}" push --quiet "$IMAGE_REF" "oci-archive:$OUT/planboard.tar:$IMAGE_REF" >&2
-"${BUILDAH[@]}" push --quiet "$PAUSE_REF" "oci-archive:$OUT/pause.tar:$PAUSE_REF" >&2
-# Layers no tag refers to any more (earlier builds of the code layers).
+# One archive per image ID in the cache (written once), hard-linked into OUT: a warm run
+# whose images did not change exports nothing, and a concurrent build of other code can
+# never replace the archive this run's OUT names.
+mkdir -p "$OUT" "$ROOT/archives"
+keep=()
+export_image() { # ref, file name in OUT
+    local id archive
+    id=$("${BUILDAH[@]}" images --no-trunc --quiet "$1" | head -1)
+    id=${id#sha256:}
+    [[ -n "$id" ]] || die "no image $1 after the build"
+    archive="$ROOT/archives/$id.tar"
+    if [[ ! -f "$archive" ]]; then
+        rm -f "$archive.tmp"
+        "${BUILDAH[@]}" push --quiet "$1" "oci-archive:$archive.tmp:$1" >&2
+        mv "$archive.tmp" "$archive"
+    fi
+    rm -f "$OUT/$2"
+    ln "$archive" "$OUT/$2" 2>/dev/null || cp "$archive" "$OUT/$2"
+    keep+=("$archive")
+}
+export_image "$IMAGE_REF" planboard.tar
+export_image "$PAUSE_REF" pause.tar
+# Archives and layers nothing refers to any more (the code of earlier builds).
+for archive in "$ROOT"/archives/*.tar; do
+    [[ " ${keep[*]} " == *" $archive "* ]] || rm -f "$archive"
+done
 "${BUILDAH[@]}" rmi --prune >/dev/null 2>&1 || true
 log "images ready in $OUT after $((SECONDS - START))s"
 echo "$OUT"
