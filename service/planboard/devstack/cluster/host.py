@@ -192,11 +192,12 @@ class CgroupTree:
         """Every process in the subtree, in any hierarchy."""
         found: set[int] = set()
         for top in self.dirs():
-            if not top.is_dir():
-                continue
-            for procs in top.rglob("cgroup.procs"):
-                with contextlib.suppress(OSError):
-                    found.update(int(p) for p in procs.read_text().split())
+            # os.walk skips what vanishes under it: the kubelet and runc remove cgroups
+            # while the processes in them die.
+            for directory, _, _ in os.walk(top):
+                with contextlib.suppress(OSError, ValueError):
+                    procs = Path(directory, "cgroup.procs").read_text()
+                    found.update(int(p) for p in procs.split())
         return found
 
     def kill_all(self, grace: float = 5.0) -> int:
@@ -222,13 +223,9 @@ class CgroupTree:
     def remove(self) -> None:
         """rmdir the subtree (deepest first) in every hierarchy; it must be empty."""
         for top in self.dirs():
-            if not top.is_dir():
-                continue
-            for directory in sorted(
-                (d for d in top.rglob("*") if d.is_dir()), key=lambda d: len(d.parts), reverse=True
-            ):
-                _rmdir_cgroup(directory)
-            _rmdir_cgroup(top)
+            # Deepest first; os.walk(topdown=False) lists children before their parent.
+            for directory, _, _ in os.walk(top, topdown=False):
+                _rmdir_cgroup(Path(directory))
 
     def exists(self) -> bool:
         return any(d.is_dir() for d in self.dirs())
