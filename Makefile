@@ -64,12 +64,23 @@ test-integration: servers ## integration tests against real servers the session 
 test-k8s: k8s-tools ## operator/cluster tests on a local kube-apiserver (built once, cached)
 	$(BIN)/pytest tests/k8s $(PYTEST_ARGS)
 
-test-cluster: cluster-tools ## the chart's real Pods on a one-node cluster in a network namespace (root, ~2 GB RAM; docs/cluster.md)
+# The cluster tests, then a check that their teardown left nothing on the host.
+define cluster_pytest
 	status=0; $(BIN)/pytest tests/cluster $(PYTEST_ARGS) || status=$$?; \
 	$(BIN)/python -m planboard.devstack.cluster down --check || status=1; exit $$status
+endef
 
-test: lint servers k8s-tools ## everything CI runs: lint, types, unit, compat, integration and k8s tests
+test-cluster: cluster-tools ## the chart's real Pods on a one-node cluster in a network namespace (root, ~2 GB RAM; docs/cluster.md)
+	$(cluster_pytest)
+
+# The cluster tests run in a pytest session of their own, after the rest: never next to
+# the integration servers' load, and the whole machine's memory is theirs. CLUSTER_TESTS=0
+# leaves them out, for hosts that cannot run them (docs/cluster.md, "Requirements"): the
+# hosted workflow's cgroup v2 runner; never on the project's machines.
+CLUSTER_TESTS ?= 1
+test: lint servers k8s-tools $(if $(filter 1,$(CLUSTER_TESTS)),cluster-tools) ## everything CI runs: lint, types, unit, compat, integration, k8s and cluster tests
 	$(BIN)/pytest tests --ignore=tests/cluster $(PYTEST_ARGS)
+	$(if $(filter 1,$(CLUSTER_TESTS)),$(cluster_pytest),@echo "cluster tests left out (CLUSTER_TESTS=$(CLUSTER_TESTS))")
 
 format: setup ## apply ruff's formatting and safe fixes
 	$(BIN)/ruff check --fix service operator tests
