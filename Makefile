@@ -17,7 +17,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: help setup setup-run system system-run servers k8s-tools js-tools run test test-unit test-integration test-compat test-k8s lint format clean
+.PHONY: help setup setup-run system system-run servers k8s-tools js-tools cluster-tools run test test-unit test-integration test-compat test-k8s test-cluster lint format clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -57,6 +57,9 @@ k8s-tools: setup ## build the control plane, Helm, kubeconform and promtool into
 js-tools: setup ## install the npm packages the tests use (mermaid's parser) into the cache (idempotent)
 	$(BIN)/python -m tests.utils.jstools
 
+cluster-tools: k8s-tools ## build the one-node cluster's tools and the images from this tree (idempotent; root)
+	$(BIN)/python -m planboard.devstack.cluster tools
+
 run: servers ## start the whole stack on embedded dev servers (API on http://127.0.0.1:8080)
 	$(BIN)/planboard dev
 
@@ -78,8 +81,23 @@ test-integration: setup servers js-tools ## integration tests against real serve
 test-k8s: k8s-tools ## operator/cluster tests on a local kube-apiserver (built once, cached)
 	$(BIN)/pytest tests/k8s $(PYTEST_ARGS)
 
-test: lint servers k8s-tools js-tools ## everything CI runs: lint, types, unit, compat, integration and k8s tests
-	$(BIN)/pytest tests $(PYTEST_ARGS)
+# The cluster tests, then a check that their teardown left nothing on the host.
+define cluster_pytest
+	status=0; $(BIN)/pytest tests/cluster $(PYTEST_ARGS) || status=$$?; \
+	$(BIN)/python -m planboard.devstack.cluster down --check || status=1; exit $$status
+endef
+
+test-cluster: cluster-tools ## the chart's real Pods on a one-node cluster in a network namespace (root, ~2 GB RAM; docs/cluster.md)
+	$(cluster_pytest)
+
+# The cluster tests run in a pytest session of their own, after the rest: never next to
+# the integration servers' load, and the whole machine's memory is theirs. CLUSTER_TESTS=0
+# leaves them out, for hosts that cannot run them (docs/cluster.md, "Requirements"): the
+# hosted workflow's cgroup v2 runner; never on the project's machines.
+CLUSTER_TESTS ?= 1
+test: lint servers k8s-tools js-tools $(if $(filter 1,$(CLUSTER_TESTS)),cluster-tools) ## everything CI runs: lint, types, unit, compat, integration, k8s and cluster tests
+	$(BIN)/pytest tests --ignore=tests/cluster $(PYTEST_ARGS)
+	$(if $(filter 1,$(CLUSTER_TESTS)),$(cluster_pytest),@echo "cluster tests left out (CLUSTER_TESTS=$(CLUSTER_TESTS))")
 
 format: setup ## apply ruff's formatting and safe fixes
 	$(BIN)/ruff check --fix service operator tests

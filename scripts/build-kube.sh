@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
-# Build a local Kubernetes control plane once into the Planboard cache:
-#   kube-apiserver, kube-controller-manager, kubectl (k8s.io/kubernetes) and
-#   etcd (go.etcd.io/etcd/server/v3, the version Kubernetes itself pins).
+# Build a local Kubernetes once into the Planboard cache, in two parts:
+#   build-kube.sh [control-plane]  kube-apiserver, kube-controller-manager, kubectl
+#                                  (k8s.io/kubernetes) and etcd (go.etcd.io/etcd/server/v3,
+#                                  the version Kubernetes itself pins): tests/k8s
+#   build-kube.sh node             kubelet, kube-scheduler, kube-proxy and the pause
+#                                  container's program (Kubernetes' own build/pause/linux/
+#                                  pause.c, compiled static with the machine's C compiler):
+#                                  the one-node cluster of tests/cluster (make test-cluster)
 #
 # Everything comes from the Go module proxy and is compiled with the machine's
 # Go (>= 1.26; the toolchain line of go.mod lets an older `go` fetch it through
@@ -12,9 +17,11 @@
 # the main packages from there.
 #
 # Result: $PLANBOARD_CACHE_DIR/kube/v<version>/bin/{kube-apiserver,
-# kube-controller-manager,kubectl,etcd}; the bin directory is printed on stdout
-# (progress and timings go to stderr). A marker makes a second run instant, a
-# flock serialises concurrent runs, and the ~3.5 GB build tree (module and build
+# kube-controller-manager,kubectl,etcd} for the control plane, .../node/bin/{kubelet,
+# kube-scheduler,kube-proxy,pause} for the node; the bin directory is printed on stdout
+# (progress and timings go to stderr). Each part has its own marker (so a cached control
+# plane stays valid when the node is added), a second run is instant, one flock per
+# version serialises concurrent runs, and the ~3.5 GB build tree (module and build
 # caches) is deleted once the binaries are copied out.
 #
 # Environment: PLANBOARD_KUBE_VERSION (default below), PLANBOARD_CACHE_DIR,
@@ -25,15 +32,29 @@ KUBE_VERSION="${PLANBOARD_KUBE_VERSION:-1.36.3}"
 KUBE_VERSION="${KUBE_VERSION#v}"
 CACHE="${PLANBOARD_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/planboard}"
 ROOT="$CACHE/kube/v$KUBE_VERSION"
-BIN="$ROOT/bin"
-MARKER="$ROOT/.complete"
-BINARIES=(kube-apiserver kube-controller-manager kubectl etcd)
+PART="${1:-control-plane}"
 
 log() { printf '[build-kube] %s\n' "$*" >&2; }
 die() {
     log "ERROR: $*"
     exit 1
 }
+
+case "$PART" in
+control-plane)
+    PART_ROOT="$ROOT"
+    BINARIES=(kube-apiserver kube-controller-manager kubectl etcd)
+    GO_MAINS=(kube-apiserver kube-controller-manager kubectl)
+    ;;
+node)
+    PART_ROOT="$ROOT/node"
+    BINARIES=(kubelet kube-scheduler kube-proxy pause)
+    GO_MAINS=(kubelet kube-scheduler kube-proxy)
+    ;;
+*) die "usage: build-kube.sh [control-plane|node], got '$PART'" ;;
+esac
+BIN="$PART_ROOT/bin"
+MARKER="$PART_ROOT/.complete"
 
 complete() {
     [[ -f "$MARKER" ]] || return 1
@@ -79,7 +100,12 @@ step() {
     step_start=$SECONDS
 }
 
-BUILD="$ROOT/build"
+if [[ "$PART" == node ]]; then
+    CC="${CC:-$(command -v cc || true)}"
+    [[ -n "$CC" ]] || die "no C compiler (cc) found: the pause program is built from Kubernetes' pause.c (apt-get install gcc libc6-dev)"
+fi
+
+BUILD="$PART_ROOT/build"
 rm -rf "$BUILD" "$BIN"
 mkdir -p "$BUILD/mod" "$BUILD/out"
 # Private caches so the whole build tree can be deleted afterwards; -modcacherw
@@ -87,7 +113,7 @@ mkdir -p "$BUILD/mod" "$BUILD/out"
 export GOPATH="$BUILD/gopath" GOMODCACHE="$BUILD/gomodcache" GOCACHE="$BUILD/gocache"
 export GOFLAGS="-mod=mod -modcacherw" CGO_ENABLED=0 GOWORK=off
 unset GOBIN GOOS GOARCH
-log "building Kubernetes v$KUBE_VERSION with $("$GO" version) in $BUILD"
+log "building Kubernetes v$KUBE_VERSION ($PART) with $("$GO" version) in $BUILD"
 
 # The staging modules k8s.io/kubernetes replaces with local paths.
 kmod_json=$(cd "$BUILD/mod" && "$GO" mod download -json "k8s.io/kubernetes@v$KUBE_VERSION") ||
@@ -104,10 +130,11 @@ go_line=$(sed -n 's/^go \([0-9.]*\)$/\1/p' "$kmod_file")
     done
     printf ')\n'
 } >"$BUILD/mod/go.mod"
-(cd "$BUILD/mod" && "$GO" get \
-    "k8s.io/kubernetes/cmd/kube-apiserver@v$KUBE_VERSION" \
-    "k8s.io/kubernetes/cmd/kube-controller-manager@v$KUBE_VERSION" \
-    "k8s.io/kubernetes/cmd/kubectl@v$KUBE_VERSION" 2>"$BUILD/go-get.log") ||
+packages=()
+for main in "${GO_MAINS[@]}"; do
+    packages+=("k8s.io/kubernetes/cmd/$main")
+done
+(cd "$BUILD/mod" && "$GO" get "${packages[@]/%/@v$KUBE_VERSION}" 2>"$BUILD/go-get.log") ||
     die "resolving the Kubernetes modules failed; see $BUILD/go-get.log"
 step "module download"
 
@@ -117,28 +144,38 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ldflags+=" -X $pkg.gitVersion=v$KUBE_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$KUBE_MINOR"
     ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=${build_date:-1970-01-01T00:00:00Z}"
 done
-(cd "$BUILD/mod" && "$GO" build -trimpath -ldflags "$ldflags" -o "$BUILD/out/" \
-    k8s.io/kubernetes/cmd/kube-apiserver \
-    k8s.io/kubernetes/cmd/kube-controller-manager \
-    k8s.io/kubernetes/cmd/kubectl) >&2 || die "building Kubernetes v$KUBE_VERSION failed"
-step "kube-apiserver, kube-controller-manager and kubectl build"
-# etcd at exactly the version k8s.io/kubernetes pins (go.etcd.io/etcd/server/v3
-# is etcd's main package).
-(cd "$BUILD/mod" && "$GO" build -trimpath -ldflags "-s -w" -o "$BUILD/out/etcd" go.etcd.io/etcd/server/v3) >&2 ||
-    die "building etcd failed"
-step "etcd build"
-
-"$BUILD/out/kube-apiserver" --version >&2
-"$BUILD/out/etcd" --version 2>&1 | head -1 >&2
+(cd "$BUILD/mod" && "$GO" build -trimpath -ldflags "$ldflags" -o "$BUILD/out/" "${packages[@]}") >&2 ||
+    die "building Kubernetes v$KUBE_VERSION failed"
+step "${GO_MAINS[*]} build"
+if [[ "$PART" == control-plane ]]; then
+    # etcd at exactly the version k8s.io/kubernetes pins (go.etcd.io/etcd/server/v3
+    # is etcd's main package).
+    (cd "$BUILD/mod" && "$GO" build -trimpath -ldflags "-s -w" -o "$BUILD/out/etcd" go.etcd.io/etcd/server/v3) >&2 ||
+        die "building etcd failed"
+    step "etcd build"
+    "$BUILD/out/kube-apiserver" --version >&2
+    "$BUILD/out/etcd" --version 2>&1 | head -1 >&2
+else
+    # The sandbox ("pause") container's program, from the same k8s.io/kubernetes release:
+    # static, so its image needs nothing but the binary.
+    kdir=$(printf '%s\n' "$kmod_json" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+    pause_c="$kdir/build/pause/linux/pause.c"
+    [[ -f "$pause_c" ]] || die "no build/pause/linux/pause.c in k8s.io/kubernetes@v$KUBE_VERSION ($pause_c)"
+    "$CC" -Os -Wall -Werror -static -DVERSION="v$KUBE_VERSION-planboard" -o "$BUILD/out/pause" "$pause_c" >&2 ||
+        die "compiling pause.c failed (a static build needs libc6-dev)"
+    strip "$BUILD/out/pause" 2>/dev/null || true
+    step "pause build"
+    "$BUILD/out/kubelet" --version >&2
+fi
 rm -rf "$BIN.tmp"
 mkdir -p "$BIN.tmp"
 for b in "${BINARIES[@]}"; do
     cp "$BUILD/out/$b" "$BIN.tmp/$b"
 done
 mv "$BIN.tmp" "$BIN"
-printf 'kubernetes v%s\nbuilt %s with %s\n' "$KUBE_VERSION" "$(date -u +%FT%TZ)" "$("$GO" version)" >"$MARKER"
+printf 'kubernetes v%s (%s)\nbuilt %s with %s\n' "$KUBE_VERSION" "$PART" "$(date -u +%FT%TZ)" "$("$GO" version)" >"$MARKER"
 if [[ "${PLANBOARD_KUBE_KEEP_BUILD:-0}" != 1 ]]; then
     rm -rf "$BUILD"
 fi
-log "Kubernetes v$KUBE_VERSION ready in $BIN after $((SECONDS - START))s ($(du -sh "$ROOT" | cut -f1) in $ROOT)"
+log "Kubernetes v$KUBE_VERSION ($PART) ready in $BIN after $((SECONDS - START))s ($(du -sh "$PART_ROOT" | cut -f1) in $PART_ROOT)"
 echo "$BIN"

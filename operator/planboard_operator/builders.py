@@ -235,6 +235,26 @@ def grace_seconds(pb: Mapping[str, Any]) -> int:
     return max(MIN_GRACE_SECONDS, math.ceil(drain) + _GRACE_MARGIN_SECONDS)
 
 
+#: The API's default PLANBOARD_DEPENDENCY_TIMEOUT_S: each /readyz check takes at most this.
+_DEPENDENCY_TIMEOUT_DEFAULT = 2.0
+
+
+def readiness_timeout_seconds(pb: Mapping[str, Any]) -> int:
+    """The readinessProbe's timeoutSeconds: longer than the slowest /readyz answer, i.e.
+    the dependency timeout ``spec.config.extra`` configures plus a second. The kubelet's
+    default (1 s) is shorter than the API's default check timeout (2 s), so a dependency
+    that does not answer at all (Kafka or Redis behind a dropped route), which /readyz
+    only reports, would time the probe out and take the pod out of its Service anyway."""
+    raw = config_data(pb).get("PLANBOARD_DEPENDENCY_TIMEOUT_S", str(_DEPENDENCY_TIMEOUT_DEFAULT))
+    try:
+        value = float(raw)
+    except ValueError:
+        value = _DEPENDENCY_TIMEOUT_DEFAULT
+    if not 0 < value <= 600:  # refused by the API (the pod will not start with it anyway)
+        value = _DEPENDENCY_TIMEOUT_DEFAULT
+    return math.ceil(value) + 1
+
+
 def _deployment(
     pb: Mapping[str, Any],
     part: str,
@@ -279,9 +299,12 @@ def api_deployment(pb: Mapping[str, Any], *, replicas: int | None, config_digest
         "periodSeconds": 10,
         "failureThreshold": 3,
     }
+    # /readyz answers 503 only when MongoDB (PLANBOARD_READY_CHECKS) is down: the API
+    # serves through a Kafka or Redis outage, so those never empty the Service.
     container["readinessProbe"] = {
         "httpGet": {"path": "/readyz", "port": "http"},
         "periodSeconds": 5,
+        "timeoutSeconds": readiness_timeout_seconds(pb),
         "failureThreshold": 2,
     }
     deployment = _deployment(pb, API, container, replicas=replicas, config_digest=config_digest)

@@ -17,7 +17,12 @@ from typing import Literal
 Environment = Literal["development", "test", "production"]
 
 DEV_SECRET_KEY = "dev-insecure-secret-key-change-me-0123456789"  # noqa: S105 - the refused default
-READY_CHECKS = ("mongodb", "kafka", "redis")
+#: Every dependency /readyz checks and reports (and planboard_dependency_up labels).
+DEPENDENCIES = ("mongodb", "kafka", "redis")
+#: Those that gate readiness by default: only what the API cannot serve without. Writes go
+#: to the MongoDB outbox (Kafka is not on the request path) and every Redis use fails open,
+#: so a Kafka or Redis outage must not take every API pod out of its Service.
+READY_CHECKS = ("mongodb",)
 ATTACHMENT_STORAGES = ("gridfs", "s3")
 MIB = 1024 * 1024
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -264,10 +269,10 @@ class Settings:
         raw = get("READY_CHECKS")
         if raw is not None:
             checks = _csv(raw)
-            unknown = sorted(set(checks) - set(READY_CHECKS))
+            unknown = sorted(set(checks) - set(DEPENDENCIES))
             if unknown:
                 raise SettingsError(
-                    f"PLANBOARD_READY_CHECKS: unknown check(s) {unknown}; known: {READY_CHECKS}"
+                    f"PLANBOARD_READY_CHECKS: unknown check(s) {unknown}; known: {DEPENDENCIES}"
                 )
             values["ready_checks"] = checks
         for name in ("dependency_timeout_s", "shutdown_timeout_s"):

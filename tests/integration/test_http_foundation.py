@@ -11,6 +11,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from planboard.api.middleware import SECURITY_HEADERS
 from planboard.app import create_app
 from planboard.devstack.paths import free_port
+from planboard.typedefs import metrics_key
 
 pytestmark = pytest.mark.integration
 
@@ -28,47 +29,82 @@ async def test_readyz_reports_every_dependency_up(client: TestClient) -> None:
     assert body["status"] == "ready"
     assert set(body["checks"]) == {"mongodb", "kafka", "redis"}
     assert all(check["status"] == "up" for check in body["checks"].values())
+    assert body["degraded"] == []
 
 
-@pytest.mark.parametrize(
-    ("dependency", "change"),
-    [
-        ("redis", lambda port: {"redis_url": f"redis://127.0.0.1:{port}/0"}),
-        ("kafka", lambda port: {"kafka_bootstrap": f"127.0.0.1:{port}"}),
-        (
-            "mongodb",
-            lambda port: {
-                "mongodb_uri": f"mongodb://127.0.0.1:{port}/?serverSelectionTimeoutMS=500"
-            },
-        ),
-    ],
-)
-async def test_readyz_names_the_dependency_that_is_down(settings_with, dependency, change) -> None:
+def dependency_up(app: web.Application, dependency: str) -> float | None:
+    return app[metrics_key].registry.get_sample_value(
+        "planboard_dependency_up", {"dependency": dependency}
+    )
+
+
+DEAD = {
+    "redis": lambda port: {"redis_url": f"redis://127.0.0.1:{port}/0"},
+    "kafka": lambda port: {"kafka_bootstrap": f"127.0.0.1:{port}"},
+    "mongodb": lambda port: {
+        "mongodb_uri": f"mongodb://127.0.0.1:{port}/?serverSelectionTimeoutMS=500"
+    },
+}
+
+
+async def test_readyz_is_503_naming_mongodb_when_it_is_down(settings_with) -> None:
     dead_port = free_port()  # nothing listens there
-    settings = settings_with(dependency_timeout_s=0.5, **change(dead_port))
-    async with TestClient(TestServer(create_app(settings))) as dead_client:
+    # The session's dependency timeout: a busy machine's Kafka probe is not "down".
+    settings = settings_with(**DEAD["mongodb"](dead_port))
+    app = create_app(settings)
+    async with TestClient(TestServer(app)) as dead_client:
         response = await dead_client.get("/readyz")
         body = await response.json()
     assert response.status == 503
     assert response.content_type == "application/problem+json"
     assert response.headers["Retry-After"] == "5"
-    assert body["down"] == [dependency]
-    assert dependency in body["detail"]
-    assert body["checks"][dependency]["status"] == "down"
-    for other in {"mongodb", "kafka", "redis"} - {dependency}:
+    assert body["down"] == ["mongodb"]
+    assert body["degraded"] == []
+    assert "mongodb" in body["detail"]
+    assert body["checks"]["mongodb"]["status"] == "down"
+    for other in ("kafka", "redis"):
         assert body["checks"][other]["status"] == "up"
+    assert dependency_up(app, "mongodb") == 0
+    assert dependency_up(app, "redis") == 1
 
 
-async def test_readyz_can_ignore_an_optional_dependency(settings_with) -> None:
-    settings = settings_with(
-        redis_url=f"redis://127.0.0.1:{free_port()}/0",  # refused at once: no wait
-        ready_checks=("mongodb", "kafka"),  # the session's timeout: a busy machine is not "down"
-    )
-    async with TestClient(TestServer(create_app(settings))) as tolerant:
-        response = await tolerant.get("/readyz")
+@pytest.mark.parametrize("dependency", ["redis", "kafka"])
+async def test_readyz_stays_200_reporting_a_degraded_dependency(settings_with, dependency) -> None:
+    # The API serves through a Redis or Kafka outage (fail-open limits and cache, writes to
+    # the outbox): readiness must not take every pod out of its Service for it.
+    dead_port = free_port()
+    settings = settings_with(**DEAD[dependency](dead_port))
+    app = create_app(settings)
+    async with TestClient(TestServer(app)) as degraded_client:
+        response = await degraded_client.get("/readyz")
         body = await response.json()
     assert response.status == 200, body
-    assert body["checks"]["redis"]["status"] == "down"
+    assert body["status"] == "ready"
+    assert body["degraded"] == [dependency]
+    assert body["checks"][dependency]["status"] == "down"
+    assert body["checks"][dependency]["error"]
+    for other in {"mongodb", "kafka", "redis"} - {dependency}:
+        assert body["checks"][other]["status"] == "up"
+    assert dependency_up(app, dependency) == 0
+    assert dependency_up(app, "mongodb") == 1
+
+
+@pytest.mark.parametrize("dependency", ["redis", "kafka"])
+async def test_readyz_gates_on_a_dependency_listed_in_ready_checks(
+    settings_with, dependency
+) -> None:
+    settings = settings_with(
+        dependency_timeout_s=0.5,
+        ready_checks=("mongodb", dependency),
+        **DEAD[dependency](free_port()),
+    )
+    async with TestClient(TestServer(create_app(settings))) as strict:
+        response = await strict.get("/readyz")
+        body = await response.json()
+    assert response.status == 503, body
+    assert body["down"] == [dependency]
+    assert dependency in body["detail"]
+    assert body["degraded"] == []
 
 
 async def test_unknown_route_is_problem_json_with_request_id(client: TestClient) -> None:

@@ -654,9 +654,24 @@ def exists(kubectl: Runner, *args: str) -> bool:
 
 
 class _Readyz(BaseHTTPRequestHandler):
+    """/readyz as the API answers it: ``server.ready`` (200, every check up), "degraded"
+    (200, Redis down: the pods stay ready) or False (503, MongoDB down)."""
+
     def do_GET(self) -> None:
-        code = 200 if self.path == "/readyz" and self.server.ready else 503  # type: ignore[attr-defined]
-        body = json.dumps({"status": "ok" if code == 200 else "unavailable"}).encode()
+        state = self.server.ready if self.path == "/readyz" else False  # type: ignore[attr-defined]
+        up, down = {"status": "up", "latency_ms": 1.0}, {"status": "down", "error": "Refused"}
+        checks = {"mongodb": up, "kafka": up, "redis": down if state == "degraded" else up}
+        if state:
+            answer = {
+                "status": "ready",
+                "checks": checks,
+                "degraded": [] if state is True else ["redis"],
+            }
+            code = 200
+        else:
+            answer = {"status": 503, "down": ["mongodb"], "checks": {**checks, "mongodb": down}}
+            code = 503
+        body = json.dumps(answer).encode()
         self.send_response(code)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -839,6 +854,10 @@ def test_install_test_upgrade_uninstall(
         url = f"http://127.0.0.1:{readyz_server.server_address[1]}/readyz"
         passed = run_test_pod_command(test_pod, url)
         assert passed.returncode == 0, passed.stderr
+        # Stricter than the pods' readiness: a dependency reported down fails the test.
+        readyz_server.ready = "degraded"  # type: ignore[attr-defined]
+        degraded = run_test_pod_command(test_pod, url)
+        assert degraded.returncode == 1 and "['redis']" in degraded.stderr, degraded
         readyz_server.ready = False  # type: ignore[attr-defined]
         failed = run_test_pod_command(test_pod, url)
         assert failed.returncode == 1 and "503" in failed.stderr

@@ -171,6 +171,9 @@ def test_children_are_created_with_owner_references_and_specs(stack: Stack) -> N
     container = api.spec.template.spec.containers[0]
     assert container.command == ["planboard", "serve"]
     assert container.readiness_probe.http_get.path == "/readyz"
+    # Longer than /readyz's slowest answer (the 2 s dependency timeout), so a silent Kafka
+    # or Redis, which readiness only reports, cannot time the probe out.
+    assert container.readiness_probe.timeout_seconds == 3
     assert container.liveness_probe.http_get.path == "/healthz"
     worker = stack.deployment("worker-rollups")
     assert worker is not None

@@ -12,6 +12,8 @@ def test_defaults_are_development() -> None:
     assert settings.env == "development"
     assert settings.port == 8080
     assert settings.secret_key == DEV_SECRET_KEY
+    # Readiness gates on MongoDB only: the API serves through Kafka and Redis outages.
+    assert settings.ready_checks == ("mongodb",)
 
 
 def test_reads_the_environment() -> None:

@@ -41,6 +41,14 @@ class CheckOut(m.Schema):
 class ReadyOut(m.Schema):
     status = fields.String(required=True, validate=validate.OneOf(["ready"]))
     checks = fields.Dict(keys=fields.String(), values=fields.Nested(CheckOut), required=True)
+    degraded = fields.List(
+        fields.String(),
+        required=True,
+        metadata={
+            "description": "dependencies that are down but do not gate readiness "
+            "(PLANBOARD_READY_CHECKS): the API serves without them, degraded"
+        },
+    )
 
 
 @docs(tags=["ops"], summary="Liveness: the process serves requests", security=[])
@@ -62,12 +70,14 @@ async def _timed(check: Callable[[], Awaitable[object]], limit_s: float) -> dict
 
 @docs(
     tags=["ops"],
-    summary="Readiness: MongoDB, Kafka and Redis answer (503 names what is down)",
+    summary="Readiness: MongoDB, Kafka and Redis checked; 503 only for what gates it (MongoDB)",
     security=[],
 )
 @response_schema(ReadyOut, 200)
 async def readyz(request: web.Request) -> web.Response:
-    """Readiness: every required dependency answers; 503 names what is down."""
+    """Readiness: every dependency is checked and reported; the status is 503 only when one
+    of ``PLANBOARD_READY_CHECKS`` (by default MongoDB alone) is down, so a Kafka or Redis
+    outage, which the API serves through, never takes the pods out of their Service."""
     app = request.app
     settings = app[settings_key]
     timeout = settings.dependency_timeout_s
@@ -85,7 +95,9 @@ async def readyz(request: web.Request) -> web.Response:
     metrics = app[metrics_key]
     for name, result in report.items():
         metrics.dependency_up.labels(name).set(1 if result["status"] == "up" else 0)
-    down = [n for n in settings.ready_checks if report[n]["status"] != "up"]
+    unavailable = [name for name in names if report[name]["status"] != "up"]
+    down = [name for name in unavailable if name in settings.ready_checks]
+    degraded = [name for name in unavailable if name not in settings.ready_checks]
     if app[lifecycle_key].shutting_down:
         down.append("shutting-down")
     if down:
@@ -95,10 +107,10 @@ async def readyz(request: web.Request) -> web.Response:
             detail=f"not ready: {', '.join(down)} down",
             instance=request.path,
             request_id=request_id_of(request),
-            extra={"checks": report, "down": down},
+            extra={"checks": report, "down": down, "degraded": degraded},
             headers={"Retry-After": "5"},
         )
-    return web.json_response({"status": "ready", "checks": report})
+    return web.json_response({"status": "ready", "checks": report, "degraded": degraded})
 
 
 @docs(tags=["ops"], summary="Prometheus metrics", security=[])

@@ -3,6 +3,7 @@
 The binaries are built once from the Go module proxy by ``scripts/build-kube.sh``
 into ``cache_dir()/kube/v<version>/bin``. There is no scheduler and no kubelet:
 Pods stay Pending, so tests that need a workload "ready" patch its status.
+(``devstack.cluster`` adds a node to the same control plane, in a network namespace.)
 
 The apiserver runs with RBAC authorization, a static admin token (group
 ``system:masters``) and a service-account signing key, so ServiceAccount
@@ -19,7 +20,7 @@ import ssl
 import subprocess
 import time
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -114,7 +115,6 @@ class KubeCluster:
     ``insecure-skip-tls-verify``) for kubectl, Helm, kopf and the Python client.
     """
 
-    host = "127.0.0.1"
     start_timeout = 90.0
 
     def __init__(
@@ -126,13 +126,23 @@ class KubeCluster:
         service_cidr: str = "10.96.0.0/16",
         extra_apiserver_args: Sequence[str] = (),
         verify_tls: bool = True,
+        host: str = "127.0.0.1",
+        reconcile_endpoints: bool = False,
+        on_spawn: Callable[[ManagedProcess], None] | None = None,
     ) -> None:
+        """``host`` is the address every process binds and the apiserver advertises.
+        With ``reconcile_endpoints`` the ``kubernetes`` Service points at it (for Pods that
+        call the API; ``host`` must then be reachable from them, not loopback).
+        ``on_spawn`` is called with each process as soon as it has started."""
         self.run_dir = run_dir
         self.version = version
         self.controllers = tuple(controllers)
         self.service_cidr = service_cidr
         self.extra_apiserver_args = tuple(extra_apiserver_args)
         self.verify_tls = verify_tls
+        self.host = host
+        self.reconcile_endpoints = reconcile_endpoints
+        self.on_spawn = on_spawn
         self.admin_token = secrets.token_urlsafe(32)
         self.bin_dir: Path | None = None
         self.etcd_port = 0
@@ -268,6 +278,8 @@ class KubeCluster:
         )
         self.processes[name] = process
         process.start()
+        if self.on_spawn is not None:
+            self.on_spawn(process)
         return process
 
     def _write_credentials(self) -> None:
@@ -336,7 +348,7 @@ class KubeCluster:
                 f"--service-account-signing-key-file={self.run_dir / 'sa.key'}",
                 f"--service-cluster-ip-range={self.service_cidr}",
                 # The "kubernetes" Service's Endpoints may not point at loopback.
-                "--endpoint-reconciler-type=none",
+                *(() if self.reconcile_endpoints else ("--endpoint-reconciler-type=none",)),
                 "--allow-privileged=true",
                 "--profiling=false",
                 *self.extra_apiserver_args,
@@ -403,6 +415,8 @@ class KubeCluster:
                 f"--service-account-private-key-file={self.run_dir / 'sa.key'}",
                 f"--root-ca-file={self.ca_cert_path}",
                 f"--service-cluster-ip-range={self.service_cidr}",
+                # Its default (/usr/libexec/kubernetes/...) would be created on the host.
+                f"--flex-volume-plugin-dir={self.run_dir / 'flexvolume'}",
                 "--leader-elect=false",
                 "--profiling=false",
             ],
@@ -417,7 +431,7 @@ class KubeCluster:
             return True
 
         cm = self.processes["kube-controller-manager"]
-        if "serviceaccount" in self.controllers:
+        if "serviceaccount" in self.controllers or "*" in self.controllers:
             cm.wait_until(ready, self.start_timeout, "creating the default ServiceAccount")
         else:
             cm.wait_until(lambda: True, self.start_timeout, "started")

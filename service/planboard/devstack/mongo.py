@@ -351,14 +351,14 @@ class NxServer(Server):
         return _mongo_ready(self.host, self.port, self.url)
 
 
-def mongo_server(kind: str | None, run_dir: Path, port: int) -> Server:
-    """The MongoDB dev server named ``kind`` ("ferretdb" or "nx").
+def mongo_server(kind: str | None, run_dir: Path, port: int, host: str = "127.0.0.1") -> Server:
+    """The MongoDB dev server named ``kind`` ("ferretdb" or "nx") on ``host:port``.
 
     With no ``kind``, ``$PLANBOARD_MONGO_SERVER`` decides, else :data:`DEFAULT_KIND`.
     """
     chosen = (kind or os.environ.get(ENV_KIND) or DEFAULT_KIND).strip().lower()
     if chosen == "ferretdb":
-        return FerretDBServer(run_dir, port)
+        return FerretDBServer(run_dir, port, host)
     if chosen in ("nx", "nx-27017"):
-        return NxServer(run_dir, port)
+        return NxServer(run_dir, port, host)
     raise ServerError(f"unknown MongoDB dev server {chosen!r}; choose one of {', '.join(KINDS)}")

@@ -7,6 +7,10 @@ from planboard.devstack.system import ensure_command
 
 
 class RedisServer(Server):
+    """Redis on ``host``: on loopback in protected mode (the default); on any other address
+    Redis's protected mode would refuse every remote client, which there are there on
+    purpose (the Pods of ``devstack.cluster``), so it is off."""
+
     name = "redis"
     start_timeout = 20.0
     _binary = "redis-server"
@@ -34,7 +38,7 @@ class RedisServer(Server):
             "--daemonize",
             "no",
             "--protected-mode",
-            "yes",
+            "yes" if self.host.startswith("127.") or self.host == "localhost" else "no",
             "--loglevel",
             "warning",
         ]

@@ -159,3 +159,25 @@ def test_the_grace_period_covers_the_configured_drain() -> None:
     # A value the API refuses (the pod would not start) counts as the default.
     for bad in ("soon", "-1", "601", "nan"):
         assert builders.grace_seconds(planboard(extra={"PLANBOARD_SHUTDOWN_TIMEOUT_S": bad})) == 30
+
+
+def readiness_of(obj: dict[str, Any]) -> dict[str, Any]:
+    probe: dict[str, Any] = obj["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]
+    return probe
+
+
+def test_the_readiness_probe_outlasts_the_slowest_readyz_answer() -> None:
+    # /readyz waits up to PLANBOARD_DEPENDENCY_TIMEOUT_S (2 s by default) for a dependency
+    # that does not answer: the probe must wait longer, or a silent Redis or Kafka (which
+    # only degrade the API) would time the probe out and empty the Service.
+    probe = readiness_of(builders.api_deployment(planboard(), replicas=1, config_digest="x"))
+    assert probe["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert probe["timeoutSeconds"] == 3
+    slow = planboard(extra={"PLANBOARD_DEPENDENCY_TIMEOUT_S": "4.5"})
+    assert (
+        readiness_of(builders.api_deployment(slow, replicas=1, config_digest="x"))["timeoutSeconds"]
+        == 6
+    )  # ceil(4.5) + 1
+    for bad in ("soon", "0", "-1", "601", "nan"):
+        pb = planboard(extra={"PLANBOARD_DEPENDENCY_TIMEOUT_S": bad})
+        assert builders.readiness_timeout_seconds(pb) == 3
