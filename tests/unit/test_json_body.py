@@ -11,7 +11,7 @@ from aiohttp import web
 from hypothesis import given
 from hypothesis import strategies as st
 
-from planboard.api.json import MAX_JSON_DEPTH, SURROGATE_MESSAGE, parse_body
+from planboard.api.json import MAX_JSON_DEPTH, NOT_FINITE_MESSAGE, SURROGATE_MESSAGE, parse_body
 from planboard.domain.errors import ValidationFailed
 
 scalars = st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text()
@@ -64,6 +64,26 @@ def test_a_surrogate_written_as_utf8_bytes_is_named_too() -> None:
     assert caught.value.errors == [("name", SURROGATE_MESSAGE)]
 
 
+@given(paths, st.sampled_from(["1e999", "-1e400", "NaN", "Infinity", "-Infinity"]))
+def test_a_number_that_is_not_finite_is_refused_naming_its_field(
+    path: list[Any], number: str
+) -> None:
+    body, field = nest(path, "LEAF")
+    raw = json.dumps(body).replace('"LEAF"', number)
+    with pytest.raises(ValidationFailed) as caught:
+        parse_body(raw.encode())
+    assert caught.value.errors == [(field, NOT_FINITE_MESSAGE)]
+
+
+def test_faults_of_both_kinds_are_all_named() -> None:
+    with pytest.raises(ValidationFailed) as caught:
+        parse_body(b'{"title": "\\ud800", "estimate_hours": 1e999}')
+    assert caught.value.errors == [
+        ("estimate_hours", NOT_FINITE_MESSAGE),
+        ("title", SURROGATE_MESSAGE),
+    ]
+
+
 def test_a_surrogate_pair_is_one_character() -> None:
     assert parse_body(b'{"t": "\\ud83d\\ude80"}') == {"t": "\U0001f680"}
 
@@ -92,9 +112,10 @@ def test_a_surrogate_before_too_deep_a_nesting_is_still_a_4xx() -> None:
 
 @pytest.mark.parametrize(
     "raw",
-    [b"", b"{", b"NaN", b"[1e400]", b'{"a": 1,}', b"\xef\xbb\xbf{}", b'"\xff"'],
+    [b"", b"{", b"Nan", b"[1e400", b'{"a": 1,}', b"\xef\xbb\xbf{}", b'"\xff"'],
 )
 def test_what_is_not_strict_json_is_a_400(raw: bytes) -> None:
+    """(A complete body whose only fault is a number that is not finite is a 422.)"""
     with pytest.raises(web.HTTPBadRequest) as caught:
         parse_body(raw)
     assert caught.value.text == "the request body is not valid JSON"
