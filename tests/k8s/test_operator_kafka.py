@@ -94,7 +94,12 @@ def test_workers_scale_on_lag_from_kafka(
 
     # lag 100 at 30 per replica: 4 replicas.
     eventually(lambda: replicas() == 4, timeout=40, what="4 worker replicas")
-    status = custom.get_namespaced_custom_object(
-        PB_GROUP, PB_VERSION, namespace, "planboards", "demo"
-    )
-    assert status["status"]["workers"]["notifications"]["lag"] == 100
+
+    def reported_lag() -> object:
+        pb = custom.get_namespaced_custom_object(
+            PB_GROUP, PB_VERSION, namespace, "planboards", "demo"
+        )
+        return ((pb.get("status") or {}).get("workers") or {}).get("notifications", {}).get("lag")
+
+    # the status is written after the children are applied: it may trail the Deployment
+    eventually(lambda: reported_lag() == 100, timeout=20, what="lag 100 in the status")
