@@ -82,11 +82,12 @@ _MILESTONE_WORDS = {"yes": True, "true": True, "no": False, "false": False}
 
 _HEADING = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*))?$")
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
-_FIELD = re.compile(r"^\*\*(?P<key>[^*]+?)\s*(?::\*\*|\*\*\s*:)\s*(?P<value>.*)$")
+# Linear on hostile lines: no two ``\s*`` (or a lazy group and a ``\s*``) compete for the
+# same spaces; the key keeps its trailing spaces, which _field_key drops.
+_FIELD = re.compile(r"^\*\*(?P<key>[^*]+?)(?::\*\*|\*\*\s*:)\s*(?P<value>.*)$")
 _BULLET = re.compile(r"^(?P<indent>[ \t]*)[-*+][ \t]+(?P<rest>.*)$")
 _CHECKBOX = re.compile(r"\[(?P<mark>[ xX])\](?:\s+|$)")
 _TASK_HEADING = re.compile(r"^(?P<ref>[A-Za-z0-9][A-Za-z0-9._-]*)\s*:(?P<title>.*)$")
-_PHASE_HEADING = re.compile(r"^(?P<name>.+?)(?:\s*\(Est:\s*(?P<estimate>[^()]*)\))?\s*$")
 _ESTIMATE = re.compile(r"^(?P<number>\S+?)\s*(?:h|hrs?|hours?)?\.?$", re.IGNORECASE)
 _PLACEHOLDER = re.compile(r"^\{\{[^{}]*\}\}$")
 _ISO_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
@@ -338,10 +339,10 @@ class _PlanReader:
 
     def _phase(self, number: int, content: str) -> None:
         self.task = None
-        match = _PHASE_HEADING.match(content)
-        if not match:
+        if not content:
             raise PlanSyntaxError(number, "phase heading has no name")
-        name = unescape_text(match["name"].strip())
+        raw_name, raw_estimate = split_phase_heading(content)
+        name = unescape_text(raw_name)
         problem = line_problem(name, MAX_PHASE_NAME)
         if problem is not None:
             raise PlanSyntaxError(number, f"phase name {problem}")
@@ -352,7 +353,7 @@ class _PlanReader:
         if len(self.phases) >= MAX_PHASES:
             raise PlanSyntaxError(number, f"too many phases: a project holds at most {MAX_PHASES}")
         self.phase_lines[name] = number
-        estimate = _parse_estimate(match["estimate"], number, f"phase {name!r}")
+        estimate = _parse_estimate(raw_estimate, number, f"phase {name!r}")
         self.phases.append(_PhaseDraft(name, estimate))
 
     def _task_heading(self, number: int, content: str) -> None:
@@ -507,6 +508,22 @@ def _comment_start(line: str, position: int) -> int:
         closing = re.compile(rf"(?<!`){ticks}(?!`)").search(line, position)
         if closing is not None:
             position = closing.end()
+
+
+def split_phase_heading(content: str) -> tuple[str, str | None]:
+    """``Phase 1: Name (Est: 12 hours)`` → (``Phase 1: Name``, ``12 hours``): the estimate
+    is a last parenthesis ``(Est: …)`` holding no other parenthesis. ``content`` is the
+    stripped heading text. (Written out rather than as one regex, which took quadratic
+    time on a heading of many spaces.)"""
+    start = content.rfind("(")
+    if (
+        start > 0
+        and content.startswith("(Est:", start)
+        and content.endswith(")")
+        and ")" not in content[start:-1]
+    ):
+        return content[:start].rstrip(), content[start + len("(Est:") : -1].lstrip()
+    return content, None
 
 
 def _add_item(number: int, task: _TaskDraft, text: str, done: bool) -> None:

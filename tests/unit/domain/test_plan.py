@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import re
+import time
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
@@ -22,10 +25,13 @@ from planboard.domain.model import (
     TaskStatus,
 )
 from planboard.domain.plan import (
+    _FIELD,
     MAX_PLAN_TASKS,
+    _field_key,
     format_hours,
     parse_plan,
     render_plan,
+    split_phase_heading,
 )
 from planboard.domain.text import MAX_CHECKLIST, MAX_PHASES
 from tests.unit.domain.strategies import plan_documents
@@ -770,3 +776,44 @@ def test_any_scheduling_value_is_read_or_refused_with_its_line(field: str, value
     except PlanSyntaxError as raised:
         error = raised
     assert error is None or error.line in (25, 26, 28)
+
+
+# --------------------------------------------------------------------------- hostile lines
+
+# The patterns the parser used before, quadratic on long runs of spaces: kept here as the
+# oracle the linear versions must agree with.
+OLD_FIELD = re.compile(r"^\*\*(?P<key>[^*]+?)\s*(?::\*\*|\*\*\s*:)\s*(?P<value>.*)$")
+OLD_PHASE = re.compile(r"^(?P<name>.+?)(?:\s*\(Est:\s*(?P<estimate>[^()]*)\))?\s*$")
+PIECES = st.sampled_from(["*", "**", ":", " ", "\t", "(", ")", "(Est:", "Est", "a", "1", "\u3000"])
+
+
+@settings(max_examples=500)
+@given(st.lists(PIECES, max_size=12).map("".join))
+def test_field_and_phase_readers_agree_with_the_patterns_they_replace(text: str) -> None:
+    old, new = OLD_FIELD.match(text), _FIELD.match(text)
+    assert (old is None) == (new is None)
+    if old is not None and new is not None:
+        assert (_field_key(old["key"]), old["value"]) == (_field_key(new["key"]), new["value"])
+    heading = text.strip()
+    phase = OLD_PHASE.match(heading)
+    if heading and phase is not None:
+        assert split_phase_heading(heading) == (phase["name"].strip(), phase["estimate"])
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "### Phase" + " " * 200_000 + "x",
+        "### Phase (Est:" + " " * 200_000 + "x",
+        "- **Status" + " " * 200_000 + "x",
+        "**Description" + "\t " * 100_000 + "x**",
+        "- **Dependencies**: T1.1 (SS+1" + " " * 200_000 + "x",
+    ],
+)
+def test_long_hostile_lines_take_linear_time(line: str) -> None:
+    """A 2 MiB plan may hold a line of a million spaces: no pattern may backtrack over it
+    quadratically (these took minutes before; linear, they take milliseconds)."""
+    started = time.process_time()
+    with contextlib.suppress(PlanSyntaxError):
+        parse_plan(with_line(13, line).replace("**Project Name**: Demo", line))
+    assert time.process_time() - started < 5
