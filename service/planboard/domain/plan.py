@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 import re
+from bisect import bisect_left
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -95,6 +96,7 @@ _UNSET_WORDS = frozenset({"", "none", "n/a", "na", "-", "tbd", "?", "unknown"})
 _COMMENT_OPEN = "<!--"
 _COMMENT_CLOSE = "-->"
 _CODE_OR_COMMENT = re.compile(r"`+|<!--")
+_BACKTICKS = re.compile(r"`+")
 _ESCAPED_OPEN = re.compile(r"<(\\*)!--")
 
 
@@ -256,8 +258,9 @@ class _PlanReader:
             if end < 0:
                 return None
             position, hidden, self.comment_line = end + len(_COMMENT_CLOSE), True, None
+        runs = _BacktickRuns(line)
         while True:
-            start = _comment_start(line, position)
+            start = _comment_start(line, position, runs)
             if start < 0:
                 pieces.append(line[position:])
                 break
@@ -493,7 +496,7 @@ class _PlanReader:
         return name
 
 
-def _comment_start(line: str, position: int) -> int:
+def _comment_start(line: str, position: int, runs: _BacktickRuns) -> int:
     """Where the first ``<!--`` at or after ``position`` outside code spans is (-1: none).
     A code span is a run of backticks closed by a run of the same length on the line; an
     unclosed run is literal backticks."""
@@ -503,11 +506,29 @@ def _comment_start(line: str, position: int) -> int:
             return -1
         if found[0] == _COMMENT_OPEN:
             return found.start()
-        ticks = found[0]
-        position = found.end()
-        closing = re.compile(rf"(?<!`){ticks}(?!`)").search(line, position)
-        if closing is not None:
-            position = closing.end()
+        closing = runs.closing_end(len(found[0]), found.end())
+        position = found.end() if closing is None else closing
+
+
+class _BacktickRuns:
+    """The runs of backticks of a line by length, found once (on first use): a code span's
+    closing run is then a bisection, not a search of the rest of the line per opening run
+    (which was quadratic on a hostile line of runs that never close)."""
+
+    def __init__(self, line: str) -> None:
+        self.line = line
+        self._starts: dict[int, list[int]] | None = None
+
+    def closing_end(self, length: int, after: int) -> int | None:
+        """The end of the first run of exactly ``length`` backticks starting at or after
+        ``after`` (None: there is none)."""
+        if self._starts is None:
+            self._starts = {}
+            for run in _BACKTICKS.finditer(self.line):
+                self._starts.setdefault(run.end() - run.start(), []).append(run.start())
+        starts = self._starts.get(length, [])
+        index = bisect_left(starts, after)
+        return starts[index] + length if index < len(starts) else None
 
 
 def split_phase_heading(content: str) -> tuple[str, str | None]:
