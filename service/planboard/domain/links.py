@@ -20,10 +20,12 @@ from .errors import ValidationFailed
 MAX_LAG = 10_000.0
 LAG_DECIMALS = 4
 
+# No two ``\s*`` may meet (as the lag's and the closing parenthesis's did): splitting a
+# run of spaces between them made a hostile "T1 (SS+1      …x" take quadratic time.
 _NOTATION = re.compile(
     r"""^(?P<ref>[A-Za-z0-9][A-Za-z0-9._-]*)
         (?:\s*\(\s*(?P<type>[A-Za-z]{2})
-            (?:\s*(?P<sign>[+-])\s*(?P<amount>\d+(?:\.\d+)?)\s*(?P<unit>[A-Za-z]*))?
+            (?:\s*(?P<sign>[+-])\s*(?P<amount>\d+(?:\.\d+)?)(?:\s*(?P<unit>[A-Za-z]+))?)?
         \s*\))?$""",
     re.VERBOSE,
 )
@@ -144,7 +146,7 @@ def parse_dependency(text: str) -> Dependency:
     return Dependency(match["ref"], link, lag)
 
 
-def _parse_lag(sign: str, amount: str, unit: str, text: str) -> Lag:
+def _parse_lag(sign: str, amount: str, unit: str | None, text: str) -> Lag:
     if not unit:
         raise DependencySyntaxError(
             f"the lag in {text!r} needs a unit: h (working hours) or d (working days)"

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 from enum import StrEnum
+
+from .links import Dependency
 
 
 class TaskStatus(StrEnum):
@@ -37,6 +40,15 @@ class Complexity(StrEnum):
     HIGH = "high"
 
 
+class Priority(StrEnum):
+    """How urgent a task is; a task without one (``None``) has no priority."""
+
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    URGENT = "urgent"
+
+
 @dataclass(frozen=True, slots=True)
 class ChecklistItem:
     """One bullet of a task's Description list."""
@@ -49,8 +61,14 @@ class ChecklistItem:
 class PlanTask:
     """A ``#### T1.1: Title`` block of a plan.
 
-    ``line`` is where the heading was found (0 when built in code); it is provenance,
-    not content, so it takes no part in equality.
+    ``links`` are the typed dependencies (``T1.1 (SS+2d)``); ``dependencies`` are their
+    predecessors' refs, in the same order: the finish-to-start view that progress, the
+    DAG and the stored ``blocked_by`` use. Give either one (refs alone become
+    finish-to-start links without lag) or both naming the same predecessors.
+
+    ``start`` and ``due`` are calendar days (the first day of work, the day it must be
+    finished by); a ``milestone`` takes no time. ``line`` is where the heading was found
+    (0 when built in code); it is provenance, not content, so it takes no part in equality.
     """
 
     ref: str
@@ -60,7 +78,25 @@ class PlanTask:
     estimate_hours: float | None = None
     dependencies: tuple[str, ...] = ()
     checklist: tuple[ChecklistItem, ...] = ()
+    links: tuple[Dependency, ...] = ()
+    priority: Priority | None = None
+    start: date | None = None
+    due: date | None = None
+    milestone: bool = False
     line: int = field(default=0, compare=False)
+
+    def __post_init__(self) -> None:
+        refs = tuple(link.predecessor for link in self.links)
+        if not self.links:
+            links = tuple(Dependency(ref) for ref in self.dependencies)
+            object.__setattr__(self, "links", links)
+        elif not self.dependencies:
+            object.__setattr__(self, "dependencies", refs)
+        elif refs != tuple(self.dependencies):
+            raise ValueError(
+                f"task {self.ref}: dependencies {self.dependencies} and links {refs} "
+                "name different predecessors"
+            )
 
 
 @dataclass(frozen=True, slots=True)

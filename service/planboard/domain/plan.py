@@ -13,25 +13,38 @@ same the JSON API applies: a plan holding a control character (or a title too lo
 refused, naming the line and the task, rather than stored.
 
 Placeholders such as ``{{PHASE1_ESTIMATE}}`` mean "not set" in typed fields
-(status, complexity, estimates, dependencies) and are kept verbatim in free text.
+(status, complexity, estimates, dependencies, priority, dates, milestone) and are kept
+verbatim in free text.
+
+Scheduling bullets (docs/scheduling.md, "Plan documents"), all optional and written on
+export only when set, so a plan without them exports byte for byte as before::
+
+    - **Priority**: High                 Low, Medium, High or Urgent
+    - **Milestone**: yes                 yes / no; a milestone's estimate is 0 or unset
+    - **Start**: 2026-03-02              ISO calendar dates (YYYY-MM-DD); start <= due
+    - **Due**: 2026-03-06
+    - **Dependencies**: T1.1 (SS+2d), T1.2     typed links (domain/links.py); T1.2 is FS
 """
 
 from __future__ import annotations
 
 import math
 import re
+from bisect import bisect_left
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
 from .dag import assert_acyclic
 from .errors import CycleDetected, PlanSyntaxError, describe_cycle
+from .links import Dependency, DependencySyntaxError, format_dependencies, parse_dependency
 from .model import (
     ChecklistItem,
     Complexity,
     PlanDocument,
     PlanPhase,
     PlanTask,
+    Priority,
     TaskNode,
     TaskStatus,
 )
@@ -50,6 +63,7 @@ from .text import (
 MAX_PLAN_BYTES = 2 * 1024 * 1024
 MAX_PLAN_TASKS = 5000
 MAX_ESTIMATE_HOURS = 10_000.0
+MAX_PLAN_REF = 50  # the API's plan_ref rule: 1-50 letters, digits, '.', '_' or '-'
 
 TASKS_HEADING = "Tasks & Implementation Plan"
 
@@ -64,21 +78,25 @@ _STATUS_BY_WORD = {word: status for status, word in STATUS_WORDS.items()} | {
     "CANCELED": TaskStatus.CANCELLED
 }
 _COMPLEXITY_WORDS = {c: c.value.capitalize() for c in Complexity}
+_PRIORITY_WORDS = {p: p.value.capitalize() for p in Priority}
+_MILESTONE_WORDS = {"yes": True, "true": True, "no": False, "false": False}
 
 _HEADING = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*))?$")
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
-_FIELD = re.compile(r"^\*\*(?P<key>[^*]+?)\s*(?::\*\*|\*\*\s*:)\s*(?P<value>.*)$")
+# Linear on hostile lines: no two ``\s*`` (or a lazy group and a ``\s*``) compete for the
+# same spaces; the key keeps its trailing spaces, which _field_key drops.
+_FIELD = re.compile(r"^\*\*(?P<key>[^*]+?)(?::\*\*|\*\*\s*:)\s*(?P<value>.*)$")
 _BULLET = re.compile(r"^(?P<indent>[ \t]*)[-*+][ \t]+(?P<rest>.*)$")
 _CHECKBOX = re.compile(r"\[(?P<mark>[ xX])\](?:\s+|$)")
 _TASK_HEADING = re.compile(r"^(?P<ref>[A-Za-z0-9][A-Za-z0-9._-]*)\s*:(?P<title>.*)$")
-_PHASE_HEADING = re.compile(r"^(?P<name>.+?)(?:\s*\(Est:\s*(?P<estimate>[^()]*)\))?\s*$")
 _ESTIMATE = re.compile(r"^(?P<number>\S+?)\s*(?:h|hrs?|hours?)?\.?$", re.IGNORECASE)
 _PLACEHOLDER = re.compile(r"^\{\{[^{}]*\}\}$")
-_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_ISO_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 _UNSET_WORDS = frozenset({"", "none", "n/a", "na", "-", "tbd", "?", "unknown"})
 _COMMENT_OPEN = "<!--"
 _COMMENT_CLOSE = "-->"
 _CODE_OR_COMMENT = re.compile(r"`+|<!--")
+_BACKTICKS = re.compile(r"`+")
 _ESCAPED_OPEN = re.compile(r"<(\\*)!--")
 
 
@@ -107,11 +125,42 @@ class _TaskDraft:
     status: TaskStatus = TaskStatus.TODO
     complexity: Complexity | None = None
     estimate: float | None = None
-    dependencies: tuple[str, ...] = ()
-    dependencies_line: int = 0
+    links: tuple[Dependency, ...] = ()
+    priority: Priority | None = None
+    start: date | None = None
+    due: date | None = None
+    milestone: bool = False
     checklist: list[ChecklistItem] = field(default_factory=list)
-    seen: set[str] = field(default_factory=set)
+    seen: dict[str, int] = field(default_factory=dict)  # field -> its line
     in_description: bool = False
+
+    @property
+    def dependencies_line(self) -> int:
+        return self.seen.get("dependencies", self.line)
+
+    def check(self) -> None:
+        """Rules between fields: a start on or before the due date; a milestone takes no
+        time (estimate 0 or unset) and, dated at both ends, starts on its due date."""
+        if self.start is not None and self.due is not None and self.start > self.due:
+            raise PlanSyntaxError(
+                max(self.seen["start"], self.seen["due"]),
+                f"task {self.ref} starts on {self.start.isoformat()}, after its due date "
+                f"{self.due.isoformat()}",
+            )
+        if not self.milestone:
+            return
+        if self.estimate:
+            raise PlanSyntaxError(
+                self.seen["milestone"],
+                f"task {self.ref} is a milestone, which takes no time: its estimate must be "
+                f"0 or unset, not {format_hours(self.estimate)}",
+            )
+        if self.start is not None and self.due is not None and self.start != self.due:
+            raise PlanSyntaxError(
+                max(self.seen["start"], self.seen["due"]),
+                f"task {self.ref} is a milestone, a single day: its start "
+                f"{self.start.isoformat()} and due date {self.due.isoformat()} must be the same",
+            )
 
     def build(self) -> PlanTask:
         return PlanTask(
@@ -120,8 +169,12 @@ class _TaskDraft:
             status=self.status,
             complexity=self.complexity,
             estimate_hours=self.estimate,
-            dependencies=self.dependencies,
             checklist=tuple(self.checklist),
+            links=self.links,
+            priority=self.priority,
+            start=self.start,
+            due=self.due,
+            milestone=self.milestone,
             line=self.line,
         )
 
@@ -205,8 +258,9 @@ class _PlanReader:
             if end < 0:
                 return None
             position, hidden, self.comment_line = end + len(_COMMENT_CLOSE), True, None
+        runs = _BacktickRuns(line)
         while True:
-            start = _comment_start(line, position)
+            start = _comment_start(line, position, runs)
             if start < 0:
                 pieces.append(line[position:])
                 break
@@ -288,10 +342,10 @@ class _PlanReader:
 
     def _phase(self, number: int, content: str) -> None:
         self.task = None
-        match = _PHASE_HEADING.match(content)
-        if not match:
+        if not content:
             raise PlanSyntaxError(number, "phase heading has no name")
-        name = unescape_text(match["name"].strip())
+        raw_name, raw_estimate = split_phase_heading(content)
+        name = unescape_text(raw_name)
         problem = line_problem(name, MAX_PHASE_NAME)
         if problem is not None:
             raise PlanSyntaxError(number, f"phase name {problem}")
@@ -302,7 +356,7 @@ class _PlanReader:
         if len(self.phases) >= MAX_PHASES:
             raise PlanSyntaxError(number, f"too many phases: a project holds at most {MAX_PHASES}")
         self.phase_lines[name] = number
-        estimate = _parse_estimate(match["estimate"], number, f"phase {name!r}")
+        estimate = _parse_estimate(raw_estimate, number, f"phase {name!r}")
         self.phases.append(_PhaseDraft(name, estimate))
 
     def _task_heading(self, number: int, content: str) -> None:
@@ -325,6 +379,10 @@ class _PlanReader:
         if ref in self.task_lines:
             raise PlanSyntaxError(
                 number, f"duplicate task ref {ref} (first on line {self.task_lines[ref]})"
+            )
+        if len(ref) > MAX_PLAN_REF:
+            raise PlanSyntaxError(
+                number, f"task ref {ref[:20]}… is longer than {MAX_PLAN_REF} characters"
             )
         if not title:
             raise PlanSyntaxError(number, f"task {ref} has no title")
@@ -358,7 +416,7 @@ class _PlanReader:
         if key in task.seen:
             raise PlanSyntaxError(number, f"task {task.ref} has a second {key.capitalize()} line")
         if key in _TASK_FIELDS:
-            task.seen.add(key)
+            task.seen[key] = number
         if key == "status":
             task.status = _parse_status(value, bool(checked), number, task.ref)
         elif key == "complexity":
@@ -366,8 +424,15 @@ class _PlanReader:
         elif key == "estimated":
             task.estimate = _parse_estimate(value, number, f"task {task.ref}")
         elif key == "dependencies":
-            task.dependencies = _parse_dependencies(value, number, task.ref)
-            task.dependencies_line = number
+            task.links = _parse_links(value, number, task.ref)
+        elif key == "priority":
+            task.priority = _parse_priority(value, number, task.ref)
+        elif key == "start":
+            task.start = _parse_day(value, number, task.ref, "start")
+        elif key == "due":
+            task.due = _parse_day(value, number, task.ref, "due")
+        elif key == "milestone":
+            task.milestone = _parse_milestone(value, number, task.ref)
         elif key == "description":
             task.in_description = True
             if value:
@@ -382,6 +447,8 @@ class _PlanReader:
             )
         drafts = [task for phase in self.phases for task in phase.tasks]
         self._check_is_plan(drafts)
+        for task in drafts:
+            task.check()
         _check_dependencies(drafts)
         return PlanDocument(
             name=self._project_name(),
@@ -429,7 +496,7 @@ class _PlanReader:
         return name
 
 
-def _comment_start(line: str, position: int) -> int:
+def _comment_start(line: str, position: int, runs: _BacktickRuns) -> int:
     """Where the first ``<!--`` at or after ``position`` outside code spans is (-1: none).
     A code span is a run of backticks closed by a run of the same length on the line; an
     unclosed run is literal backticks."""
@@ -439,11 +506,45 @@ def _comment_start(line: str, position: int) -> int:
             return -1
         if found[0] == _COMMENT_OPEN:
             return found.start()
-        ticks = found[0]
-        position = found.end()
-        closing = re.compile(rf"(?<!`){ticks}(?!`)").search(line, position)
-        if closing is not None:
-            position = closing.end()
+        closing = runs.closing_end(len(found[0]), found.end())
+        position = found.end() if closing is None else closing
+
+
+class _BacktickRuns:
+    """The runs of backticks of a line by length, found once (on first use): a code span's
+    closing run is then a bisection, not a search of the rest of the line per opening run
+    (which was quadratic on a hostile line of runs that never close)."""
+
+    def __init__(self, line: str) -> None:
+        self.line = line
+        self._starts: dict[int, list[int]] | None = None
+
+    def closing_end(self, length: int, after: int) -> int | None:
+        """The end of the first run of exactly ``length`` backticks starting at or after
+        ``after`` (None: there is none)."""
+        if self._starts is None:
+            self._starts = {}
+            for run in _BACKTICKS.finditer(self.line):
+                self._starts.setdefault(run.end() - run.start(), []).append(run.start())
+        starts = self._starts.get(length, [])
+        index = bisect_left(starts, after)
+        return starts[index] + length if index < len(starts) else None
+
+
+def split_phase_heading(content: str) -> tuple[str, str | None]:
+    """``Phase 1: Name (Est: 12 hours)`` → (``Phase 1: Name``, ``12 hours``): the estimate
+    is a last parenthesis ``(Est: …)`` holding no other parenthesis. ``content`` is the
+    stripped heading text. (Written out rather than as one regex, which took quadratic
+    time on a heading of many spaces.)"""
+    start = content.rfind("(")
+    if (
+        start > 0
+        and content.startswith("(Est:", start)
+        and content.endswith(")")
+        and ")" not in content[start:-1]
+    ):
+        return content[:start].rstrip(), content[start + len("(Est:") : -1].lstrip()
+    return content, None
 
 
 def _add_item(number: int, task: _TaskDraft, text: str, done: bool) -> None:
@@ -458,8 +559,25 @@ def _add_item(number: int, task: _TaskDraft, text: str, done: bool) -> None:
     task.checklist.append(ChecklistItem(text, done))
 
 
-_TASK_FIELDS = frozenset({"status", "complexity", "estimated", "dependencies", "description"})
-_FIELD_ALIASES = {"estimate": "estimated", "depends on": "dependencies"}
+_TASK_FIELDS = frozenset(
+    {
+        "status",
+        "complexity",
+        "estimated",
+        "dependencies",
+        "description",
+        "priority",
+        "start",
+        "due",
+        "milestone",
+    }
+)
+_FIELD_ALIASES = {
+    "estimate": "estimated",
+    "depends on": "dependencies",
+    "start date": "start",
+    "due date": "due",
+}
 
 
 def _field_key(raw: str) -> str:
@@ -531,32 +649,90 @@ def _to_float(number: str) -> float | None:
         return None
 
 
-def _parse_dependencies(value: str, number: int, ref: str) -> tuple[str, ...]:
-    """``None`` / empty, or comma-separated task refs."""
+def _parse_priority(value: str, number: int, ref: str) -> Priority | None:
+    if _is_unset(value):
+        return None
+    try:
+        return Priority(value.strip().lower())
+    except ValueError:
+        raise PlanSyntaxError(
+            number,
+            f"unknown priority {value!r} for task {ref} (use Low, Medium, High or Urgent)",
+        ) from None
+
+
+def iso_day(text: str) -> date | None:
+    """The day ``YYYY-MM-DD`` names (ASCII digits, nothing else: no time, no week or
+    ordinal dates, which ``date.fromisoformat`` would take); None if it is no such day."""
+    if not _ISO_DATE.match(text):
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def _parse_day(value: str, number: int, ref: str, what: str) -> date | None:
+    """An ISO calendar date ``2026-03-02``; unset words and placeholders give None."""
+    if _is_unset(value):
+        return None
+    day = iso_day(value.strip())
+    if day is None:
+        raise PlanSyntaxError(
+            number,
+            f"bad {what} date {value!r} for task {ref}: write the day as YYYY-MM-DD, "
+            "e.g. 2026-03-02",
+        )
+    return day
+
+
+def _parse_milestone(value: str, number: int, ref: str) -> bool:
+    if _is_unset(value):
+        return False
+    word = _MILESTONE_WORDS.get(value.strip().lower())
+    if word is None:
+        raise PlanSyntaxError(
+            number, f"bad milestone value {value!r} for task {ref} (use yes or no)"
+        )
+    return word
+
+
+def _parse_links(value: str, number: int, ref: str) -> tuple[Dependency, ...]:
+    """``None`` / empty, or comma-separated links in plan notation (domain/links.py):
+    ``T1.1`` (finish-to-start), ``T1.1 (SS+2d)``, ... The same link written twice counts
+    once, as plain lists always did; two different links to one task are refused."""
     if _is_unset(value):
         return ()
-    refs = [part.strip() for part in value.split(",") if part.strip()]
-    for dep in refs:
-        if not _REF.match(dep):
+    links: dict[str, Dependency] = {}
+    for part in value.split(","):
+        if not part.strip():
+            continue
+        try:
+            link = parse_dependency(part)
+        except DependencySyntaxError as error:
+            raise PlanSyntaxError(number, f"task {ref}: {error.detail}") from None
+        first = links.setdefault(link.predecessor, link)
+        if first != link:
             raise PlanSyntaxError(
                 number,
-                f"bad dependency {dep!r} for task {ref}: list task refs separated by commas, "
-                "e.g. 'T1.1, T1.2'",
+                f"task {ref}: {link.predecessor} is listed twice, as '{first}' and '{link}': "
+                "one link per predecessor",
             )
-    return tuple(dict.fromkeys(refs))
+    return tuple(links.values())
 
 
 def _check_dependencies(drafts: Sequence[_TaskDraft]) -> None:
     """Every dependency names a task of the plan, and they form no cycle."""
     by_ref = {task.ref: task for task in drafts}
     for task in drafts:
-        for dep in task.dependencies:
-            if dep not in by_ref:
+        for link in task.links:
+            if link.predecessor not in by_ref:
                 raise PlanSyntaxError(
-                    task.dependencies_line, f"task {task.ref} depends on unknown task {dep}"
+                    task.dependencies_line,
+                    f"task {task.ref} depends on unknown task {link.predecessor}",
                 )
     try:
-        assert_acyclic({task.ref: task.dependencies for task in drafts})
+        assert_acyclic({task.ref: [link.predecessor for link in task.links] for task in drafts})
     except CycleDetected as error:
         raise _cycle_error(error.cycle, by_ref) from None
 
@@ -657,11 +833,19 @@ def _render_task(task: PlanTask) -> str:
         f"#### {task.ref}: {_one_line(task.title)}",
         f"- [{box}] **Status**: {STATUS_WORDS[task.status]}",
     ]
+    if task.priority is not None:
+        lines.append(f"- **Priority**: {_PRIORITY_WORDS[task.priority]}")
     if task.complexity is not None:
         lines.append(f"- **Complexity**: {_COMPLEXITY_WORDS[task.complexity]}")
     if task.estimate_hours is not None:
         lines.append(f"- **Estimated**: {format_hours(task.estimate_hours)}")
-    lines.append(f"- **Dependencies**: {', '.join(task.dependencies) or 'None'}")
+    if task.milestone:
+        lines.append("- **Milestone**: yes")
+    if task.start is not None:
+        lines.append(f"- **Start**: {task.start.isoformat()}")
+    if task.due is not None:
+        lines.append(f"- **Due**: {task.due.isoformat()}")
+    lines.append(f"- **Dependencies**: {format_dependencies(task.links) or 'None'}")
     if task.checklist:
         lines.append("- **Description**:")
         lines += [f"  - {_render_item(item)}" for item in task.checklist]

@@ -1,4 +1,4 @@
-"""Hypothesis strategies shared by the scheduling tests: calendars, instants, networks."""
+"""Hypothesis strategies shared by the domain tests: calendars, instants, networks, plans."""
 
 from __future__ import annotations
 
@@ -9,7 +9,16 @@ from datetime import UTC, date, datetime, time, timedelta
 from hypothesis import strategies as st
 
 from planboard.domain.calendar import WorkingCalendar
-from planboard.domain.links import Dependency, Lag, LinkType
+from planboard.domain.links import MAX_LAG, Dependency, Lag, LagUnit, LinkType
+from planboard.domain.model import (
+    ChecklistItem,
+    Complexity,
+    PlanDocument,
+    PlanPhase,
+    PlanTask,
+    Priority,
+    TaskStatus,
+)
 from planboard.domain.schedule import Schedule, ScheduleTask, schedule_project
 
 ZONES = [
@@ -115,3 +124,80 @@ def random_network(n: int, rng: random.Random) -> list[ScheduleTask]:
         ]
         tasks.append(ScheduleTask(f"t{i}", rng.choice([0, 2, 4, 8, 16]), tuple(deps)))
     return tasks
+
+
+# --------------------------------------------------------------------------- plan documents
+
+# Text a title may hold (domain/text.py: no control characters but the tab), with the
+# pieces of Markdown the parser treats specially mixed in: comment markers, escapes of
+# them, backticks (code spans).
+TITLE_CHARACTERS = st.characters(exclude_categories=["Cs", "Cc"], include_characters="\t")
+MARKUP = st.sampled_from(["", "<!--", "-->", "<!-->", "<\\!--", "<\\\\!--", "`", "``", "\\"])
+one_line = st.builds(
+    lambda *parts: "".join(parts).strip(),
+    st.text(TITLE_CHARACTERS, max_size=10),
+    MARKUP,
+    st.text(TITLE_CHARACTERS, max_size=10),
+    MARKUP,
+).filter(bool)
+estimates = st.none() | st.integers(0, 1_000_000).map(lambda cents: cents / 100)
+# signed lags in hours and days: common small ones, and any with four decimals up to the limit
+lags = st.builds(
+    Lag,
+    st.sampled_from([0, 2, -4, 0.5, -0.0001])
+    | st.integers(-int(MAX_LAG) * 10_000, int(MAX_LAG) * 10_000).map(lambda n: n / 10_000),
+    st.sampled_from(LagUnit),
+)
+
+
+@st.composite
+def plan_documents(draw: st.DrawFn) -> PlanDocument:
+    """Documents with unicode text, random statuses, random acyclic typed dependencies
+    (all four link types, signed lags in h and d) and the scheduling fields: priority,
+    start and due dates (start <= due), milestones (no estimate but 0; one day)."""
+    shape = draw(st.lists(st.integers(0, 4), min_size=1, max_size=4).filter(any))
+    refs = [f"T{p + 1}.{t + 1}" for p, size in enumerate(shape) for t in range(size)]
+    rank = dict(zip(refs, draw(st.permutations(range(len(refs)))), strict=True))
+    names = draw(st.lists(one_line, min_size=len(shape), max_size=len(shape), unique=True))
+
+    def task(ref: str) -> PlanTask:
+        earlier = [other for other in refs if rank[other] < rank[ref]]
+        predecessors = draw(st.lists(st.sampled_from(earlier), unique=True)) if earlier else []
+        milestone = draw(st.booleans())
+        start = draw(st.none() | st.dates())
+        due = draw(st.none() | st.dates(min_value=start or date.min))
+        if milestone and start is not None and due is not None:
+            due = start
+        return PlanTask(
+            ref=ref,
+            title=draw(one_line),
+            status=draw(st.sampled_from(TaskStatus)),
+            complexity=draw(st.none() | st.sampled_from(Complexity)),
+            estimate_hours=draw(st.none() | st.just(0.0)) if milestone else draw(estimates),
+            checklist=tuple(
+                draw(st.lists(st.builds(ChecklistItem, one_line, st.booleans()), max_size=4))
+            ),
+            links=tuple(
+                Dependency(p, draw(st.sampled_from(LinkType)), draw(lags)) for p in predecessors
+            ),
+            priority=draw(st.none() | st.sampled_from(Priority)),
+            start=start,
+            due=due,
+            milestone=milestone,
+        )
+
+    phases = tuple(
+        PlanPhase(
+            name=names[p],
+            estimate_hours=draw(estimates),
+            tasks=tuple(task(f"T{p + 1}.{t + 1}") for t in range(size)),
+        )
+        for p, size in enumerate(shape)
+    )
+    return PlanDocument(
+        name=draw(one_line),
+        description=draw(st.just("") | one_line),
+        phases=phases,
+        target_users=draw(st.none() | one_line),
+        project_type=draw(st.none() | one_line),
+    )

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
+import time
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from planboard.domain.errors import ValidationFailed
 from planboard.domain.links import (
+    _NOTATION,
     MAX_LAG,
     Dependency,
     DependencySyntaxError,
@@ -154,3 +158,42 @@ def test_written_notation_reaches_a_canonical_fixed_point(
 ) -> None:
     canonical = format_dependency(parse_dependency(f"{ref} ({kind}{sign}{amount}{unit})"))
     assert format_dependency(parse_dependency(canonical)) == canonical
+
+
+# The notation's pattern before, quadratic on a run of spaces after a lag: the oracle the
+# linear one must agree with.
+OLD_NOTATION = re.compile(
+    r"""^(?P<ref>[A-Za-z0-9][A-Za-z0-9._-]*)
+        (?:\s*\(\s*(?P<type>[A-Za-z]{2})
+            (?:\s*(?P<sign>[+-])\s*(?P<amount>\d+(?:\.\d+)?)\s*(?P<unit>[A-Za-z]*))?
+        \s*\))?$""",
+    re.VERBOSE,
+)
+PIECES = st.sampled_from(["T1", " ", "(", ")", "SS", "+", "-", "2", ".5", "d", "h", "x"])
+
+
+@given(st.lists(PIECES, max_size=10).map("".join))
+def test_the_pattern_agrees_with_the_one_it_replaces(text: str) -> None:
+    old, new = OLD_NOTATION.match(text), _NOTATION.match(text)
+    assert (old is None) == (new is None)
+    if old is not None and new is not None:
+        assert old.group("ref", "type", "sign", "amount") == new.group(
+            "ref", "type", "sign", "amount"
+        )
+        assert (old["unit"] or None) == new["unit"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "T1.1 (SS+1" + " " * 300_000 + "x",
+        "T1.1 ( SS + 1" + " " * 300_000 + "d" + " " * 300_000 + "x",
+        "T1.1 (SS" + " " * 300_000 + "x",
+        "T1.1 (SS+" + "1" * 300_000 + "x",
+    ],
+)
+def test_hostile_notation_takes_linear_time(text: str) -> None:
+    started = time.process_time()
+    with pytest.raises(DependencySyntaxError):
+        parse_dependency(text)
+    assert time.process_time() - started < 5
