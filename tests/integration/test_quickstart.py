@@ -72,7 +72,9 @@ def dev_stack(settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[De
             "PLANBOARD_MONGODB_DB": f"{settings.mongodb_db}_quickstart",
             "PLANBOARD_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
             "PLANBOARD_KAFKA_TOPIC_PREFIX": f"{settings.kafka_topic_prefix}qs.",
-            "PLANBOARD_REDIS_URL": settings.redis_url,
+            # Its own Redis database: the suite's calls from 127.0.0.1 fill the shared
+            # rate-limit buckets, which this stack's default (production) limits would refuse.
+            "PLANBOARD_REDIS_URL": settings.redis_url.rsplit("/", 1)[0] + "/7",
             "PLANBOARD_SMTP_HOST": settings.smtp_host,
             "PLANBOARD_SMTP_PORT": str(settings.smtp_port),
         }

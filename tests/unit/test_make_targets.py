@@ -18,12 +18,12 @@ TEST_TOOLS = ("pytest", "playwright", "moto", "mypy", "schemathesis", "hypothesi
 pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="needs GNU make")
 
 
-def planned(target: str, tmp_path: Path) -> list[str]:
+def planned(target: str, tmp_path: Path, *variables: str) -> list[str]:
     """The commands ``make <target>`` would run on a fresh checkout (``-B``: nothing built)."""
     # Not a sub-make of the `make test` that may be running this test.
     env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
     result = subprocess.run(
-        ["make", "-n", "-B", "--no-print-directory", target, "PYTEST_ARGS="],
+        ["make", "-n", "-B", "--no-print-directory", target, "PYTEST_ARGS=", *variables],
         cwd=ROOT,
         env={**env, "PLANBOARD_CACHE_DIR": str(tmp_path)},
         capture_output=True,
@@ -57,7 +57,17 @@ def test_make_test_syncs_everything_exactly(tmp_path: Path) -> None:
     assert commands.index(full[0]) < commands.index(".venv/bin/ruff check service operator tests")
     assert "bash scripts/system-deps.sh test" in commands
     assert ".venv/bin/python -m tests.utils.jstools" in commands
-    assert commands[-1] == ".venv/bin/pytest tests"
+    assert ".venv/bin/pytest tests --ignore=tests/cluster" in [c.strip() for c in commands]
+    # The cluster tests come last, in a session of their own, and clean up whatever happens.
+    assert ".venv/bin/pytest tests/cluster" in commands[-1]
+    assert commands[-1].index("pytest tests/cluster") < commands[-1].index("cluster down --check")
+
+
+def test_cluster_tests_can_be_left_out(tmp_path: Path) -> None:
+    commands = planned("test", tmp_path, "CLUSTER_TESTS=0")
+    assert commands[-2] == ".venv/bin/pytest tests --ignore=tests/cluster"
+    assert "left out (CLUSTER_TESTS=0)" in commands[-1]
+    assert not any("pytest tests/cluster" in c or "devstack.cluster" in c for c in commands)
 
 
 def test_every_dev_target_gets_the_dev_tools(tmp_path: Path) -> None:
