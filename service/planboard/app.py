@@ -37,6 +37,8 @@ from planboard.events.kafka import KafkaProbe
 from planboard.metrics import Metrics, multiprocess_metrics
 from planboard.services.accounts import Accounts
 from planboard.services.attachment_storage import open_storage
+from planboard.services.cache import CacheMetrics, ReadThrough
+from planboard.services.context import ServiceContext
 from planboard.services.near_cache import Listener, NearCache
 from planboard.store.mongo import create_client, database
 from planboard.store.redis_client import create_redis
@@ -47,6 +49,7 @@ from planboard.typedefs import (
     mongo_client_key,
     near_cache_key,
     redis_key,
+    services_key,
     settings_key,
 )
 
@@ -104,6 +107,14 @@ async def kafka_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def services_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[settings_key]
+    reads = ReadThrough(
+        app[redis_key],
+        CacheMetrics(app[metrics_key].registry),
+        enabled=settings.cache_enabled,
+        near=app[near_cache_key],
+    )
+    app[services_key] = ServiceContext(app[mongo_client_key], app[db_key], settings, reads)
     app[accounts_key] = Accounts(
         app[settings_key], app[db_key], app[redis_key], near=app[near_cache_key]
     )

@@ -14,8 +14,10 @@ from typing import Any
 
 from planboard import __version__
 from planboard.config import Settings, SettingsError
+from planboard.config import markdown as config_markdown
 from planboard.logs import configure_logging
-from planboard.progress import Progress, Step
+from planboard.progress import ConsoleProgress, Step
+from planboard.services.context import ServiceContext
 
 EPILOG_ENV = """\
 environment:
@@ -38,9 +40,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from planboard.app import serve
 
     if args.port is not None:
-        from dataclasses import replace
-
-        settings = replace(settings, port=args.port)
+        settings = settings.replace(port=args.port)
     if settings.api_processes > 1:
         from planboard.supervisor import supervise
 
@@ -119,18 +119,18 @@ async def _seed(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     password = None if args.demo_user is None else demo_password(Path(args.demo_user), settings)
     steps = 1 if password is None else 2
-    progress = Progress("seed")
+    progress = ConsoleProgress("seed")
     client = create_client(settings, appname="planboard-seed")
     demo: dict[str, str] | None = None
     try:
         db = database(client, settings)
         progress(Step("seed demo workspace", done=0, total=steps))
-        project, created = await seed_demo(client, db)
+        project, created = await seed_demo(ServiceContext(client, db, settings))
         progress(Step("seed demo workspace", done=1, total=steps))
         if password is not None:
             try:
                 _, outcome = await seed_demo_user(
-                    db, settings, workspace_id=str(project["workspace_id"]), password=password
+                    db, settings, workspace_id=project["workspace_id"], password=password
                 )
             except DomainError as exc:
                 print(f"error: demo user: {exc.detail}", file=sys.stderr)
@@ -209,7 +209,7 @@ async def _cache_warm(settings: Settings, args: argparse.Namespace) -> int:
 
     client = create_client(settings, appname="planboard-cache-warm")
     redis = create_redis(settings)
-    progress = Progress("cache-warm")
+    progress = ConsoleProgress("cache-warm")
     try:
         await redis.ping()  # no Redis, nothing to warm: fail at once, clearly
         db = database(client, settings)
@@ -250,7 +250,7 @@ def cmd_cache_warm(settings: Settings, args: argparse.Namespace) -> int:
 IMPORT_STEPS = 4
 
 
-async def _import(settings: Settings, args: argparse.Namespace, progress: Progress) -> int:
+async def _import(settings: Settings, args: argparse.Namespace, progress: ConsoleProgress) -> int:
     from planboard.domain.plan import parse_plan
     from planboard.services.plans import import_plan
     from planboard.store import workspaces
@@ -267,7 +267,10 @@ async def _import(settings: Settings, args: argparse.Namespace, progress: Progre
             raise LookupError(f"no workspace {args.workspace}")
         progress(Step("write", f"{len(plan.tasks())} tasks", 3, total))
         project = await import_plan(
-            client, db, workspace_id=args.workspace, plan=plan, key=args.key
+            ServiceContext(client, db, settings),
+            workspace_id=args.workspace,
+            plan=plan,
+            key=args.key,
         )
         progress(Step("done", "", total, total))
     finally:
@@ -281,7 +284,7 @@ async def _import(settings: Settings, args: argparse.Namespace, progress: Progre
 
 
 def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
-    progress = Progress("import")
+    progress = ConsoleProgress("import")
     try:
         progress(Step("read", str(args.path), 0, IMPORT_STEPS))
         args.text = Path(args.path).read_text(encoding="utf-8")
@@ -330,7 +333,7 @@ async def _backup(settings: Settings, args: argparse.Namespace) -> int:
 
     database = args.database or settings.mongodb_db
     target = backup.open_target(args.to, s3_endpoint=args.s3_endpoint, s3_region=args.s3_region)
-    progress = Progress("backup")
+    progress = ConsoleProgress("backup")
     client = create_client(settings, appname="planboard-backup")
     try:
         result = await backup.backup(
@@ -365,7 +368,7 @@ async def _restore(settings: Settings, args: argparse.Namespace) -> int:
     from planboard.store.mongo import create_client
 
     database = args.database or settings.mongodb_db
-    progress = Progress("restore")
+    progress = ConsoleProgress("restore")
     client = create_client(settings, appname="planboard-restore")
     try:
         manifest = await backup.restore(
@@ -587,6 +590,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_openapi)
 
     p = add(
+        "config",
+        "Print the effective settings (secrets hidden) or, with --markdown, the table of "
+        "every setting that docs/configuration.md holds.",
+        "planboard config\nplanboard config --markdown",
+    )
+    p.add_argument("--markdown", action="store_true", help="every setting, its default and meaning")
+    p.set_defaults(func=cmd_config)
+
+    p = add(
         "backup",
         "Write a compressed, checksummed logical backup of the database.",
         "planboard backup --to /backups\n"
@@ -644,6 +656,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_dev)
     return parser
+
+
+def cmd_config(settings: Settings, args: argparse.Namespace) -> int:
+    if args.markdown:
+        print(config_markdown(), end="")
+    else:
+        print(json.dumps(settings.redacted(), indent=2, default=str))
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> None:

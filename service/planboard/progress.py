@@ -16,7 +16,8 @@ BAR_WIDTH = 24
 
 
 class StepLike(Protocol):
-    """What a progress callback receives (``services.backup.Progress`` has this shape)."""
+    """What a progress callback receives (``services.backup.BackupStep`` and
+    ``services.hot_reads.WarmProgress`` have this shape)."""
 
     @property
     def phase(self) -> str: ...
@@ -46,8 +47,9 @@ def bar(done: int, total: int, width: int = BAR_WIDTH) -> str:
     return f"[{'#' * filled}{'.' * (width - filled)}] {round(fraction * 100):3d}%"
 
 
-class Progress:
-    """A callable progress reporter for one command (``Progress("import")(step)``)."""
+class ConsoleProgress:
+    """A callable progress reporter of one CLI command on stderr
+    (``ConsoleProgress("import")(step)``)."""
 
     def __init__(
         self, command: str, stream: TextIO | None = None, *, interval_s: float = 5.0

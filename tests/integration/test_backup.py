@@ -93,7 +93,7 @@ async def _snapshot(client: AsyncMongoClient[Document], database: str) -> dict[s
 async def test_round_trip_loses_nothing(
     mongo_client: AsyncMongoClient[Document], source_db: str, target_db: str, tmp_path: Path
 ) -> None:
-    steps: list[backup.Progress] = []
+    steps: list[backup.BackupStep] = []
     result = await backup.backup(
         mongo_client,
         source_db,

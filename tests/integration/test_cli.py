@@ -17,7 +17,7 @@ from pymongo import AsyncMongoClient
 
 from planboard.cli import build_parser
 from planboard.config import Settings
-from planboard.progress import Progress, Step, bar
+from planboard.progress import ConsoleProgress, Step, bar
 from planboard.store import workspaces
 from planboard.store.document import Document
 
@@ -186,7 +186,7 @@ def test_progress_helper() -> None:
     assert bar(0, 4) == "[........................]   0%"
     assert bar(2, 4).startswith("[" + "#" * 12 + "." * 12 + "]")
     plain = io.StringIO()
-    progress = Progress("backup", plain, interval_s=3600)
+    progress = ConsoleProgress("backup", plain, interval_s=3600)
     for done in range(101):
         progress(Step("dump", "tasks", done, 100))
     progress(Step("upload", "archive", 10))

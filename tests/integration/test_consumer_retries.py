@@ -41,11 +41,10 @@ async def retry_env(mongo_client, settings_with_module):
 
 @pytest.fixture(scope="module")
 def settings_with_module(settings):
-    from dataclasses import replace
 
     tag = uuid.uuid4().hex[:8]
-    return replace(
-        settings, mongodb_db=f"{settings.mongodb_db}_retry", kafka_topic_prefix=f"pbretry-{tag}."
+    return settings.replace(
+        mongodb_db=f"{settings.mongodb_db}_retry", kafka_topic_prefix=f"pbretry-{tag}."
     )
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable
-from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -242,7 +241,7 @@ async def test_a_plan_ref_race_creates_all_or_nothing(client, db) -> None:
 @pytest.fixture(scope="module")
 async def four_per_task(settings, db, pipeline) -> AsyncIterator[TestClient[Any, Any]]:
     """An API instance allowing 4 attachments per task."""
-    app = create_app(replace(settings, attachment_max_per_task=4))
+    app = create_app(settings.replace(attachment_max_per_task=4))
     test_client: TestClient[Any, Any] = TestClient(TestServer(app))
     await test_client.start_server()
     yield test_client

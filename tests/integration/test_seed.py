@@ -7,13 +7,13 @@ import os
 import subprocess
 import sys
 import uuid
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from planboard.auth.passwords import verify_password
 from planboard.domain.errors import Conflict, ValidationFailed
+from planboard.services.context import ServiceContext
 from planboard.services.seed import (
     DEMO_EMAIL,
     NotDevelopment,
@@ -38,8 +38,8 @@ async def fresh_db(mongo_client, settings):
 
 
 async def test_the_demo_user_owns_the_demo_workspace(mongo_client, fresh_db, settings) -> None:
-    dev = replace(settings, env="development")
-    project, created = await seed_demo(mongo_client, fresh_db)
+    dev = settings.replace(env="development")
+    project, created = await seed_demo(ServiceContext(mongo_client, fresh_db, settings))
     assert created
     workspace_id = str(project["workspace_id"])
     user, outcome = await seed_demo_user(
@@ -77,11 +77,11 @@ async def test_the_demo_user_owns_the_demo_workspace(mongo_client, fresh_db, set
 async def test_the_demo_user_is_refused_outside_development(
     mongo_client, fresh_db, settings, env
 ) -> None:
-    project, _ = await seed_demo(mongo_client, fresh_db)
+    project, _ = await seed_demo(ServiceContext(mongo_client, fresh_db, settings))
     with pytest.raises(NotDevelopment, match="only when PLANBOARD_ENV=development"):
         await seed_demo_user(
             fresh_db,
-            replace(settings, env=env),
+            settings.replace(env=env),
             workspace_id=str(project["workspace_id"]),
             password=PASSWORD,
         )
@@ -92,8 +92,8 @@ async def test_the_demo_user_is_refused_outside_development(
 async def test_a_weak_password_or_a_real_account_are_refused(
     mongo_client, fresh_db, settings
 ) -> None:
-    dev = replace(settings, env="development")
-    project, _ = await seed_demo(mongo_client, fresh_db)
+    dev = settings.replace(env="development")
+    project, _ = await seed_demo(ServiceContext(mongo_client, fresh_db, settings))
     workspace_id = str(project["workspace_id"])
     with pytest.raises(ValidationFailed):
         await seed_demo_user(fresh_db, dev, workspace_id=workspace_id, password="short")

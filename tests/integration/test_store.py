@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from pymongo.errors import DuplicateKeyError
 
 from planboard.app import create_app
+from planboard.services.context import ServiceContext
 from planboard.services.seed import DEMO_PROJECT_KEY, seed_demo
 from planboard.store import migrations, quotas
 from planboard.store import tasks as task_store
@@ -70,9 +70,9 @@ async def test_unique_indexes_are_enforced(db) -> None:
     await db.projects.insert_one({"_id": "p-uniq-3", "workspace_id": "w-other", "key": "UNQ"})
 
 
-async def test_seed_loads_the_sample_plan_once(mongo_client, db) -> None:
+async def test_seed_loads_the_sample_plan_once(mongo_client, db, settings) -> None:
     before = await db.outbox.count_documents({})
-    project, created = await seed_demo(mongo_client, db)
+    project, created = await seed_demo(ServiceContext(mongo_client, db, settings))
     assert created
     assert project["key"] == DEMO_PROJECT_KEY
     assert project["name"] == "Bookshelf"
@@ -93,7 +93,7 @@ async def test_seed_loads_the_sample_plan_once(mongo_client, db) -> None:
     assert sorted(e["type"] for e in events) == ["project.created"] + ["task.created"] * 5
     assert await db.outbox.count_documents({}) == before + 6
 
-    again, created_again = await seed_demo(mongo_client, db)
+    again, created_again = await seed_demo(ServiceContext(mongo_client, db, settings))
     assert not created_again
     assert again["_id"] == project["_id"]
     assert await db.tasks.count_documents({"project_id": project["_id"]}) == 5
@@ -104,7 +104,7 @@ async def test_migration_12_counts_what_existing_data_holds(mongo_client, settin
     12, equal to what the code keeps, and the limits and the last-owner rule hold on it."""
     fresh = mongo_client[f"{settings.mongodb_db}_quotas"]
     await migrations.migrate(fresh)
-    api = TestClient(TestServer(create_app(replace(settings, mongodb_db=fresh.name))))
+    api = TestClient(TestServer(create_app(settings.replace(mongodb_db=fresh.name))))
     await api.start_server()
     try:
         a, b = await new_user(api), await new_user(api)

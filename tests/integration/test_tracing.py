@@ -12,7 +12,6 @@ import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -109,8 +108,7 @@ def spans() -> Iterator[InMemorySpanExporter]:
 @pytest_asyncio.fixture(scope="module")
 async def traced_env(settings, spans) -> AsyncIterator[tuple[Any, Any]]:
     """Own database and topics, and a MongoDB client created after tracing (instrumented)."""
-    traced = replace(
-        settings,
+    traced = settings.replace(
         mongodb_db=f"{settings.mongodb_db}_trace",
         kafka_topic_prefix=f"pbtrace-{uuid.uuid4().hex[:8]}.",
     )

@@ -144,3 +144,54 @@ def test_forwarded_for_trust_and_proxy_hops() -> None:
         Settings.from_env(
             {"PLANBOARD_TRUST_FORWARDED_FOR": "true", "PLANBOARD_TRUSTED_PROXY_HOPS": "0"}
         )
+
+
+def test_webhook_delivery_settings() -> None:
+    from planboard.services.webhooks import WebhookOptions
+
+    assert WebhookOptions.from_settings(Settings.from_env({})) == WebhookOptions()
+    options = WebhookOptions.from_settings(
+        Settings.from_env(
+            {
+                "PLANBOARD_WEBHOOK_RETRY_DELAYS_S": "1, 2.5,60",
+                "PLANBOARD_WEBHOOK_CONCURRENCY": "4",
+                "PLANBOARD_WEBHOOK_LEASE_S": "0.5",
+            }
+        )
+    )
+    assert options.retry_delays_s == (1.0, 2.5, 60.0)
+    assert (options.concurrency, options.lease_s, options.max_attempts) == (4, 0.5, 4)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("PLANBOARD_WEBHOOK_RETRY_DELAYS_S", "soon", "must list seconds"),
+        ("PLANBOARD_WEBHOOK_RETRY_DELAYS_S", ",".join(["1"] * 21), "at most 20 delays"),
+        ("PLANBOARD_WEBHOOK_RETRY_DELAYS_S", "-1", "at most 20 delays of 0..7d"),
+        ("PLANBOARD_WEBHOOK_CONCURRENCY", "0", "PLANBOARD_WEBHOOK_CONCURRENCY must be positive"),
+        ("PLANBOARD_WEBHOOK_LEASE_S", "x", "PLANBOARD_WEBHOOK_LEASE_S must be a number"),
+        ("PLANBOARD_MONGODB_TRANSACTIONS", "maybe", "PLANBOARD_MONGODB_TRANSACTIONS"),
+        ("PLANBOARD_RATE_LIMIT_API", "many", "must look like 100/15m"),
+        ("PLANBOARD_RATE_LIMIT_AUTH", "0/1m", "1..1000000 requests"),
+    ],
+)
+def test_bad_grouped_values_name_the_variable(name: str, value: str, message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        Settings.from_env({name: value})
+
+
+def test_transactions_mode_and_rate_limits() -> None:
+    assert Settings.from_env({}).mongodb_transactions == "auto"
+    assert (
+        Settings.from_env({"PLANBOARD_MONGODB_TRANSACTIONS": "OFF"}).mongodb_transactions == "off"
+    )
+    limits = Settings.from_env({"PLANBOARD_RATE_LIMIT_AUTH": "5/2h"})
+    assert (limits.rate_limit_auth.limit, limits.rate_limit_auth.window_s) == (5, 7200)
+
+
+def test_settings_built_from_values_ignore_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PLANBOARD_PORT", "9999")
+    assert Settings().port == 8080
+    assert Settings.from_env().port == 9999
+    assert Settings(port=1).replace(port=2).port == 2

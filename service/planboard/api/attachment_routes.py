@@ -21,9 +21,8 @@ from marshmallow import fields, validate
 
 from planboard.api import planning_schemas as ps
 from planboard.api.authn import caller_of
+from planboard.api.http import BEARER, actor_of, context_of, pager_of
 from planboard.api.json import json_response
-from planboard.api.planning_serializers import cursor_after, next_cursor
-from planboard.api.project_routes import actor_of, codec_of, purpose_of
 from planboard.api.schemas import Strict
 from planboard.api.validation import query_of
 from planboard.auth.signing import VARIANTS, DownloadSigner
@@ -33,10 +32,9 @@ from planboard.domain.errors import DomainError, Forbidden, NotFound
 from planboard.services import attachments as service
 from planboard.services import tasks as task_service
 from planboard.services.attachment_storage import AttachmentStorage, MissingContent
-from planboard.typedefs import db_key, metrics_key, mongo_client_key, settings_key
+from planboard.typedefs import db_key, metrics_key, settings_key
 
 routes = web.RouteTableDef()
-BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
 
 attachment_storage_key: web.AppKey[AttachmentStorage] = web.AppKey("attachment_storage")
 signer_key = web.AppKey("download_signer", DownloadSigner)
@@ -109,7 +107,7 @@ def _signed_url(request: web.Request, attachment_id: str, variant: str, expires:
 
 def attachment_out(request: web.Request, doc: Mapping[str, Any]) -> dict[str, Any]:
     expires = int(time.time()) + request.app[settings_key].attachment_url_ttl_s
-    attachment_id = str(doc["_id"])
+    attachment_id = doc["_id"]
     thumbnail = str(doc.get("thumbnail") or "none")
     return {
         "id": attachment_id,
@@ -210,8 +208,7 @@ async def upload_attachment(request: web.Request) -> web.Response:
             raise files.TooLarge(settings.attachment_max_bytes)
         reader, part = await _file_part(request)
         attachment = await service.upload(
-            request.app[mongo_client_key],
-            request.app[db_key],
+            context_of(request),
             storage,
             service.Limits.of(settings),
             task,
@@ -247,18 +244,17 @@ async def list_attachments(request: web.Request) -> web.Response:
         scope="attachments:read",
     )
     query = query_of(request)
-    codec = codec_of(request)
-    purpose = purpose_of("attachments", str(task["_id"]), {})
+    pager = pager_of(request, "attachments", task["_id"])
     found, more = await service.list_attachments(
         request.app[db_key],
         task,
-        after=cursor_after(codec, purpose, query.get("cursor")),
+        after=pager.after(query.get("cursor")),
         limit=query["limit"],
     )
     return json_response(
         {
             "items": [attachment_out(request, a) for a in found],
-            "next_cursor": next_cursor(codec, purpose, found[-1] if found else None, "_id", more),
+            "next_cursor": pager.next(found[-1] if found else None, "_id", more),
         }
     )
 
@@ -297,8 +293,7 @@ async def delete_attachment(request: web.Request) -> web.Response:
         role=Role.MEMBER,
     )
     await service.delete_attachment(
-        request.app[mongo_client_key],
-        request.app[db_key],
+        context_of(request),
         request.app[attachment_storage_key],
         attachment,
         task,

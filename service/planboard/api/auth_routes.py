@@ -15,9 +15,8 @@ from planboard.api.middleware import request_id_of
 from planboard.api.ratelimit import client_address
 from planboard.api.serializers import pat_out, user_out
 from planboard.api.validation import validated
-from planboard.domain.errors import Forbidden, NotFound
-from planboard.services import personal_tokens
-from planboard.store import access_tokens, memberships, users, workspaces
+from planboard.domain.errors import Forbidden
+from planboard.services import accounts, personal_tokens
 from planboard.typedefs import db_key, settings_key
 
 log = logging.getLogger(__name__)
@@ -148,9 +147,7 @@ async def verify_email(request: web.Request) -> web.Response:
 @routes.post("/api/v1/auth/resend-verification")
 async def resend_verification(request: web.Request) -> web.Response:
     principal = principal_of(request)
-    user = await users.get(request.app[db_key], principal.user_id)
-    if user is None:
-        raise NotFound("user not found")
+    user = await accounts.user_of(request.app[db_key], principal.user_id)
     if not user.get("email_verified"):
         await request.app[accounts_key].send_verification(user, request_id=request_id_of(request))
     return json_response({"status": "accepted"}, status=202)
@@ -162,22 +159,9 @@ async def resend_verification(request: web.Request) -> web.Response:
 async def me(request: web.Request) -> web.Response:
     principal = principal_of(request)
     db = request.app[db_key]
-    user = await users.get(db, principal.user_id)
-    if user is None:
-        raise NotFound("user not found")
-    out = user_out(user)
+    out = user_out(await accounts.user_of(db, principal.user_id))
     if principal.has_scope("workspaces:read"):
-        mine = await memberships.of_user(db, principal.user_id)
-        names = await workspaces.many(db, [str(m["workspace_id"]) for m in mine])
-        out["workspaces"] = [
-            {
-                "workspace_id": m["workspace_id"],
-                "name": names[str(m["workspace_id"])]["name"],
-                "role": m["role"],
-            }
-            for m in mine
-            if str(m["workspace_id"]) in names
-        ]
+        out["workspaces"] = await accounts.workspaces_of_user(db, principal.user_id)
     return json_response(out)
 
 
@@ -210,7 +194,7 @@ async def list_pats(request: web.Request) -> web.Response:
     principal = principal_of(request)
     if principal.kind != "session":
         raise Forbidden("personal access tokens are managed from a login session")
-    tokens = await access_tokens.of_user(request.app[db_key], principal.user_id)
+    tokens = await personal_tokens.tokens_of(request.app[db_key], principal.user_id)
     return json_response({"items": [pat_out(t) for t in tokens]})
 
 

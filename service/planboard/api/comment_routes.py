@@ -8,17 +8,16 @@ from aiohttp_apigami import docs, querystring_schema, request_schema, response_s
 from planboard.api import planning_schemas as ps
 from planboard.api.authn import caller_of
 from planboard.api.conditional import expected_version
+from planboard.api.http import BEARER, actor_of, context_of, pager_of
 from planboard.api.json import json_response
-from planboard.api.planning_serializers import comment_out, cursor_after, next_cursor
-from planboard.api.project_routes import actor_of, codec_of, purpose_of
+from planboard.api.planning_serializers import comment_out
 from planboard.api.validation import query_of, validated
 from planboard.domain.access import Role
 from planboard.services import comments as service
 from planboard.services import tasks as task_service
-from planboard.typedefs import db_key, mongo_client_key
+from planboard.typedefs import db_key
 
 routes = web.RouteTableDef()
-BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
 
 
 @docs(
@@ -39,8 +38,7 @@ async def create_comment(request: web.Request) -> web.Response:
         role=Role.MEMBER,
     )
     comment = await service.create_comment(
-        request.app[mongo_client_key],
-        request.app[db_key],
+        context_of(request),
         task,
         project,
         actor_of(request, access),
@@ -62,18 +60,17 @@ async def list_comments(request: web.Request) -> web.Response:
         request.app[db_key], caller_of(request), request.match_info["task"], scope="comments:read"
     )
     query = query_of(request)
-    codec = codec_of(request)
-    purpose = purpose_of("comments", str(task["_id"]), {})
+    pager = pager_of(request, "comments", task["_id"])
     found, more = await service.list_comments(
         request.app[db_key],
         task,
-        after=cursor_after(codec, purpose, query.get("cursor")),
+        after=pager.after(query.get("cursor")),
         limit=query["limit"],
     )
     return json_response(
         {
             "items": [comment_out(c) for c in found],
-            "next_cursor": next_cursor(codec, purpose, found[-1] if found else None, "_id", more),
+            "next_cursor": pager.next(found[-1] if found else None, "_id", more),
         }
     )
 
@@ -99,8 +96,7 @@ async def update_comment(request: web.Request) -> web.Response:
     body = dict(validated(request))
     expected = expected_version(request, str(comment["_id"]), body.pop("version", None))
     updated = await service.update_comment(
-        request.app[mongo_client_key],
-        request.app[db_key],
+        context_of(request),
         comment,
         task,
         project,
@@ -124,8 +120,7 @@ async def delete_comment(request: web.Request) -> web.Response:
     )
     service.require_author_or_admin(comment, access)
     await service.delete_comment(
-        request.app[mongo_client_key],
-        request.app[db_key],
+        context_of(request),
         comment,
         task,
         project,

@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import timedelta
 from typing import Any
 
 import orjson
@@ -27,17 +26,14 @@ from aiohttp import web
 
 from planboard.api.principal import principal_key
 from planboard.domain.errors import Conflict, ValidationFailed
-from planboard.store import idempotency as store
-from planboard.store.ids import new_id, utcnow
+from planboard.services import idempotency as records
 from planboard.typedefs import db_key
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-HEADER = "Idempotency-Key"
+HEADER = records.HEADER
 REPLAYED = "Idempotent-Replayed"
 KEY_RE = re.compile(r"^[\x20-\x7e]{1,200}$")
-TTL = timedelta(hours=24)
-LEASE = timedelta(minutes=5)  # a claim older than this belongs to a crashed request
 KEPT_HEADERS = ("Content-Type", "Location", "ETag", "Content-Disposition")
 SECRET_FIELDS = frozenset({"token", "secret", "access_token", "refresh_token", "password"})
 
@@ -103,7 +99,7 @@ def _replay(record: Mapping[str, Any]) -> web.Response:
     content_type = headers.pop("Content-Type", "application/json")
     body = response["body"]
     return web.Response(
-        status=int(str(response["status"])),
+        status=int(response["status"]),
         body=str(body).encode("utf-8"),
         headers={**headers, "Content-Type": content_type},
     )
@@ -121,64 +117,40 @@ async def idempotency_middleware(request: web.Request, handler: Handler) -> web.
     record_id = hashlib.sha256(scope.encode()).hexdigest()
     request_hash = await _request_hash(request)
     db = request.app[db_key]
-    now = utcnow()
-    claim = new_id()
-    fresh = {
-        "state": "running",
-        "claim": claim,
-        "request_hash": request_hash,
-        "user_id": principal.user_id,
-        "method": request.method,
-        "path": request.path,
-        "created_at": now,
-        "locked_until": now + LEASE,
-        "expires_at": now + TTL,
-    }
-    if not await store.claim(db, {"_id": record_id, **fresh}):
-        existing: Mapping[str, Any] | None = await store.get(db, record_id)
-        expired = existing is not None and existing["expires_at"] <= now
-        abandoned = (
-            existing is not None
-            and existing["state"] == "running"
-            and existing["locked_until"] <= now
+    claimed = await records.claim(
+        db,
+        record_id,
+        request_hash=request_hash,
+        user_id=principal.user_id,
+        method=request.method,
+        path=request.path,
+    )
+    if claimed.running:
+        raise web.HTTPConflict(
+            text="a request with this Idempotency-Key is still in progress; retry shortly",
+            headers={"Retry-After": "1"},
         )
-        if existing is None or expired or abandoned:
-            taken = existing is not None and await store.take_over(db, dict(existing), fresh)
-            if not taken:
-                raise Conflict("a request with this Idempotency-Key is in progress; retry later")
-        elif existing["request_hash"] != request_hash:
-            raise ValidationFailed(
-                [(HEADER, "this key was used for a different request; use a new key")],
-                "Idempotency-Key reused with a different request",
-            )
-        elif existing["state"] == "running":
-            raise web.HTTPConflict(
-                text="a request with this Idempotency-Key is still in progress; retry shortly",
-                headers={"Retry-After": "1"},
-            )
-        else:
-            return _replay(existing)
+    if claimed.replay is not None:
+        return _replay(claimed.replay)
     try:
         response = await handler(request)
     except BaseException:
-        await store.release(db, record_id, claim)
+        await records.release(db, claimed)
         raise
     text = _text_of(response)
     if not 200 <= response.status < 300 or text is None:
-        await store.release(db, record_id, claim)
+        await records.release(db, claimed)
         return response
     content_type = response.headers.get("Content-Type", "").split(";")[0].strip()
     withheld = _holds_secret(text, content_type)
-    await store.complete(
+    await records.complete(
         db,
-        record_id,
-        claim,
+        claimed,
         {
             "status": response.status,
             "headers": {h: response.headers[h] for h in KEPT_HEADERS if h in response.headers},
             "body": "" if withheld else text,
             "withheld": withheld,
         },
-        utcnow(),
     )
     return response

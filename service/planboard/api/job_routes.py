@@ -5,9 +5,6 @@ from __future__ import annotations
 import marshmallow as m
 from aiohttp import web
 from aiohttp_apigami import docs, request_schema, response_schema
-from bson import ObjectId
-from bson.errors import InvalidId
-from gridfs.errors import NoFile
 from marshmallow import fields, validate
 
 from planboard.api.authn import caller_of
@@ -15,12 +12,9 @@ from planboard.api.json import json_response
 from planboard.api.middleware import request_id_of
 from planboard.api.planning_schemas import ExportOptions
 from planboard.api.validation import validated
-from planboard.domain.access import Role
-from planboard.domain.errors import Conflict, NotFound
-from planboard.services.access import authorize
+from planboard.domain.errors import Conflict
 from planboard.services.exports import EXPORT_FORMATS
-from planboard.services.jobs import queue_job
-from planboard.store import jobs, projects
+from planboard.services.jobs import open_result, project_to_export, queue_job, readable_job
 from planboard.store.document import Document
 from planboard.typedefs import db_key
 
@@ -63,15 +57,7 @@ def job_out(job: Document) -> dict[str, object]:
 
 
 async def _job(request: web.Request) -> Document:
-    """The job, if the caller may read its workspace (404 otherwise, like any resource)."""
-    db = request.app[db_key]
-    job = await jobs.get(db, request.match_info["job_id"][:100])
-    if job is None:
-        raise NotFound("job not found")
-    await authorize(
-        db, caller_of(request), str(job["workspace_id"]), scope="projects:read", what="job"
-    )
-    return job
+    return await readable_job(request.app[db_key], caller_of(request), request.match_info["job_id"])
 
 
 @docs(tags=["jobs"], summary="Queue an export of the project (202; poll the job)", security=BEARER)
@@ -80,16 +66,8 @@ async def _job(request: web.Request) -> Document:
 @routes.post("/api/v1/projects/{project_id}/exports")
 async def queue_export(request: web.Request) -> web.Response:
     db = request.app[db_key]
-    project = await projects.get(db, request.match_info["project_id"][:100])
-    if project is None:
-        raise NotFound("project not found")
-    access = await authorize(
-        db,
-        caller_of(request),
-        str(project["workspace_id"]),
-        scope="projects:read",
-        role=Role.VIEWER,
-        what="project",
+    project, access = await project_to_export(
+        db, caller_of(request), request.match_info["project_id"]
     )
     job = await queue_job(
         db,
@@ -120,12 +98,7 @@ async def job_result(request: web.Request) -> web.StreamResponse:
     result = job.get("result")
     if job["status"] != "succeeded" or not isinstance(result, dict) or "file_id" not in result:
         raise Conflict(f"the job has no downloadable result (status {job['status']})")
-    try:
-        stream = await jobs.results(request.app[db_key]).open_download_stream(
-            ObjectId(str(result["file_id"]))
-        )
-    except (NoFile, InvalidId):
-        raise NotFound("the result has expired") from None
+    stream = await open_result(request.app[db_key], str(result["file_id"]))
     response = web.StreamResponse(
         headers={
             "Content-Type": f"{result['content_type']}; charset=utf-8",

@@ -1,31 +1,17 @@
 """JSON in and out: request bodies parsed with orjson; responses with RFC 3339 UTC
-times ending in ``Z``."""
+times ending in ``Z`` (the one encoder, domain/encoding.py)."""
 
 from __future__ import annotations
 
 import json
 import math
-from datetime import UTC, date, datetime
 from typing import Any
 
 import orjson
 from aiohttp import web
 
+from planboard.domain.encoding import dumps
 from planboard.domain.errors import ValidationFailed
-
-
-def _default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, (set, frozenset)):
-        return sorted(value)
-    raise TypeError(f"cannot serialize {type(value).__name__}")
-
-
-def dumps(data: Any) -> bytes:
-    return orjson.dumps(data, default=_default, option=orjson.OPT_PASSTHROUGH_DATETIME)
 
 
 def json_response(

@@ -8,16 +8,14 @@ from aiohttp_apigami import docs, querystring_schema, request_schema, response_s
 from marshmallow import fields, validate
 
 from planboard.api.authn import caller_of
+from planboard.api.http import pager_of
 from planboard.api.json import json_response
-from planboard.api.pagination import CursorCodec
 from planboard.api.schemas import Strict
 from planboard.api.validation import query_of, validated
-from planboard.domain.errors import NotFound
-from planboard.services.notifications import DEFAULT_PREFERENCES, KINDS, preferences_of
-from planboard.store import notifications, users
+from planboard.services import notifications as service
+from planboard.services.notifications import KINDS
 from planboard.store.document import Document
-from planboard.store.ids import utcnow
-from planboard.typedefs import db_key, settings_key
+from planboard.typedefs import db_key
 
 routes = web.RouteTableDef()
 BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
@@ -83,21 +81,19 @@ async def list_notifications(request: web.Request) -> web.Response:
     caller = caller_of(request)
     caller.require_scope("notifications:read")
     query = query_of(request)
-    codec = CursorCodec(request.app[settings_key].secret_key)
-    purpose = f"notifications:{caller.user_id}:{query['unread']}"
-    before = codec.decode(purpose, query["cursor"])["before"] if query.get("cursor") else None
-    db = request.app[db_key]
-    limit = query["limit"]
-    found = await notifications.page(
-        db, caller.user_id, unread_only=query["unread"], before=before, limit=limit + 1
+    pager = pager_of(request, "notifications", caller.user_id, query)
+    found, more, unread = await service.inbox_page(
+        request.app[db_key],
+        caller.user_id,
+        unread_only=query["unread"],
+        after=pager.after(query.get("cursor")),
+        limit=query["limit"],
     )
-    more = len(found) > limit
-    cursor = codec.encode(purpose, {"before": str(found[limit - 1]["seq"])}) if more else None
     return json_response(
         {
-            "items": [_out(d) for d in found[:limit]],
-            "next_cursor": cursor,
-            "unread_count": await notifications.unread_count(db, caller.user_id),
+            "items": [_out(d) for d in found],
+            "next_cursor": pager.next(found[-1] if found else None, "seq", more),
+            "unread_count": unread,
         }
     )
 
@@ -107,10 +103,9 @@ async def list_notifications(request: web.Request) -> web.Response:
 async def mark_read(request: web.Request) -> web.Response:
     caller = caller_of(request)
     caller.require_scope("notifications:write")
-    if not await notifications.mark_read(
-        request.app[db_key], caller.user_id, request.match_info["notification_id"], utcnow()
-    ):
-        raise NotFound("notification not found")
+    await service.mark_read(
+        request.app[db_key], caller.user_id, request.match_info["notification_id"]
+    )
     return web.Response(status=204)
 
 
@@ -119,7 +114,7 @@ async def mark_read(request: web.Request) -> web.Response:
 async def mark_all_read(request: web.Request) -> web.Response:
     caller = caller_of(request)
     caller.require_scope("notifications:write")
-    count = await notifications.mark_all_read(request.app[db_key], caller.user_id, utcnow())
+    count = await service.mark_all_read(request.app[db_key], caller.user_id)
     return json_response({"marked": count})
 
 
@@ -133,10 +128,7 @@ async def mark_all_read(request: web.Request) -> web.Response:
 async def get_preferences(request: web.Request) -> web.Response:
     caller = caller_of(request)
     caller.require_scope("notifications:read")
-    user = await users.get(request.app[db_key], caller.user_id)
-    if user is None:
-        raise NotFound("user not found")
-    return json_response(preferences_of(user))
+    return json_response(await service.preferences(request.app[db_key], caller.user_id))
 
 
 @docs(tags=["notifications"], summary="Change notification preferences (partial)", security=BEARER)
@@ -146,12 +138,7 @@ async def get_preferences(request: web.Request) -> web.Response:
 async def patch_preferences(request: web.Request) -> web.Response:
     caller = caller_of(request)
     caller.require_scope("notifications:write")
-    db = request.app[db_key]
-    user = await users.get(db, caller.user_id)
-    if user is None:
-        raise NotFound("user not found")
-    merged = preferences_of(user)
-    for kind, channels in validated(request).items():
-        merged[kind].update(channels)
-    await users.set_preferences(db, caller.user_id, merged, utcnow())
-    return json_response({k: merged[k] for k in DEFAULT_PREFERENCES})
+    changed = await service.change_preferences(
+        request.app[db_key], caller.user_id, validated(request)
+    )
+    return json_response(changed)

@@ -3,65 +3,41 @@ plan import/export and the project's activity log."""
 
 from __future__ import annotations
 
-import weakref
-from collections.abc import Awaitable, Callable
-
-import orjson
 from aiohttp import web
 from aiohttp_apigami import docs, querystring_schema, request_schema, response_schema
 
 from planboard.api import planning_schemas as ps
 from planboard.api.authn import caller_of
 from planboard.api.conditional import expected_version, not_modified
+from planboard.api.http import BEARER, actor_of, cached_read, context_of, pager_of
 from planboard.api.job_routes import JobQueuedOut
 from planboard.api.json import json_response
 from planboard.api.middleware import request_id_of
-from planboard.api.pagination import CursorCodec
-from planboard.api.planning_serializers import activity_out, cursor_after, next_cursor
+from planboard.api.planning_serializers import activity_out
 from planboard.api.validation import query_of, validated
 from planboard.domain.access import Role
-from planboard.domain.errors import NotFound, ValidationFailed
+from planboard.domain.errors import ValidationFailed
 from planboard.domain.plan import MAX_PLAN_BYTES, parse_plan
 from planboard.services import activity as activity_service
-from planboard.services import cache, exports, hot_reads
+from planboard.services import exports, hot_reads
 from planboard.services import projects as service
 from planboard.services.access import Access, authorize
-from planboard.services.activity import Actor
 from planboard.services.jobs import queue_job
 from planboard.services.plans import import_plan
 from planboard.services.representations import phase_out, phases_etag, project_etag, project_out
+from planboard.store.documents import ProjectDoc
 from planboard.typedefs import (
     db_key,
-    metrics_key,
-    mongo_client_key,
-    near_cache_key,
-    redis_key,
-    settings_key,
 )
 
 routes = web.RouteTableDef()
 ASYNC_IMPORT_TASKS = 500  # larger plans are imported as a job (202)
-BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
 MARKDOWN_TYPES = ("text/markdown", "text/x-markdown")
-
-
-def actor_of(request: web.Request, access: Access) -> Actor:
-    return Actor(access.user_id, request_id_of(request))
-
-
-def codec_of(request: web.Request) -> CursorCodec:
-    return CursorCodec(request.app[settings_key].secret_key)
-
-
-def purpose_of(kind: str, owner: str, query: dict[str, object]) -> str:
-    """A cursor is bound to its list, sort and filters: reusing it elsewhere is a 422."""
-    shape = {k: v for k, v in query.items() if k not in ("cursor", "limit", "fields_")}
-    return f"{kind}:{owner}:" + orjson.dumps(shape, option=orjson.OPT_SORT_KEYS).decode()
 
 
 async def _project(
     request: web.Request, scope: str, role: Role = Role.VIEWER
-) -> tuple[dict[str, object], Access]:
+) -> tuple[ProjectDoc, Access]:
     return await service.project_for(
         request.app[db_key],
         caller_of(request),
@@ -80,56 +56,11 @@ async def _workspace(request: web.Request, scope: str, role: Role) -> Access:
     )
 
 
-def _project_response(project: dict[str, object], status: int = 200) -> web.Response:
+def _project_response(project: ProjectDoc, status: int = 200) -> web.Response:
     headers = {"ETag": project_etag(project)}
     if status == 201:
         headers["Location"] = f"/api/v1/projects/{project['_id']}"
     return json_response(project_out(project), status=status, headers=headers)
-
-
-# --------------------------------------------------------------------------- read cache
-
-_caches: weakref.WeakKeyDictionary[web.Application, cache.ReadThrough] = weakref.WeakKeyDictionary()
-
-
-def cache_of(request: web.Request) -> cache.ReadThrough:
-    """The app's read-through cache (services/cache.py), created on first use."""
-    app = request.app
-    found = _caches.get(app)
-    if found is None:
-        metrics = cache.CacheMetrics(app[metrics_key].registry)
-        found = _caches[app] = cache.ReadThrough(
-            app[redis_key],
-            metrics,
-            enabled=app[settings_key].cache_enabled,
-            near=app[near_cache_key],
-        )
-    return found
-
-
-async def invalidate(request: web.Request, project_id: object) -> None:
-    """After a write, in the same request: a read that follows never sees the old value."""
-    await cache_of(request).invalidate(str(project_id))
-
-
-async def cached_read(
-    request: web.Request,
-    read: Callable[..., Awaitable[dict[str, object] | None]],
-    *,
-    scope: str = "projects:read",
-) -> dict[str, object]:
-    """A project-keyed cached read (services/hot_reads.py) with the checks of
-    ``project_for``: scope, id, 404, then membership (near cache or MongoDB, never the
-    value's own cache: services/access.py)."""
-    caller = caller_of(request)
-    caller.require_scope(scope)
-    project_id = service.check_id(request.match_info["project_id"], "project_id")
-    db = request.app[db_key]
-    value = await read(cache_of(request), db, project_id)
-    if value is None:
-        raise NotFound("project not found")
-    await authorize(db, caller, str(value["ws"]), scope=scope, what="project")
-    return value
 
 
 # --------------------------------------------------------------------------- projects
@@ -147,8 +78,7 @@ async def cached_read(
 async def create_project(request: web.Request) -> web.Response:
     access = await _workspace(request, "projects:write", Role.MEMBER)
     project = await service.create_project(
-        request.app[mongo_client_key],
-        request.app[db_key],
+        context_of(request),
         access,
         actor_of(request, access),
         validated(request),
@@ -163,22 +93,21 @@ async def create_project(request: web.Request) -> web.Response:
 async def list_projects(request: web.Request) -> web.Response:
     access = await _workspace(request, "projects:read", Role.VIEWER)
     query = query_of(request)
-    codec = codec_of(request)
-    purpose = purpose_of("projects", access.workspace_id, query)
+    pager = pager_of(request, "projects", access.workspace_id, query)
     sort = query["sort"]
     found, more = await service.list_projects(
         request.app[db_key],
         access.workspace_id,
         statuses=query.get("status") or [],
         sort=sort,
-        after=cursor_after(codec, purpose, query.get("cursor")),
+        after=pager.after(query.get("cursor")),
         limit=query["limit"],
     )
     field = service.PROJECT_SORTS[sort.lstrip("-")]
     return json_response(
         {
             "items": [project_out(p) for p in found],
-            "next_cursor": next_cursor(codec, purpose, found[-1] if found else None, field, more),
+            "next_cursor": pager.next(found[-1] if found else None, field, more),
         }
     )
 
@@ -234,8 +163,7 @@ async def import_project(request: web.Request) -> web.Response:
             headers={"Location": f"/api/v1/jobs/{job['_id']}"},
         )
     project = await import_plan(
-        request.app[mongo_client_key],
-        request.app[db_key],
+        context_of(request),
         workspace_id=access.workspace_id,
         plan=plan,
         key=query_of(request).get("key"),
@@ -268,16 +196,14 @@ async def update_project(request: web.Request) -> web.Response:
     project, access = await _project(request, "projects:write", Role.MEMBER)
     service.require_manager(project, access)
     body = dict(validated(request))
-    expected = expected_version(request, str(project["_id"]), body.pop("version", None))
+    expected = expected_version(request, project["_id"], body.pop("version", None))
     updated = await service.update_project(
-        request.app[mongo_client_key],
-        request.app[db_key],
+        context_of(request),
         project,
         actor_of(request, access),
         body,
         expected,
     )
-    await invalidate(request, project["_id"])
     return _project_response(updated)
 
 
@@ -292,13 +218,11 @@ async def delete_project(request: web.Request) -> web.Response:
     project, access = await _project(request, "projects:write", Role.MEMBER)
     service.require_manager(project, access)
     await service.delete_project(
-        request.app[mongo_client_key],
-        request.app[db_key],
+        context_of(request),
         project,
         actor_of(request, access),
-        expected_version(request, str(project["_id"])),
+        expected_version(request, project["_id"]),
     )
-    await invalidate(request, project["_id"])
     return web.Response(status=204)
 
 
@@ -330,13 +254,11 @@ async def create_phase(request: web.Request) -> web.Response:
     project, access = await _project(request, "projects:write", Role.MEMBER)
     service.require_manager(project, access)
     _, phase = await service.add_phase(
-        request.app[mongo_client_key],
-        request.app[db_key],
+        context_of(request),
         project,
         actor_of(request, access),
         validated(request),
     )
-    await invalidate(request, project["_id"])
     return json_response(phase_out(phase, 0), status=201)
 
 
@@ -350,14 +272,12 @@ async def update_phase(request: web.Request) -> web.Response:
     service.require_manager(project, access)
     phase_id = service.check_id(request.match_info["phase_id"], "phase_id")
     _, phase = await service.update_phase(
-        request.app[mongo_client_key],
-        request.app[db_key],
+        context_of(request),
         project,
         actor_of(request, access),
         phase_id,
         validated(request),
     )
-    await invalidate(request, project["_id"])
     return json_response(phase_out(phase))
 
 
@@ -373,14 +293,12 @@ async def delete_phase(request: web.Request) -> web.Response:
     service.require_manager(project, access)
     phase_id = service.check_id(request.match_info["phase_id"], "phase_id")
     await service.delete_phase(
-        request.app[mongo_client_key],
-        request.app[db_key],
+        context_of(request),
         project,
         actor_of(request, access),
         phase_id,
         query_of(request).get("move_to"),
     )
-    await invalidate(request, project["_id"])
     return web.Response(status=204)
 
 
@@ -425,17 +343,16 @@ async def export_project(request: web.Request) -> web.Response:
 async def project_activity(request: web.Request) -> web.Response:
     project, _ = await _project(request, "projects:read")
     query = query_of(request)
-    codec = codec_of(request)
-    purpose = purpose_of("project-activity", str(project["_id"]), {})
+    pager = pager_of(request, "project-activity", project["_id"])
     items, more = await activity_service.page_of_project(
         request.app[db_key],
-        str(project["_id"]),
-        after=cursor_after(codec, purpose, query.get("cursor")),
+        project["_id"],
+        after=pager.after(query.get("cursor")),
         limit=query["limit"],
     )
     return json_response(
         {
             "items": [activity_out(i) for i in items],
-            "next_cursor": next_cursor(codec, purpose, items[-1] if items else None, "_id", more),
+            "next_cursor": pager.next(items[-1] if items else None, "_id", more),
         }
     )

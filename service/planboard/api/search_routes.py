@@ -12,10 +12,10 @@ from aiohttp_apigami import docs, querystring_schema, response_schema
 from marshmallow import fields, validate
 
 from planboard.api.authn import caller_of
+from planboard.api.http import cache_of, pager_of
 from planboard.api.json import json_response
-from planboard.api.pagination import CursorCodec
+from planboard.api.pagination import Pager
 from planboard.api.planning_schemas import MAX_LABEL, TASK_STATUSES, CommaList
-from planboard.api.project_routes import cache_of, purpose_of
 from planboard.api.schemas import Strict, Trimmed
 from planboard.api.validation import query_of
 from planboard.domain.errors import ValidationFailed
@@ -84,18 +84,15 @@ def hit_out(hit: service.Hit) -> dict[str, Any]:
     }
 
 
-def _after(codec: CursorCodec, purpose: str, cursor: str | None) -> tuple[int, int, str] | None:
-    if cursor is None:
+def _after(pager: Pager, cursor: str | None) -> tuple[int, int, str] | None:
+    """A hit's position: (rank, sort value) in ``v``, the hit's id in ``id``."""
+    position = pager.after(cursor)
+    if position is None:
         return None
-    position = codec.decode(purpose, cursor).get("p")
-    if (
-        not isinstance(position, list)
-        or len(position) != 3
-        or not all(isinstance(v, int) for v in position[:2])
-        or not isinstance(position[2], str)
-    ):
+    value, last_id = position
+    if not isinstance(value, list) or len(value) != 2 or not all(isinstance(v, int) for v in value):
         raise ValidationFailed([("cursor", "invalid cursor")], "invalid cursor")
-    return (position[0], position[1], position[2])
+    return (value[0], value[1], last_id)
 
 
 @docs(
@@ -113,8 +110,7 @@ def _after(codec: CursorCodec, purpose: str, cursor: str | None) -> tuple[int, i
 async def search(request: web.Request) -> web.Response:
     query = query_of(request)
     caller = caller_of(request)
-    codec = CursorCodec(request.app[settings_key].secret_key)
-    purpose = purpose_of("search", caller.user_id, query)
+    pager = pager_of(request, "search", caller.user_id, query)
     assignee = query.get("assignee")
     spec = service.SearchQuery(
         q=query["q"],
@@ -126,15 +122,15 @@ async def search(request: web.Request) -> web.Response:
         types=tuple(dict.fromkeys(query.get("type") or ())),
     )
     db = request.app[db_key]
-    after = _after(codec, purpose, query.get("cursor"))
+    after = _after(pager, query.get("cursor"))
     workspace_ids = await service.workspaces_of(db, caller, spec.workspace_id, spec.project_id)
 
     async def compute() -> dict[str, Any]:
         hits, more = await service.search(
             db, caller, spec, after=after, limit=query["limit"], workspace_ids=workspace_ids
         )
-        last = list(hits[-1].position) if more and hits else None
-        next_cursor = codec.encode(purpose, {"p": last}) if last else None
+        last = hits[-1].position if more and hits else None
+        next_cursor = pager.at(list(last[:2]), last[2]) if last else None
         return {"items": [hit_out(h) for h in hits], "next_cursor": next_cursor}
 
     # Answers are per caller (cursors are bound to the caller) and scopes (result types),

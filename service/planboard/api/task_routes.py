@@ -11,16 +11,16 @@ from aiohttp_apigami import docs, querystring_schema, request_schema, response_s
 from planboard.api import planning_schemas as ps
 from planboard.api.authn import caller_of
 from planboard.api.conditional import expected_version, not_modified
-from planboard.api.json import json_response
-from planboard.api.planning_serializers import activity_out, cursor_after, next_cursor
-from planboard.api.project_routes import (
+from planboard.api.http import (
+    BEARER,
     actor_of,
     cache_of,
     cached_read,
-    codec_of,
-    invalidate,
-    purpose_of,
+    context_of,
+    pager_of,
 )
+from planboard.api.json import json_response
+from planboard.api.planning_serializers import activity_out
 from planboard.api.validation import query_of, validated
 from planboard.domain.access import Role
 from planboard.domain.errors import NotFound
@@ -30,25 +30,22 @@ from planboard.services import dependencies as dependency_service
 from planboard.services import projects as project_service
 from planboard.services import tasks as service
 from planboard.services.access import Access, authorize
-from planboard.services.projects import OBJECT_ID_RE
-from planboard.services.representations import task_etag, task_out
-from planboard.store import projects as projects_store
-from planboard.store.document import Document
-from planboard.typedefs import db_key, mongo_client_key
+from planboard.services.representations import task_out
+from planboard.store.documents import ProjectDoc, TaskDoc
+from planboard.typedefs import db_key
 
 routes = web.RouteTableDef()
-BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
 
 
 async def _task(
     request: web.Request, scope: str, role: Role = Role.VIEWER
-) -> tuple[Document, Document, Access]:
+) -> tuple[TaskDoc, ProjectDoc, Access]:
     return await service.task_for(
         request.app[db_key], caller_of(request), request.match_info["task"], scope=scope, role=role
     )
 
 
-async def _project(request: web.Request, scope: str, role: Role) -> tuple[Document, Access]:
+async def _project(request: web.Request, scope: str, role: Role) -> tuple[ProjectDoc, Access]:
     return await project_service.project_for(
         request.app[db_key],
         caller_of(request),
@@ -58,24 +55,34 @@ async def _project(request: web.Request, scope: str, role: Role) -> tuple[Docume
     )
 
 
-async def _task_response(
+def _task_answer(
     request: web.Request,
-    project: Document,
-    doc: Document,
+    value: dict[str, Any],
     *,
     status: int = 200,
     fields: list[str] | None = None,
 ) -> web.Response:
-    (view,) = await service.views(request.app[db_key], project, [doc])
-    etag = task_etag(view)
+    """A task's representation (services/hot_reads.task_representation) as the answer:
+    304 for a GET whose If-None-Match matches, sparse ``fields``, Location on 201."""
+    etag = str(value["etag"])
     if status == 200 and request.method == "GET":
         cached = not_modified(request, etag)
         if cached is not None:
             return cached
+    body: dict[str, Any] = value["body"]
+    if fields:
+        body = {name: v for name, v in body.items() if name in {"id", *fields}}
     headers = {"ETag": etag}
     if status == 201:
-        headers["Location"] = f"/api/v1/tasks/{doc['_id']}"
-    return json_response(task_out(view, fields), status=status, headers=headers)
+        headers["Location"] = f"/api/v1/tasks/{body['id']}"
+    return json_response(body, status=status, headers=headers)
+
+
+async def _task_response(
+    request: web.Request, project: ProjectDoc, doc: TaskDoc, *, status: int = 200
+) -> web.Response:
+    value = await hot_reads.task_representation(request.app[db_key], project, doc)
+    return _task_answer(request, value, status=status)
 
 
 # --------------------------------------------------------------------------- create, list
@@ -89,13 +96,11 @@ async def _task_response(
 async def create_task(request: web.Request) -> web.Response:
     project, access = await _project(request, "tasks:write", Role.MEMBER)
     (doc,) = await service.create_tasks(
-        request.app[mongo_client_key],
-        request.app[db_key],
+        context_of(request),
         project,
         actor_of(request, access),
         [validated(request)],
     )
-    await invalidate(request, project["_id"])
     return await _task_response(request, project, doc, status=201)
 
 
@@ -112,14 +117,12 @@ async def bulk_create(request: web.Request) -> web.Response:
     project, access = await _project(request, "tasks:write", Role.MEMBER)
     db = request.app[db_key]
     created = await service.create_tasks(
-        request.app[mongo_client_key],
-        db,
+        context_of(request),
         project,
         actor_of(request, access),
         validated(request)["tasks"],
         prefix="tasks.",
     )
-    await invalidate(request, project["_id"])
     views = await service.views(db, project, created)
     return json_response({"items": [task_out(v) for v in views]}, status=201)
 
@@ -140,14 +143,12 @@ async def bulk_status(request: web.Request) -> web.Response:
     targets = await service.find_in_project(db, project, body.get("task_ids") or [], "task_ids")
     targets += await service.find_in_project(db, project, body.get("keys") or [], "keys")
     updated = await service.bulk_status(
-        request.app[mongo_client_key],
-        db,
+        context_of(request),
         project,
         actor_of(request, access),
         targets,
         body["status"],
     )
-    await invalidate(request, project["_id"])
     views = await service.views(db, project, updated)
     return json_response({"items": [task_out(v) for v in views]})
 
@@ -165,8 +166,7 @@ async def list_tasks(request: web.Request) -> web.Response:
     project_id = str((await cached_read(request, hot_reads.read_project, scope="tasks:read"))["p"])
     query = query_of(request)
     db = request.app[db_key]
-    codec = codec_of(request)
-    purpose = purpose_of("tasks", project_id, query)
+    pager = pager_of(request, "tasks", project_id, query)
     caller = caller_of(request)
     filters = service.TaskFilters(
         statuses=tuple(query.get("status") or ()),
@@ -177,18 +177,16 @@ async def list_tasks(request: web.Request) -> web.Response:
         due_after=query.get("due_after"),
         ready=query.get("ready"),
     )
-    sort, after = query["sort"], cursor_after(codec, purpose, query.get("cursor"))
+    sort, after = query["sort"], pager.after(query.get("cursor"))
 
     async def load() -> dict[str, Any]:
-        project = await projects_store.get(db, project_id)
-        if project is None:
-            raise NotFound("project not found")
+        project = await project_service.project_by_id(db, project_id)
         found, more = await service.list_tasks(
             db, project, filters, sort=sort, after=after, limit=query["limit"]
         )
         views = await service.views(db, project, found)
         field = service.TASK_SORTS[sort.lstrip("-")]
-        cursor = next_cursor(codec, purpose, found[-1] if found else None, field, more)
+        cursor = pager.next(found[-1] if found else None, field, more)
         return {
             "body": {
                 "items": [task_out(v, query.get("fields_")) for v in views],
@@ -221,26 +219,16 @@ async def list_tasks(request: web.Request) -> web.Response:
 @response_schema(ps.TaskOut, 200)
 @routes.get("/api/v1/tasks/{task}")
 async def get_task(request: web.Request) -> web.Response:
-    ref = request.match_info["task"]
-    fields = query_of(request).get("fields_")
-    if not OBJECT_ID_RE.match(ref):  # a key (PB-12) names a task per workspace: not cached
-        task, project, _ = await _task(request, "tasks:read")
-        return await _task_response(request, project, task, fields=fields)
     caller = caller_of(request)
     caller.require_scope("tasks:read")
     db = request.app[db_key]
-    value = await hot_reads.read_task(cache_of(request), db, ref)
+    # a key (PB-12) is resolved to its task's id; then a task is read one way: cached
+    task_id = await service.task_id_of(db, caller, request.match_info["task"])
+    value = await hot_reads.read_task(cache_of(request), db, task_id)
     if value is None:
         raise NotFound("task not found")
     await authorize(db, caller, str(value["ws"]), scope="tasks:read", what="task")
-    etag = str(value["etag"])
-    cached = not_modified(request, etag)
-    if cached is not None:
-        return cached
-    body: dict[str, Any] = value["body"]
-    if fields:  # as task_out does
-        body = {name: v for name, v in body.items() if name in {"id", *fields}}
-    return json_response(body, headers={"ETag": etag})
+    return _task_answer(request, value, fields=query_of(request).get("fields_"))
 
 
 @docs(
@@ -255,18 +243,16 @@ async def get_task(request: web.Request) -> web.Response:
 async def update_task(request: web.Request) -> web.Response:
     task, project, access = await _task(request, "tasks:write", Role.MEMBER)
     body: dict[str, Any] = dict(validated(request))
-    expected = expected_version(request, str(task["_id"]), body.pop("version", None))
+    expected = expected_version(request, task["_id"], body.pop("version", None))
     updated = await service.update_task(
-        request.app[mongo_client_key],
-        request.app[db_key],
-        str(task["_id"]),
+        context_of(request),
+        task["_id"],
         project,
         actor_of(request, access),
         body,
         expected,
         loaded=task,
     )
-    await invalidate(request, project["_id"])
     return await _task_response(request, project, updated)
 
 
@@ -278,14 +264,12 @@ async def update_task(request: web.Request) -> web.Response:
 async def delete_task(request: web.Request) -> web.Response:
     task, project, access = await _task(request, "tasks:write", Role.MEMBER)
     await service.delete_task(
-        request.app[mongo_client_key],
-        request.app[db_key],
+        context_of(request),
         task,
         project,
         actor_of(request, access),
-        expected_version(request, str(task["_id"])),
+        expected_version(request, task["_id"]),
     )
-    await invalidate(request, project["_id"])
     return web.Response(status=204)
 
 
@@ -293,7 +277,7 @@ async def delete_task(request: web.Request) -> web.Response:
 
 
 async def _dependencies_body(
-    request: web.Request, project: Document, task: Document
+    request: web.Request, project: ProjectDoc, task: TaskDoc
 ) -> dict[str, Any]:
     db = request.app[db_key]
     listed = await dependency_service.dependencies_of(db, task)
@@ -313,14 +297,12 @@ async def _dependencies_body(
 async def add_dependency(request: web.Request) -> web.Response:
     task, project, access = await _task(request, "tasks:write", Role.MEMBER)
     updated = await dependency_service.add_dependency(
-        request.app[mongo_client_key],
-        request.app[db_key],
+        context_of(request),
         task,
         project,
         actor_of(request, access),
         validated(request)["blocked_by"],
     )
-    await invalidate(request, project["_id"])
     return json_response(await _dependencies_body(request, project, updated), status=201)
 
 
@@ -341,14 +323,12 @@ async def list_dependencies(request: web.Request) -> web.Response:
 async def remove_dependency(request: web.Request) -> web.Response:
     task, project, access = await _task(request, "tasks:write", Role.MEMBER)
     await dependency_service.remove_dependency(
-        request.app[mongo_client_key],
-        request.app[db_key],
+        context_of(request),
         task,
         project,
         actor_of(request, access),
         request.match_info["blocker"],
     )
-    await invalidate(request, project["_id"])
     return web.Response(status=204)
 
 
@@ -359,17 +339,16 @@ async def remove_dependency(request: web.Request) -> web.Response:
 async def task_activity(request: web.Request) -> web.Response:
     task, _, _ = await _task(request, "tasks:read")
     query = query_of(request)
-    codec = codec_of(request)
-    purpose = purpose_of("task-activity", str(task["_id"]), {})
+    pager = pager_of(request, "task-activity", task["_id"])
     items, more = await activity_service.page_of_task(
         request.app[db_key],
-        str(task["_id"]),
-        after=cursor_after(codec, purpose, query.get("cursor")),
+        task["_id"],
+        after=pager.after(query.get("cursor")),
         limit=query["limit"],
     )
     return json_response(
         {
             "items": [activity_out(i) for i in items],
-            "next_cursor": next_cursor(codec, purpose, items[-1] if items else None, "_id", more),
+            "next_cursor": pager.next(items[-1] if items else None, "_id", more),
         }
     )

@@ -16,16 +16,14 @@ from aiohttp_apigami import docs, querystring_schema, request_schema, response_s
 from planboard.api import webhook_schemas as s
 from planboard.api.authn import caller_of
 from planboard.api.conditional import expected_version, not_modified
+from planboard.api.http import pager_of
 from planboard.api.json import json_response
 from planboard.api.middleware import request_id_of
-from planboard.api.pagination import CursorCodec
 from planboard.api.validation import query_of, validated
 from planboard.domain.access import Role
-from planboard.domain.errors import NotFound
 from planboard.services import webhooks as service
 from planboard.services.access import Access, authorize
 from planboard.services.representations import make_etag
-from planboard.store import webhooks as store
 from planboard.store.document import Document
 from planboard.typedefs import db_key, settings_key
 
@@ -64,7 +62,7 @@ def webhook_out(webhook: Document) -> dict[str, Any]:
 
 
 def delivery_out(delivery: Document, *, detail: bool = False) -> dict[str, Any]:
-    pending = delivery.get("status") == store.PENDING
+    pending = delivery.get("status") == service.PENDING
     out: dict[str, Any] = {
         "id": delivery["_id"],
         "webhook_id": delivery["webhook_id"],
@@ -134,13 +132,14 @@ async def create_webhook(request: web.Request) -> web.Response:
 async def list_webhooks(request: web.Request) -> web.Response:
     access = await _access(request, write=False)
     query = query_of(request)
-    codec = CursorCodec(request.app[settings_key].secret_key)
-    purpose = f"webhooks:{access.workspace_id}"
-    after = str(codec.decode(purpose, query["cursor"])["after"]) if query.get("cursor") else None
-    found, more = await store.page(
-        request.app[db_key], access.workspace_id, after=after, limit=query["limit"]
+    pager = pager_of(request, "webhooks", access.workspace_id)
+    found, more = await service.webhooks_page(
+        request.app[db_key],
+        access,
+        after=pager.after(query.get("cursor")),
+        limit=query["limit"],
     )
-    cursor = codec.encode(purpose, {"after": str(found[-1]["_id"])}) if more and found else None
+    cursor = pager.next(found[-1] if found else None, "_id", more)
     return json_response({"items": [webhook_out(w) for w in found], "next_cursor": cursor})
 
 
@@ -232,18 +231,16 @@ async def list_deliveries(request: web.Request) -> web.Response:
     db = request.app[db_key]
     webhook = await service.get_webhook(db, access, request.match_info["webhook_id"])
     query = query_of(request)
-    codec = CursorCodec(request.app[settings_key].secret_key)
-    purpose = f"webhook-deliveries:{webhook['_id']}:{query.get('status')}:{query.get('event_type')}"
-    before = str(codec.decode(purpose, query["cursor"])["before"]) if query.get("cursor") else None
-    found, more = await store.deliveries_page(
+    pager = pager_of(request, "webhook-deliveries", str(webhook["_id"]), query)
+    found, more = await service.deliveries_page(
         db,
-        str(webhook["_id"]),
-        before=before,
+        webhook,
+        after=pager.after(query.get("cursor")),
         limit=query["limit"],
         status=query.get("status"),
         event_type=query.get("event_type"),
     )
-    cursor = codec.encode(purpose, {"before": str(found[-1]["_id"])}) if more and found else None
+    cursor = pager.next(found[-1] if found else None, "_id", more)
     return json_response({"items": [delivery_out(d) for d in found], "next_cursor": cursor})
 
 
@@ -254,9 +251,7 @@ async def get_delivery(request: web.Request) -> web.Response:
     access = await _access(request, write=False)
     db = request.app[db_key]
     webhook = await service.get_webhook(db, access, request.match_info["webhook_id"])
-    delivery = await store.get_delivery(db, str(webhook["_id"]), request.match_info["delivery_id"])
-    if delivery is None:
-        raise NotFound("delivery not found")
+    delivery = await service.delivery_of(db, webhook, request.match_info["delivery_id"])
     return json_response(delivery_out(delivery, detail=True))
 
 

@@ -15,7 +15,7 @@ from marshmallow import fields, validate, validates_schema
 from planboard.api.schemas import Strict, Trimmed
 from planboard.services import ssrf
 from planboard.services import webhooks as service
-from planboard.store.webhooks import DELIVERY_STATES
+from planboard.services.webhooks import DELIVERY_STATES
 
 
 class StrictBool(fields.Boolean):

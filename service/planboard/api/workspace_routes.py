@@ -7,20 +7,17 @@ from aiohttp_apigami import docs, querystring_schema, request_schema, response_s
 
 from planboard.api import schemas as s
 from planboard.api.authn import caller_of, principal_of
+from planboard.api.http import context_of, pager_of
 from planboard.api.json import json_response
 from planboard.api.middleware import request_id_of
-from planboard.api.pagination import CursorCodec
 from planboard.api.serializers import invitation_out, workspace_out
 from planboard.api.validation import query_of, validated
 from planboard.domain.access import Role
-from planboard.domain.errors import NotFound
 from planboard.services import near_cache
 from planboard.services import workspaces as service
 from planboard.services.access import authorize
-from planboard.store import invitations, memberships, users, workspaces
 from planboard.typedefs import (
     db_key,
-    mongo_client_key,
     near_cache_key,
     redis_key,
     settings_key,
@@ -72,26 +69,14 @@ async def list_workspaces(request: web.Request) -> web.Response:
     caller = caller_of(request)
     caller.require_scope("workspaces:read")
     query = query_of(request)
-    codec = CursorCodec(request.app[settings_key].secret_key)
-    purpose = f"workspaces:{caller.user_id}"
-    after = codec.decode(purpose, query["cursor"])["after"] if query.get("cursor") else None
-    db = request.app[db_key]
-    mine = [
-        m
-        for m in await memberships.of_user(db, caller.user_id)
-        if after is None or str(m["_id"]) > after
-    ]
-    mine.sort(key=lambda m: str(m["_id"]))
-    page = mine[: query["limit"]]
-    found = await workspaces.many(db, [str(m["workspace_id"]) for m in page])
-    items = [
-        workspace_out(found[str(m["workspace_id"])], str(m["role"]))
-        for m in page
-        if str(m["workspace_id"]) in found
-    ]
-    more = len(mine) > len(page)
-    cursor = codec.encode(purpose, {"after": str(page[-1]["_id"])}) if more and page else None
-    return json_response({"items": items, "next_cursor": cursor})
+    pager = pager_of(request, "workspaces", caller.user_id)
+    position = pager.after(query.get("cursor"))
+    after = None if position is None else position[1]
+    found, last, more = await service.page_of_user(
+        request.app[db_key], caller.user_id, after=after, limit=query["limit"]
+    )
+    items = [workspace_out(workspace, role) for workspace, role in found]
+    return json_response({"items": items, "next_cursor": pager.next(last, "_id", more)})
 
 
 @docs(tags=["workspaces"], summary="A workspace", security=BEARER)
@@ -102,9 +87,7 @@ async def get_workspace(request: web.Request) -> web.Response:
     access = await authorize(
         db, caller_of(request), _workspace_id(request), scope="workspaces:read"
     )
-    workspace = await workspaces.get(db, access.workspace_id)
-    if workspace is None:
-        raise NotFound("workspace not found")
+    workspace = await service.workspace_of(db, access)
     return json_response(workspace_out(workspace, access.role.value))
 
 
@@ -145,20 +128,7 @@ async def delete_workspace(request: web.Request) -> web.Response:
 async def list_members(request: web.Request) -> web.Response:
     db = request.app[db_key]
     access = await authorize(db, caller_of(request), _workspace_id(request), scope="members:read")
-    members = await memberships.of_workspace(db, access.workspace_id)
-    people = await users.many(db, [str(m["user_id"]) for m in members])
-    items = [
-        {
-            "user_id": m["user_id"],
-            "name": people[str(m["user_id"])]["name"],
-            "email": people[str(m["user_id"])]["email"],
-            "role": m["role"],
-            "joined_at": m["created_at"],
-        }
-        for m in members
-        if str(m["user_id"]) in people
-    ]
-    return json_response({"items": items})
+    return json_response({"items": await service.members_of(db, access)})
 
 
 @docs(
@@ -175,8 +145,7 @@ async def change_role(request: web.Request) -> web.Response:
     )
     try:
         await service.change_role(
-            request.app[mongo_client_key],
-            db,
+            context_of(request),
             access,
             request.match_info["user_id"],
             Role(validated(request)["role"]),
@@ -202,9 +171,7 @@ async def remove_member(request: web.Request) -> web.Response:
         role=Role.VIEWER if leaving else Role.ADMIN,
     )
     try:
-        await service.remove_member(
-            request.app[mongo_client_key], db, access, user_id, request_id_of(request)
-        )
+        await service.remove_member(context_of(request), access, user_id, request_id_of(request))
     finally:
         await members_changed(request, access.workspace_id)
     return web.Response(status=204)
@@ -239,7 +206,7 @@ async def list_invitations(request: web.Request) -> web.Response:
     access = await authorize(
         db, caller_of(request), _workspace_id(request), scope="members:read", role=Role.ADMIN
     )
-    found = await invitations.of_workspace(db, access.workspace_id)
+    found = await service.invitations_of(db, access)
     return json_response({"items": [invitation_out(i) for i in found]})
 
 

@@ -75,7 +75,7 @@ async def _role_of(db: AsyncDatabase[Document], caller: Caller, workspace_id: st
             return str(cached)
         stamp = near.stamp()  # before MongoDB is read
     membership = await memberships.get(db, workspace_id, caller.user_id)
-    role = "" if membership is None else str(membership["role"])
+    role = "" if membership is None else membership["role"]
     if near is not None:
         near.put(key, role, (members_tag(workspace_id),), stamp=stamp, size=128)
     return role

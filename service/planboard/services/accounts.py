@@ -22,12 +22,12 @@ from planboard.auth.tokens import (
 )
 from planboard.config import Settings
 from planboard.domain.access import PAT_MAX_DAYS, expand_scopes
-from planboard.domain.errors import Conflict, Unauthorized, ValidationFailed
+from planboard.domain.errors import Conflict, NotFound, Unauthorized, ValidationFailed
 from planboard.events import outbox
 from planboard.events.envelope import Event
 from planboard.services.mail import queue_mail
 from planboard.services.near_cache import NearCache, announce, session_tag
-from planboard.store import access_tokens, action_tokens, sessions, users
+from planboard.store import access_tokens, action_tokens, memberships, sessions, users, workspaces
 from planboard.store.document import Document
 from planboard.store.ids import new_id, utcnow
 
@@ -216,7 +216,7 @@ class Accounts:
             self.db,
             {
                 "_id": session_id,
-                "user_id": user["_id"],
+                "user_id": str(user["_id"]),
                 "created_at": now,
                 "last_used_at": now,
                 "revoked": False,
@@ -237,7 +237,7 @@ class Accounts:
             raise Unauthorized("invalid refresh token")
         now = utcnow()
         session_id = str(record["session_id"])
-        user_id = str(record["user_id"])
+        user_id = record["user_id"]
         session = await sessions.get_session(self.db, session_id)
         if (
             session is None
@@ -432,3 +432,29 @@ class Accounts:
     def _link(self, action: str, token: str) -> str:
         base = self.settings.public_url.rstrip("/")
         return f"{base}/{action}?token={token}\n\n" if base else ""
+
+
+# --------------------------------------------------------------------------- reads (API)
+
+
+async def user_of(db: AsyncDatabase[Document], user_id: str) -> Document:
+    """The user (404 when gone)."""
+    user = await users.get(db, user_id)
+    if user is None:
+        raise NotFound("user not found")
+    return user
+
+
+async def workspaces_of_user(db: AsyncDatabase[Document], user_id: str) -> list[dict[str, str]]:
+    """``{workspace_id, name, role}`` of each workspace the user belongs to, oldest first."""
+    mine = await memberships.of_user(db, user_id)
+    names = await workspaces.many(db, [m["workspace_id"] for m in mine])
+    return [
+        {
+            "workspace_id": m["workspace_id"],
+            "name": str(names[m["workspace_id"]]["name"]),
+            "role": m["role"],
+        }
+        for m in mine
+        if m["workspace_id"] in names
+    ]

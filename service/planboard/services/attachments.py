@@ -21,7 +21,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from PIL import Image
-from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from planboard.config import MIB, Settings
@@ -31,11 +30,12 @@ from planboard.domain.errors import Conflict, DomainError, NotFound
 from planboard.services.access import Access, Caller, authorize
 from planboard.services.activity import Actor, entry, event, record_change
 from planboard.services.attachment_storage import AttachmentStorage, MissingContent
+from planboard.services.context import ServiceContext
 from planboard.services.projects import check_id
 from planboard.store import attachments, projects, quotas, tasks
 from planboard.store.document import Document
+from planboard.store.documents import ProjectDoc, TaskDoc
 from planboard.store.ids import new_id, utcnow
-from planboard.store.tx import write_unit
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ async def attachment_for(
     *,
     scope: str,
     role: Role = Role.VIEWER,
-) -> tuple[Document, Document, Document, Access]:
+) -> tuple[Document, TaskDoc, ProjectDoc, Access]:
     """A stored attachment, its task and project, and the caller's access (404 across
     workspaces and for attachments that are being uploaded or were deleted)."""
     caller.require_scope(scope)
@@ -86,7 +86,7 @@ async def attachment_for(
     if task is None or project is None:
         raise NotFound("attachment not found")
     access = await authorize(
-        db, caller, str(project["workspace_id"]), scope=scope, role=role, what="attachment"
+        db, caller, project["workspace_id"], scope=scope, role=role, what="attachment"
     )
     return attachment, task, project, access
 
@@ -104,20 +104,20 @@ async def _read_head(chunks: AsyncIterator[bytes], limit: int) -> tuple[bytes, b
 
 
 async def upload(
-    client: AsyncMongoClient[Document],
-    db: AsyncDatabase[Document],
+    ctx: ServiceContext,
     storage: AttachmentStorage,
     limits: Limits,
-    task: Document,
-    project: Document,
+    task: TaskDoc,
+    project: ProjectDoc,
     actor: Actor,
     *,
     filename: str | None,
     chunks: AsyncIterator[bytes],
 ) -> Document:
     """Check and store one file for ``task``; returns the stored attachment."""
+    db = ctx.db
     name = files.sanitize_filename(filename)
-    task_id = str(task["_id"])
+    task_id = task["_id"]
     full = Conflict(f"the task already has {limits.max_per_task} attachments (the limit)")
     if int(str(task.get("attachment_count") or 0)) >= limits.max_per_task:
         raise full  # before reading the body; the count is taken below
@@ -187,7 +187,8 @@ async def upload(
             "thumbnail": "pending" if file_type.kind == "image" else "none",
             "updated_at": utcnow(),
         }
-        async with write_unit(client) as session:
+        async with ctx.write() as unit:
+            session = unit.session
             if not await attachments.mark_stored(db, attachment_id, values, session=session):
                 raise NotFound("the attachment was removed while it was uploaded")
             await record_change(
@@ -264,19 +265,20 @@ async def _remove(db: AsyncDatabase[Document], attachment_id: str) -> None:
 
 
 async def delete_attachment(
-    client: AsyncMongoClient[Document],
-    db: AsyncDatabase[Document],
+    ctx: ServiceContext,
     storage: AttachmentStorage,
     attachment: Document,
-    task: Document,
-    project: Document,
+    task: TaskDoc,
+    project: ProjectDoc,
     actor: Actor,
 ) -> None:
     """Hide the attachment with its event and activity entry, then remove its content;
     should the storage fail, the sweep finishes the job."""
+    db = ctx.db
     attachment_id = str(attachment["_id"])
     now = utcnow()
-    async with write_unit(client) as session:
+    async with ctx.write() as unit:
+        session = unit.session
         if not await attachments.mark_deleted(db, attachment_id, now, session=session):
             raise NotFound("attachment not found")
         await record_change(
@@ -315,10 +317,10 @@ async def delete_attachment(
 
 
 async def list_attachments(
-    db: AsyncDatabase[Document], task: Document, *, after: tuple[Any, str] | None, limit: int
+    db: AsyncDatabase[Document], task: TaskDoc, *, after: tuple[Any, str] | None, limit: int
 ) -> tuple[list[Document], bool]:
     """Oldest first."""
-    return await attachments.page_of_task(db, str(task["_id"]), after=after, limit=limit)
+    return await attachments.page_of_task(db, task["_id"], after=after, limit=limit)
 
 
 async def downloadable(db: AsyncDatabase[Document], attachment_id: str, variant: str) -> Document:

@@ -81,7 +81,7 @@ class TargetNotEmpty(BackupError):
 
 
 @dataclass(frozen=True, slots=True)
-class Progress:
+class BackupStep:
     """One step of a long operation, for a progress indicator."""
 
     phase: str  # dump | archive | upload | download | verify | restore | indexes | prune
@@ -90,10 +90,10 @@ class Progress:
     total: int | None = None
 
 
-ProgressFn = Callable[[Progress], None]
+ProgressFn = Callable[[BackupStep], None]
 
 
-def _no_progress(_: Progress) -> None:
+def _no_progress(_: BackupStep) -> None:
     return None
 
 
@@ -233,8 +233,8 @@ async def _dump_collection(
             count += 1
             size += len(data)
             if count % 1000 == 0:
-                progress(Progress("dump", name, count, max(total, count)))
-    progress(Progress("dump", name, count, count))
+                progress(BackupStep("dump", name, count, max(total, count)))
+    progress(BackupStep("dump", name, count, count))
     return count, digest.hexdigest(), size
 
 
@@ -245,7 +245,7 @@ async def _collection_specs(
     specs: list[tuple[str, dict[str, Any]]] = []
     cursor = await client[database].list_collections()
     async for info in cursor:
-        name = str(info["name"])
+        name = info["name"]
         if name.startswith("system.") or info.get("type", "collection") != "collection":
             continue
         options = {k: v for k, v in dict(info.get("options") or {}).items() if k != "uuid"}
@@ -309,7 +309,7 @@ async def dump_database(
             server_version=server_version,
             cluster_time=cluster_time,
         )
-        progress(Progress("archive", archive_path.name, 0, len(entries)))
+        progress(BackupStep("archive", archive_path.name, 0, len(entries)))
         await asyncio.to_thread(_write_archive, archive_path, manifest, workdir)
     return manifest
 
@@ -407,7 +407,7 @@ def verify_archive(path: Path, *, progress: ProgressFn = _no_progress) -> Manife
                     raise CorruptArchive(
                         f"collection {entry.name!r}: {count} documents, manifest says {entry.count}"
                     )
-                progress(Progress("verify", entry.name, done, len(expected)))
+                progress(BackupStep("verify", entry.name, done, len(expected)))
         except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
             raise CorruptArchive(f"{path.name} is truncated or damaged: {exc}") from None
     missing = sorted(set(expected) - seen)
@@ -463,11 +463,11 @@ async def _insert_member(
             await collection.insert_many(batch, ordered=True, bypass_document_validation=True)
             done += len(batch)
             batch, batch_bytes = [], 0
-            progress(Progress("restore", entry.name, done, entry.count))
+            progress(BackupStep("restore", entry.name, done, entry.count))
     if batch:
         await collection.insert_many(batch, ordered=True, bypass_document_validation=True)
         done += len(batch)
-    progress(Progress("restore", entry.name, done, entry.count))
+    progress(BackupStep("restore", entry.name, done, entry.count))
     return done
 
 
@@ -520,7 +520,7 @@ async def restore_archive(
                 raise BackupError(f"{entry.name}: inserted {inserted}, expected {entry.count}")
     for done, loaded in enumerate(manifest.collections, start=1):
         await _create_indexes(client, database, loaded)
-        progress(Progress("indexes", loaded.name, done, len(manifest.collections)))
+        progress(BackupStep("indexes", loaded.name, done, len(manifest.collections)))
         count = await client[database][loaded.name].count_documents({})
         if count != loaded.count:
             raise BackupError(
@@ -703,14 +703,14 @@ async def backup(
         local = Path(tmp) / filename
         manifest = await dump_database(client, database, local, progress=progress)
         size = local.stat().st_size
-        progress(Progress("upload", filename, 0, size))
+        progress(BackupStep("upload", filename, 0, size))
         location = await asyncio.to_thread(target.put, local, filename)
-        progress(Progress("upload", filename, size, size))
+        progress(BackupStep("upload", filename, size, size))
     pruned: list[str] = []
     if prune_keep is not None:
         pruned = await asyncio.to_thread(prune, target, prune_keep, keep=filename)
         for done, gone in enumerate(pruned, start=1):
-            progress(Progress("prune", gone, done, len(pruned)))
+            progress(BackupStep("prune", gone, done, len(pruned)))
     return BackupResult(location, manifest, size, pruned)
 
 
@@ -745,6 +745,6 @@ async def restore(
     target = open_target(target_where, s3_endpoint=s3_endpoint, s3_region=s3_region)
     with tempfile.TemporaryDirectory(prefix="planboard-restore-") as tmp:
         local = Path(tmp) / filename
-        progress(Progress("download", filename))
+        progress(BackupStep("download", filename))
         await asyncio.to_thread(target.get, filename, local)
         return await restore_archive(client, database, local, drop=drop, progress=progress)

@@ -34,13 +34,13 @@ import hashlib
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
-from datetime import UTC, date, datetime
 from typing import Any, Literal
 
 import orjson
 from prometheus_client import CollectorRegistry, Counter
 from redis.asyncio import Redis
 
+from planboard.domain.encoding import dumps, json_default
 from planboard.services import near_cache
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ def task_list_key(project_id: str, request: dict[str, Any]) -> str:
     """One page of a project's task list, named by everything that shapes the answer
     (filters with ``me`` resolved to the caller, sort, cursor, limit, sparse fields)."""
     digest = hashlib.sha256(
-        orjson.dumps(request, default=_default, option=orjson.OPT_SORT_KEYS)
+        orjson.dumps(request, default=json_default, option=orjson.OPT_SORT_KEYS)
     ).hexdigest()[:32]
     return f"{PREFIX}tasks:{project_id}:{digest}"
 
@@ -126,21 +126,6 @@ async def drop_all_generations(redis: Redis) -> int:
         dropped += int(await redis.delete(*batch))
     await redis.publish(near_cache.CHANNEL, near_cache.ALL)
     return dropped
-
-
-def _default(value: Any) -> Any:
-    # The API's JSON time format (api/json.py), so a cached answer reads like a fresh one.
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, (set, frozenset)):
-        return sorted(value)
-    raise TypeError(f"cannot serialize {type(value).__name__}")
-
-
-def dumps(value: Value) -> bytes:
-    return orjson.dumps(value, default=_default, option=orjson.OPT_PASSTHROUGH_DATETIME)
 
 
 def _decode(raw: bytes | str | None) -> Value | None:

@@ -12,18 +12,18 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from planboard.domain.access import Role
 from planboard.domain.errors import Forbidden, NotFound, VersionMismatch
 from planboard.services.access import Access, Caller, authorize
 from planboard.services.activity import Actor, entry, event, record_change
+from planboard.services.context import ServiceContext
 from planboard.services.projects import check_id, check_version
 from planboard.store import comments, memberships, projects, tasks, users
 from planboard.store.document import Document
+from planboard.store.documents import ProjectDoc, TaskDoc
 from planboard.store.ids import new_id, utcnow
-from planboard.store.tx import write_unit
 
 MENTION_RE = re.compile(
     r'(?<![\w@])@(?:"(?P<quoted>[^"\n]{1,100})"'
@@ -42,7 +42,7 @@ async def mentions_in(db: AsyncDatabase[Document], workspace_id: str, body: str)
     matches = list(MENTION_RE.finditer(body))
     if not matches:
         return []
-    member_ids = [str(m["user_id"]) for m in await memberships.of_workspace(db, workspace_id)]
+    member_ids = [m["user_id"] for m in await memberships.of_workspace(db, workspace_id)]
     people = await users.many(db, member_ids)
     by_email: dict[str, str] = {}
     by_name: dict[str, set[str]] = {}
@@ -74,7 +74,7 @@ async def comment_for(
     *,
     scope: str,
     role: Role = Role.VIEWER,
-) -> tuple[Document, Document, Document, Access]:
+) -> tuple[Document, TaskDoc, ProjectDoc, Access]:
     """A comment, its task and project, and the caller's access (404 across workspaces)."""
     caller.require_scope(scope)
     check_id(comment_id, "comment_id")
@@ -86,7 +86,7 @@ async def comment_for(
     if task is None or project is None:
         raise NotFound("comment not found")
     access = await authorize(
-        db, caller, str(project["workspace_id"]), scope=scope, role=role, what="comment"
+        db, caller, project["workspace_id"], scope=scope, role=role, what="comment"
     )
     return comment, task, project, access
 
@@ -98,15 +98,15 @@ def require_author_or_admin(comment: Mapping[str, object], access: Access) -> No
 
 
 async def create_comment(
-    client: AsyncMongoClient[Document],
-    db: AsyncDatabase[Document],
-    task: Document,
-    project: Document,
+    ctx: ServiceContext,
+    task: TaskDoc,
+    project: ProjectDoc,
     actor: Actor,
     body: str,
 ) -> Document:
+    db = ctx.db
     now = utcnow()
-    mentioned = await mentions_in(db, str(project["workspace_id"]), body)
+    mentioned = await mentions_in(db, project["workspace_id"], body)
     comment: Document = {
         "_id": new_id(),
         "workspace_id": project["workspace_id"],
@@ -120,7 +120,8 @@ async def create_comment(
         "updated_at": now,
         "version": 1,
     }
-    async with write_unit(client) as session:
+    async with ctx.write() as unit:
+        session = unit.session
         await comments.insert(db, comment, session=session)
         await record_change(
             db,
@@ -154,24 +155,25 @@ async def create_comment(
 
 
 async def update_comment(
-    client: AsyncMongoClient[Document],
-    db: AsyncDatabase[Document],
+    ctx: ServiceContext,
     comment: Document,
-    task: Document,
-    project: Document,
+    task: TaskDoc,
+    project: ProjectDoc,
     actor: Actor,
     body: str,
     expected_version: int | None,
 ) -> Document:
+    db = ctx.db
     check_version(comment, expected_version)
     if body == comment["body"]:
         return comment
     now = utcnow()
-    mentioned = await mentions_in(db, str(project["workspace_id"]), body)
+    mentioned = await mentions_in(db, project["workspace_id"], body)
     before = tasks.id_list(comment, "mentions")
     values: Document = {"body": body, "mentions": mentioned, "edited": True, "updated_at": now}
     version = int(str(comment["version"]))
-    async with write_unit(client) as session:
+    async with ctx.write() as unit:
+        session = unit.session
         if not await comments.update_guarded(
             db, str(comment["_id"]), version, values, session=session
         ):
@@ -209,15 +211,16 @@ async def update_comment(
 
 
 async def delete_comment(
-    client: AsyncMongoClient[Document],
-    db: AsyncDatabase[Document],
+    ctx: ServiceContext,
     comment: Document,
-    task: Document,
-    project: Document,
+    task: TaskDoc,
+    project: ProjectDoc,
     actor: Actor,
 ) -> None:
+    db = ctx.db
     now = utcnow()
-    async with write_unit(client) as session:
+    async with ctx.write() as unit:
+        session = unit.session
         if not await comments.delete(db, str(comment["_id"]), session=session):
             raise NotFound("comment not found")
         await record_change(
@@ -249,7 +252,7 @@ async def delete_comment(
 
 
 async def list_comments(
-    db: AsyncDatabase[Document], task: Document, *, after: tuple[Any, str] | None, limit: int
+    db: AsyncDatabase[Document], task: TaskDoc, *, after: tuple[Any, str] | None, limit: int
 ) -> tuple[list[Document], bool]:
     """Oldest first (conversation order)."""
-    return await comments.page_of_task(db, str(task["_id"]), after=after, limit=limit)
+    return await comments.page_of_task(db, task["_id"], after=after, limit=limit)

@@ -23,18 +23,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 
-from pymongo import AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
 from planboard.domain.dag import find_cycle_if_added
 from planboard.domain.errors import Conflict, CycleDetected, NotFound, ValidationFailed
 from planboard.services.activity import Actor, Retry, entry, event, record_change, with_retries
+from planboard.services.context import ServiceContext
 from planboard.services.projects import OBJECT_ID_RE
 from planboard.store import projects, tasks
 from planboard.store.document import Document
+from planboard.store.documents import ProjectDoc, TaskDoc
 from planboard.store.ids import new_id, utcnow
-from planboard.store.tx import write_unit
 
 FIELD = "blocked_by"
 RESERVATION_TTL = timedelta(seconds=30)
@@ -42,7 +42,7 @@ RESERVATION_TTL = timedelta(seconds=30)
 
 async def resolve_blocker(
     db: AsyncDatabase[Document], project: Mapping[str, object], ref: str, field: str = FIELD
-) -> Document:
+) -> TaskDoc:
     """The task named by id or key, which must belong to ``project`` (422 otherwise: the
     same answer for other projects and other workspaces, so nothing leaks)."""
     if OBJECT_ID_RE.match(ref):
@@ -59,21 +59,21 @@ async def resolve_blocker(
 
 
 async def add_dependency(
-    client: AsyncMongoClient[Document],
-    db: AsyncDatabase[Document],
-    task: Document,
-    project: Document,
+    ctx: ServiceContext,
+    task: TaskDoc,
+    project: ProjectDoc,
     actor: Actor,
     blocker_ref: str,
-) -> Document:
+) -> TaskDoc:
     """``task`` becomes blocked by the task ``blocker_ref``; returns the updated task."""
+    db = ctx.db
     blocker = await resolve_blocker(db, project, blocker_ref)
-    task_id, blocker_id = str(task["_id"]), str(blocker["_id"])
+    task_id, blocker_id = task["_id"], blocker["_id"]
     if task_id == blocker_id:
         raise ValidationFailed([(FIELD, "a task cannot depend on itself")])
-    project_id = str(project["_id"])
+    project_id = project["_id"]
 
-    async def attempt() -> Document:
+    async def attempt() -> TaskDoc:
         guard = await projects.get(db, project_id)  # graph_version before the graph
         current = await tasks.get(db, task_id)
         if guard is None or current is None:
@@ -95,7 +95,8 @@ async def add_dependency(
             raise await _cycle_error(db, project_id, cycle)
         reservation: Document = {"id": new_id(), "task": task_id, "blocker": blocker_id, "at": now}
         try:
-            async with write_unit(client) as session:
+            async with ctx.write(project_id) as unit:
+                session = unit.session
                 if not await projects.reserve_edge(
                     db, guard, [*pending, reservation], session=session
                 ):
@@ -134,19 +135,20 @@ async def _cycle_error(
 
 
 async def remove_dependency(
-    client: AsyncMongoClient[Document],
-    db: AsyncDatabase[Document],
-    task: Document,
-    project: Document,
+    ctx: ServiceContext,
+    task: TaskDoc,
+    project: ProjectDoc,
     actor: Actor,
     blocker_ref: str,
 ) -> None:
+    db = ctx.db
     blocker = await resolve_blocker(db, project, blocker_ref, field="blocker")
-    task_id, blocker_id = str(task["_id"]), str(blocker["_id"])
+    task_id, blocker_id = task["_id"], blocker["_id"]
     if blocker_id not in tasks.id_list(task, "blocked_by"):
         raise NotFound(f"{task['key']} is not blocked by {blocker['key']}")
     now = utcnow()
-    async with write_unit(client) as session:
+    async with ctx.write(project["_id"]) as unit:
+        session = unit.session
         await tasks.remove_blocker(db, task_id, blocker_id, now, session=session)
         await tasks.remove_blocks(db, blocker_id, task_id, now, session=session)
         await _record(db, project, actor, "dependency_removed", task, blocker, now, session)
@@ -154,11 +156,11 @@ async def remove_dependency(
 
 async def _record(
     db: AsyncDatabase[Document],
-    project: Document,
+    project: ProjectDoc,
     actor: Actor,
     action: str,
-    task: Document,
-    blocker: Document,
+    task: TaskDoc,
+    blocker: TaskDoc,
     now: datetime,
     session: AsyncClientSession | None,
 ) -> None:
@@ -180,7 +182,7 @@ async def _record(
                 project=project,
                 actor=actor,
                 entity="task",
-                entity_id=str(task["_id"]),
+                entity_id=task["_id"],
                 action=action,
                 at=now,
                 task=task,
@@ -190,7 +192,7 @@ async def _record(
                 project=project,
                 actor=actor,
                 entity="task",
-                entity_id=str(blocker["_id"]),
+                entity_id=blocker["_id"],
                 action=action.replace("dependency", "dependent"),
                 at=now,
                 task=blocker,
@@ -201,7 +203,7 @@ async def _record(
     )
 
 
-async def dependencies_of(db: AsyncDatabase[Document], task: Document) -> dict[str, list[Document]]:
+async def dependencies_of(db: AsyncDatabase[Document], task: TaskDoc) -> dict[str, list[Document]]:
     """``blocked_by`` and ``blocks`` summaries ``{id, key, title, status}`` in stored order."""
     blocked_by = tasks.id_list(task, "blocked_by")
     blocks = tasks.id_list(task, "blocks")

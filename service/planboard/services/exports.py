@@ -42,6 +42,7 @@ from planboard.services.representations import phase_out, project_out, task_out
 from planboard.services.tasks import TaskView
 from planboard.store import tasks as task_store
 from planboard.store.document import Document
+from planboard.store.documents import ProjectDoc
 from planboard.store.tasks import id_list
 
 UNPHASED = "Unphased"
@@ -74,15 +75,15 @@ def plan_refs(docs: Sequence[Mapping[str, Any]]) -> dict[str, str]:
     refs: dict[str, str] = {}
     for doc in docs:
         if doc.get("plan_ref"):
-            refs[str(doc["_id"])] = str(doc["plan_ref"])
+            refs[doc["_id"]] = str(doc["plan_ref"])
             continue
-        ref = str(doc["key"])
+        ref = doc["key"]
         candidate, n = ref, 1
         while candidate in taken:
             n += 1
             candidate = f"{ref}.{n}"
         taken.add(candidate)
-        refs[str(doc["_id"])] = candidate
+        refs[doc["_id"]] = candidate
     return refs
 
 
@@ -94,9 +95,9 @@ def plan_document(project: Mapping[str, Any], docs: Sequence[Mapping[str, Any]])
     unphased: list[PlanTask] = []
     for doc in docs:
         task = PlanTask(
-            ref=refs[str(doc["_id"])],
-            title=str(doc["title"]),
-            status=TaskStatus(str(doc["status"])),
+            ref=refs[doc["_id"]],
+            title=doc["title"],
+            status=TaskStatus(doc["status"]),
             complexity=Complexity(str(doc["complexity"])) if doc.get("complexity") else None,
             estimate_hours=doc.get("estimate_hours"),
             dependencies=tuple(refs[b] for b in id_list(doc, "blocked_by") if b in refs),
@@ -121,7 +122,7 @@ def plan_document(project: Mapping[str, Any], docs: Sequence[Mapping[str, Any]])
             name += " tasks"
         plan_phases.append(PlanPhase(name, None, tuple(unphased)))
     return PlanDocument(
-        name=str(project["name"]),
+        name=project["name"],
         description=str(project.get("description") or ""),
         phases=tuple(plan_phases),
         target_users=project.get("target_users"),
@@ -158,7 +159,7 @@ def csv_text(views: Sequence[TaskView], keys: Mapping[str, str]) -> str:
     writer = csv.writer(out, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
     writer.writerow(CSV_COLUMNS)
     for view in views:
-        doc: Document = view.doc
+        doc = view.doc
         checklist: Any = doc.get("checklist") or []
         row = {
             "key": doc["key"],
@@ -194,11 +195,11 @@ def diagram_tasks(
     position = {str(p["id"]): index for index, p in enumerate(phases)}
     tasks = [
         diagrams.DiagramTask(
-            id=str(doc["_id"]),
-            key=str(doc["key"]),
-            ref=refs[str(doc["_id"])],
-            title=str(doc["title"]),
-            status=TaskStatus(str(doc["status"])),
+            id=doc["_id"],
+            key=doc["key"],
+            ref=refs[doc["_id"]],
+            title=doc["title"],
+            status=TaskStatus(doc["status"]),
             estimate_hours=hours_of(doc.get("estimate_hours")),
             phase=position.get(str(doc.get("phase_id"))),
             blocked_by=tuple(id_list(doc, "blocked_by")),
@@ -209,14 +210,14 @@ def diagram_tasks(
     return [str(p["name"]) for p in phases], tasks
 
 
-def mermaid(project: Document, docs: list[Document], diagram: str) -> str:
+def mermaid(project: ProjectDoc, docs: Sequence[Mapping[str, object]], diagram: str) -> str:
     """The project's dependency graph (``graph``) or gantt chart (``gantt``) in mermaid.
 
     Conflict when a gantt chart is asked for and no task has a date to draw.
     """
     phases, tasks = diagram_tasks(project, docs)
     path = critical_path(task_nodes(project, docs))
-    name, key = str(project["name"]), str(project["key"])
+    name, key = project["name"], project["key"]
     if diagram == "graph":
         return diagrams.flowchart(name, key, phases, tasks, path.ids, path.hours)
     chart = diagrams.gantt(
@@ -251,12 +252,12 @@ class Rendered:
 
 
 async def render(
-    db: AsyncDatabase[Document], project: Document, kind: str, diagram: str = "graph"
+    db: AsyncDatabase[Document], project: ProjectDoc, kind: str, diagram: str = "graph"
 ) -> Rendered:
     """The export document of ``project`` in ``kind`` (used by the API and the jobs worker);
     ``diagram`` picks the picture of the ``mermaid`` format."""
-    docs = await task_store.in_project(db, str(project["_id"]))
-    key = str(project["key"])
+    docs = await task_store.in_project(db, project["_id"])
+    key = project["key"]
     if kind == "markdown":
         return Rendered(markdown(project, docs).encode(), "text/markdown", f"{key}-plan.md")
     if kind == "mermaid":
@@ -275,7 +276,7 @@ async def render(
         }
         return Rendered(json_bytes(body), "application/json", f"{key}.json")
     if kind == "csv":
-        keys = {str(d["_id"]): str(d["key"]) for d in docs}
+        keys = {d["_id"]: d["key"] for d in docs}
         return Rendered(csv_text(views, keys).encode(), "text/csv", f"{key}.csv")
     raise ValueError(f"unknown export format {kind!r}")
 

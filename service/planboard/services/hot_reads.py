@@ -28,6 +28,7 @@ from planboard.services.representations import project_etag, project_out, task_e
 from planboard.store import projects as projects_store
 from planboard.store import tasks as tasks_store
 from planboard.store.document import Document
+from planboard.store.documents import ProjectDoc, TaskDoc
 
 PROJECT, PROGRESS, TASK = "project", "progress", "task"
 
@@ -39,7 +40,7 @@ async def project_value(db: AsyncDatabase[Document], project_id: str) -> cache.V
     if project is None:
         return None
     return {
-        "ws": str(project["workspace_id"]),
+        "ws": project["workspace_id"],
         "etag": project_etag(project),
         "body": project_out(project),
         "p": project_id,
@@ -51,26 +52,34 @@ async def progress_value(db: AsyncDatabase[Document], project_id: str) -> cache.
     if project is None:
         return None
     body = await project_service.progress(db, project)
-    return {"ws": str(project["workspace_id"]), "body": body, "p": project_id}
+    return {"ws": project["workspace_id"], "body": body, "p": project_id}
 
 
-async def task_value(db: AsyncDatabase[Document], task_id: str) -> cache.Value | None:
-    found = await tasks_store.get(db, task_id)
-    project = None if found is None else await projects_store.get(db, str(found["project_id"]))
-    if found is None or project is None:
-        return None
-    (view,) = await task_service.views(db, project, [found])
+async def task_representation(
+    db: AsyncDatabase[Document], project: ProjectDoc, doc: TaskDoc
+) -> cache.Value:
+    """A task as the API shows it, ``{p, ws, etag, body}``: the one path for a task read
+    by id (cached) or by key, and for the answer to a write."""
+    (view,) = await task_service.views(db, project, [doc])
     return {
-        "p": str(project["_id"]),
-        "ws": str(project["workspace_id"]),
+        "p": project["_id"],
+        "ws": project["workspace_id"],
         "etag": task_etag(view),
         "body": task_out(view),
     }
 
 
+async def task_value(db: AsyncDatabase[Document], task_id: str) -> cache.Value | None:
+    found = await tasks_store.get(db, task_id)
+    project = None if found is None else await projects_store.get(db, found["project_id"])
+    if found is None or project is None:
+        return None
+    return await task_representation(db, project, found)
+
+
 async def project_of_task(db: AsyncDatabase[Document], task_id: str) -> str | None:
     found = await tasks_store.get(db, task_id)
-    return None if found is None else str(found["project_id"])
+    return None if found is None else found["project_id"]
 
 
 # --------------------------------------------------------------------------- reads (API)
@@ -139,7 +148,7 @@ async def candidates(
     if workspace_ids:
         query["workspace_id"] = {"$in": list(workspace_ids)}
     docs = await projects_store.activity_of(db, query)
-    missing = sorted(set(project_ids) - {str(doc["_id"]) for doc in docs})
+    missing = sorted(set(project_ids) - {doc["_id"] for doc in docs})
     if missing:
         where = " in the given workspaces" if workspace_ids else ""
         raise LookupError(f"no project {', '.join(missing)}{where}")

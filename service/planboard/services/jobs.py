@@ -7,17 +7,24 @@ import os
 import socket
 from typing import Any
 
-from pymongo import AsyncMongoClient
+from bson import ObjectId
+from bson.errors import InvalidId
+from gridfs.asynchronous.grid_file import AsyncGridOut
+from gridfs.errors import NoFile
 from pymongo.asynchronous.database import AsyncDatabase
 
-from planboard.domain.errors import DomainError
+from planboard.domain.access import Role
+from planboard.domain.errors import DomainError, NotFound
 from planboard.domain.plan import parse_plan
 from planboard.events import outbox
 from planboard.events.envelope import Event
 from planboard.services import exports
+from planboard.services.access import Access, Caller, authorize
+from planboard.services.context import ServiceContext
 from planboard.services.plans import import_plan
 from planboard.store import jobs, projects
 from planboard.store.document import Document
+from planboard.store.documents import ProjectDoc
 from planboard.store.ids import new_id, utcnow
 
 log = logging.getLogger(__name__)
@@ -66,15 +73,14 @@ async def queue_job(
     return job
 
 
-async def run_job(
-    client: AsyncMongoClient[Document], db: AsyncDatabase[Document], job_id: str
-) -> None:
+async def run_job(ctx: ServiceContext, job_id: str) -> None:
     """Run a queued job once; a failure is recorded on the job, never raised."""
+    db = ctx.db
     job = await jobs.start(db, job_id, OWNER, utcnow())
     if job is None:
         return  # already started or finished (a redelivered event)
     try:
-        result = await _execute(client, db, job)
+        result = await _execute(ctx, job)
     except DomainError as exc:
         await jobs.finish(db, job_id, utcnow(), error=exc.detail)
     except Exception as exc:
@@ -84,9 +90,8 @@ async def run_job(
         await jobs.finish(db, job_id, utcnow(), result=result)
 
 
-async def _execute(
-    client: AsyncMongoClient[Document], db: AsyncDatabase[Document], job: Document
-) -> Document:
+async def _execute(ctx: ServiceContext, job: Document) -> Document:
+    db = ctx.db
     params: Any = job["params"]
     job_id = str(job["_id"])
     if job["kind"] == "export":
@@ -114,8 +119,7 @@ async def _execute(
         plan = parse_plan(str(params["markdown"]))
         await jobs.set_progress(db, job_id, 20, utcnow())
         project = await import_plan(
-            client,
-            db,
+            ctx,
             workspace_id=str(job["workspace_id"]),
             plan=plan,
             key=params.get("key"),
@@ -123,3 +127,33 @@ async def _execute(
         )
         return {"project_id": project["_id"], "key": project["key"], "tasks": len(plan.tasks())}
     raise DomainError(f"unknown job kind {job['kind']!r}")
+
+
+async def readable_job(db: AsyncDatabase[Document], caller: Caller, job_id: str) -> Document:
+    """The job, if the caller may read its workspace (404 otherwise, like any resource)."""
+    job = await jobs.get(db, job_id[:100])
+    if job is None:
+        raise NotFound("job not found")
+    await authorize(db, caller, str(job["workspace_id"]), scope="projects:read", what="job")
+    return job
+
+
+async def open_result(db: AsyncDatabase[Document], file_id: str) -> AsyncGridOut:
+    """The stored result of an export job (404 once it expired)."""
+    try:
+        return await jobs.results(db).open_download_stream(ObjectId(file_id))
+    except (NoFile, InvalidId):
+        raise NotFound("the result has expired") from None
+
+
+async def project_to_export(
+    db: AsyncDatabase[Document], caller: Caller, project_id: str
+) -> tuple[ProjectDoc, Access]:
+    """The project, if the caller may read it (404 otherwise)."""
+    project = await projects.get(db, project_id[:100])
+    if project is None:
+        raise NotFound("project not found")
+    access = await authorize(
+        db, caller, project["workspace_id"], scope="projects:read", role=Role.VIEWER, what="project"
+    )
+    return project, access

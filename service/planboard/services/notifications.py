@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
+from planboard.domain.errors import NotFound
 from planboard.events.envelope import Event
 from planboard.services.mail import queue_mail
 from planboard.store import notifications, users
 from planboard.store.document import Document
+from planboard.store.documents import TaskDoc
 from planboard.store.ids import new_id, utcnow
+from planboard.store.pagination import Position
 
 KINDS = ("assignment", "mention", "status_change", "due_soon")
 DEFAULT_PREFERENCES: dict[str, dict[str, bool]] = {
@@ -41,7 +45,7 @@ class Notice:
     body: str
 
 
-def notices_for(event: Event, task: Document | None) -> list[Notice]:
+def notices_for(event: Event, task: TaskDoc | None) -> list[Notice]:
     """Decide recipients from the event; the actor is never notified of their own change."""
     actor = event.actor_id
     label = f"{task['key']} {task['title']}" if task else str(event.data.get("key", "a task"))
@@ -90,7 +94,7 @@ def notices_for(event: Event, task: Document | None) -> list[Notice]:
 
 
 async def deliver(
-    db: AsyncDatabase[Document], event: Event, notice: Notice, task: Document | None
+    db: AsyncDatabase[Document], event: Event, notice: Notice, task: Mapping[str, object] | None
 ) -> bool:
     """Store the in-app notification and queue the mail, each per preference, once."""
     user = await users.get(db, notice.user_id)
@@ -128,3 +132,51 @@ async def deliver(
             workspace_id=event.workspace_id,
         )
     return created
+
+
+# --------------------------------------------------------------------------- the inbox (API)
+
+
+async def inbox_page(
+    db: AsyncDatabase[Document],
+    user_id: str,
+    *,
+    unread_only: bool,
+    after: Position | None,
+    limit: int,
+) -> tuple[list[Document], bool, int]:
+    """A page of the user's visible notifications (newest first), whether more follow, and
+    how many are unread."""
+    found, more = await notifications.page(
+        db, user_id, unread_only=unread_only, after=after, limit=limit
+    )
+    return found, more, await notifications.unread_count(db, user_id)
+
+
+async def mark_read(db: AsyncDatabase[Document], user_id: str, notification_id: str) -> None:
+    """Mark one of the user's notifications read (404 for anyone else's)."""
+    if not await notifications.mark_read(db, user_id, notification_id, utcnow()):
+        raise NotFound("notification not found")
+
+
+async def mark_all_read(db: AsyncDatabase[Document], user_id: str) -> int:
+    """Mark every notification of the user read; how many were unread."""
+    return await notifications.mark_all_read(db, user_id, utcnow())
+
+
+async def preferences(db: AsyncDatabase[Document], user_id: str) -> dict[str, dict[str, bool]]:
+    user = await users.get(db, user_id)
+    if user is None:
+        raise NotFound("user not found")
+    return preferences_of(user)
+
+
+async def change_preferences(
+    db: AsyncDatabase[Document], user_id: str, changes: Mapping[str, Mapping[str, bool]]
+) -> dict[str, dict[str, bool]]:
+    """Merge ``changes`` (kind -> channel -> on) into the user's preferences."""
+    merged = await preferences(db, user_id)
+    for kind, channels in changes.items():
+        merged[kind].update(channels)
+    await users.set_preferences(db, user_id, merged, utcnow())
+    return {k: merged[k] for k in DEFAULT_PREFERENCES}

@@ -63,3 +63,8 @@ async def revoke_token(db: AsyncDatabase[Document], user_id: str, token_id: str)
     if not await access_tokens.revoke(db, user_id, token_id, utcnow()):
         raise NotFound("token not found")
     await quotas.USER_TOKENS.give_back(db, user_id)
+
+
+async def tokens_of(db: AsyncDatabase[Document], user_id: str) -> list[Document]:
+    """The user's personal access tokens (records only: secrets are never stored)."""
+    return await access_tokens.of_user(db, user_id)

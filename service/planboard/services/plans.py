@@ -2,32 +2,29 @@
 
 from __future__ import annotations
 
-from pymongo import AsyncMongoClient
-from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from planboard.domain.errors import Conflict, ValidationFailed
 from planboard.domain.keys import PROJECT_KEY_RE, derive_project_key, task_key
 from planboard.domain.model import PlanDocument
-from planboard.events import outbox
 from planboard.events.envelope import Event
-from planboard.services.activity import Actor, entry
-from planboard.store import activity, projects, tasks
-from planboard.store.document import Document
+from planboard.services.activity import Actor, entry, record_change
+from planboard.services.context import ServiceContext
+from planboard.store import projects, tasks
+from planboard.store.documents import PhaseDoc, ProjectDoc, TaskDoc
 from planboard.store.ids import new_id, utcnow
-from planboard.store.tx import write_unit
 
 
 def _task_documents(
-    plan: PlanDocument, project: Document, phase_ids: dict[str, str], first_seq: int
-) -> list[Document]:
+    plan: PlanDocument, project: ProjectDoc, phase_ids: dict[str, str], first_seq: int
+) -> list[TaskDoc]:
     now = project["created_at"]
     ids = {task.ref: new_id() for task in plan.tasks()}
     blocks: dict[str, list[str]] = {ref: [] for ref in ids}
     for task in plan.tasks():
         for dep in task.dependencies:
             blocks[dep].append(ids[task.ref])
-    docs: list[Document] = []
+    docs: list[TaskDoc] = []
     seq = first_seq
     for phase in plan.phases:
         for task in phase.tasks:
@@ -37,7 +34,7 @@ def _task_documents(
                     "workspace_id": project["workspace_id"],
                     "project_id": project["_id"],
                     "seq": seq,
-                    "key": task_key(str(project["key"]), seq),
+                    "key": task_key(project["key"], seq),
                     "plan_ref": task.ref,
                     "title": task.title,
                     "description": "",
@@ -57,22 +54,22 @@ def _task_documents(
                     "attachment_count": 0,  # store/quotas.py
                 }
             )
-            docs[-1].update(tasks.sort_shadows(docs[-1]))
+            tasks.shadow(docs[-1])
             seq += 1
     return docs
 
 
 async def import_plan(
-    client: AsyncMongoClient[Document],
-    db: AsyncDatabase[Document],
+    ctx: ServiceContext,
     *,
     workspace_id: str,
     plan: PlanDocument,
     key: str | None = None,
     actor_id: str | None = None,
     request_id: str | None = None,
-) -> Document:
+) -> ProjectDoc:
     """Create a project with the plan's phases and tasks; returns the project."""
+    db = ctx.db
     if key is not None:
         key = key.strip().upper()
     if key is not None and not PROJECT_KEY_RE.match(key):
@@ -82,11 +79,11 @@ async def import_plan(
     if key is None:
         key = derive_project_key(plan.name, await projects.keys_in_workspace(db, workspace_id))
     now = utcnow()
-    phases = [
+    phases: list[PhaseDoc] = [
         {"id": new_id(), "name": p.name, "estimate_hours": p.estimate_hours, "position": i}
         for i, p in enumerate(plan.phases)
     ]
-    project: Document = {
+    project: ProjectDoc = {
         "_id": new_id(),
         "workspace_id": workspace_id,
         "key": key,
@@ -108,12 +105,12 @@ async def import_plan(
         "updated_at": now,
         "version": 1,
     }
-    project.update(projects.time_shadows(project))
-    task_docs = _task_documents(plan, project, {str(p["name"]): str(p["id"]) for p in phases}, 1)
+    projects.stamp_times(project)
+    task_docs = _task_documents(plan, project, {p["name"]: str(p["id"]) for p in phases}, 1)
     events = [
         Event(
             type="project.created",
-            key=str(project["_id"]),
+            key=project["_id"],
             workspace_id=workspace_id,
             data={"project_id": project["_id"], "key": key, "name": plan.name, "imported": True},
             actor_id=actor_id,
@@ -123,7 +120,7 @@ async def import_plan(
     events += [
         Event(
             type="task.created",
-            key=str(project["_id"]),
+            key=project["_id"],
             workspace_id=workspace_id,
             data={"project_id": project["_id"], "task_id": doc["_id"], "key": doc["key"]},
             actor_id=actor_id,
@@ -137,7 +134,7 @@ async def import_plan(
             project=project,
             actor=actor,
             entity="project",
-            entity_id=str(project["_id"]),
+            entity_id=project["_id"],
             action="imported",
             at=now,
             data={"key": key, "name": plan.name, "tasks": len(task_docs)},
@@ -148,7 +145,7 @@ async def import_plan(
             project=project,
             actor=actor,
             entity="task",
-            entity_id=str(doc["_id"]),
+            entity_id=doc["_id"],
             action="created",
             at=now,
             task=doc,
@@ -157,11 +154,11 @@ async def import_plan(
         for doc in task_docs
     ]
     try:
-        async with write_unit(client) as session:
+        async with ctx.write() as unit:
+            session = unit.session
             await projects.insert(db, project, session=session)
             await tasks.insert_many(db, task_docs, session=session)
-            await outbox.record(db, events, session=session)
-            await activity.insert_many(db, entries, session=session)
+            await record_change(db, events=events, entries=entries, session=session)
     except DuplicateKeyError:
         raise Conflict(f"a project with key {key!r} already exists in this workspace") from None
     return project

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
 
-from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -34,10 +33,11 @@ from planboard.services.activity import (
     record_change,
     with_retries,
 )
+from planboard.services.context import ServiceContext
 from planboard.store import activity, attachments, comments, projects, tasks
 from planboard.store.document import Document
+from planboard.store.documents import ProjectDoc
 from planboard.store.ids import new_id, utcnow
-from planboard.store.tx import write_unit
 
 PROJECT_STATUSES = ("planned", "active", "paused", "completed", "cancelled", "archived")
 PROJECT_FIELDS = ["name", "description", "status", "start_date", "target_date"]
@@ -66,7 +66,7 @@ async def project_for(
     *,
     scope: str,
     role: Role = Role.VIEWER,
-) -> tuple[Document, Access]:
+) -> tuple[ProjectDoc, Access]:
     """Load a project the caller may act on: the scope first (so a missing scope never tells
     whether a project exists), then 404 for unknown or other workspaces, 403 for the role."""
     caller.require_scope(scope)
@@ -75,9 +75,17 @@ async def project_for(
     if project is None:
         raise NotFound("project not found")
     access = await authorize(
-        db, caller, str(project["workspace_id"]), scope=scope, role=role, what="project"
+        db, caller, project["workspace_id"], scope=scope, role=role, what="project"
     )
     return project, access
+
+
+async def project_by_id(db: AsyncDatabase[Document], project_id: str) -> ProjectDoc:
+    """The project (404 when gone); access is the caller's to check."""
+    project = await projects.get(db, project_id)
+    if project is None:
+        raise NotFound("project not found")
+    return project
 
 
 def require_manager(project: Mapping[str, object], access: Access) -> None:
@@ -106,13 +114,13 @@ def _check_dates(values: Mapping[str, Any]) -> None:
 
 
 async def create_project(
-    client: AsyncMongoClient[Document],
-    db: AsyncDatabase[Document],
+    ctx: ServiceContext,
     access: Access,
     actor: Actor,
     values: Mapping[str, Any],
-) -> Document:
+) -> ProjectDoc:
     """Create a project; the key is derived from the name unless given (409 if taken)."""
+    db = ctx.db
     _check_dates(values)
     given = normalize_key(values["key"]) if values.get("key") else None
     for _ in range(5):
@@ -120,7 +128,7 @@ async def create_project(
             values["name"], await projects.keys_in_workspace(db, access.workspace_id)
         )
         now = utcnow()
-        project: Document = {
+        project: ProjectDoc = {
             "_id": new_id(),
             "workspace_id": access.workspace_id,
             "key": key,
@@ -142,9 +150,10 @@ async def create_project(
             "updated_at": now,
             "version": 1,
         }
-        project.update(projects.time_shadows(project))
+        projects.stamp_times(project)
         try:
-            async with write_unit(client) as session:
+            async with ctx.write() as unit:
+                session = unit.session
                 await projects.insert(db, project, session=session)
                 await record_change(
                     db,
@@ -156,7 +165,7 @@ async def create_project(
                             project=project,
                             actor=actor,
                             entity="project",
-                            entity_id=str(project["_id"]),
+                            entity_id=project["_id"],
                             action="created",
                             at=now,
                             data={"key": key, "name": project["name"]},
@@ -182,7 +191,7 @@ async def list_projects(
     sort: str,
     after: tuple[Any, str] | None,
     limit: int,
-) -> tuple[list[Document], bool]:
+) -> tuple[list[ProjectDoc], bool]:
     query: dict[str, object] = {"workspace_id": workspace_id}
     if statuses:
         query["status"] = {"$in": statuses}
@@ -206,17 +215,17 @@ def check_version(current: Mapping[str, object], expected: int | None) -> None:
 
 
 async def update_project(
-    client: AsyncMongoClient[Document],
-    db: AsyncDatabase[Document],
-    project: Document,
+    ctx: ServiceContext,
+    project: ProjectDoc,
     actor: Actor,
     values: Mapping[str, Any],
     expected_version: int | None,
-) -> Document:
+) -> ProjectDoc:
     """Change fields under a version guard (a stale ``expected_version`` is a 412)."""
-    project_id = str(project["_id"])
+    db = ctx.db
+    project_id = project["_id"]
 
-    async def attempt() -> Document:
+    async def attempt() -> ProjectDoc:
         current = await projects.get(db, project_id)
         if current is None:
             raise NotFound("project not found")
@@ -229,10 +238,11 @@ async def update_project(
         now = utcnow()
         update: Document = {field: merged[field] for field in changes}
         if "name" in changes:
-            update["name_sort"] = projects.sort_key_of_name(str(merged["name"]))
+            update["name_sort"] = projects.sort_key_of_name(merged["name"])
         update["updated_at"] = now
         update.update(projects.time_shadows({"updated_at": now}))
-        async with write_unit(client) as session:
+        async with ctx.write(project_id) as unit:
+            session = unit.session
             version = int(str(current["version"]))
             if not await projects.update_guarded(db, project_id, version, update, session=session):
                 if expected_version is not None:
@@ -254,15 +264,14 @@ async def update_project(
                 ],
                 session=session,
             )
-        return {**current, **update, "version": version + 1}
+        return cast(ProjectDoc, {**current, **update, "version": version + 1})
 
     return await with_retries(attempt)
 
 
 async def delete_project(
-    client: AsyncMongoClient[Document],
-    db: AsyncDatabase[Document],
-    project: Document,
+    ctx: ServiceContext,
+    project: ProjectDoc,
     actor: Actor,
     expected_version: int | None,
 ) -> None:
@@ -271,12 +280,14 @@ async def delete_project(
     The project goes first: should the cascade stop midway, what is left is unreachable
     (every task read goes through its project) and a retry of the cascade is harmless.
     """
-    project_id = str(project["_id"])
+    db = ctx.db
+    project_id = project["_id"]
     current = await projects.get(db, project_id)
     if current is None:
         raise NotFound("project not found")
     check_version(current, expected_version)
-    async with write_unit(client) as session:
+    async with ctx.write(project_id) as unit:
+        session = unit.session
         version = int(str(current["version"]))
         if not await projects.delete_guarded(db, project_id, version, session=session):
             raise VersionMismatch("the project changed meanwhile; read it again")
@@ -327,29 +338,30 @@ def _check_unique_name(phases: list[Document], name: str, except_id: str | None 
         raise Conflict(f"the project already has a phase named {name!r}")
 
 
-async def phases_with_counts(db: AsyncDatabase[Document], project: Document) -> list[Document]:
-    counts = await tasks.counts_by_phase(db, str(project["_id"]))
+async def phases_with_counts(db: AsyncDatabase[Document], project: ProjectDoc) -> list[Document]:
+    counts = await tasks.counts_by_phase(db, project["_id"])
     return [{**p, "task_count": counts.get(str(p["id"]), 0)} for p in ordered_phases(project)]
 
 
 async def _change_phases(
-    client: AsyncMongoClient[Document],
-    db: AsyncDatabase[Document],
+    ctx: ServiceContext,
     project_id: str,
     actor: Actor,
     change: Any,
-) -> tuple[Document, Document]:
+) -> tuple[ProjectDoc, Document]:
     """Apply ``change(project, phases) -> (new phases, phase, kind, changes, data)`` under
     the ``phases_version`` guard, with its event and activity entry; returns (project, phase).
     """
+    db = ctx.db
 
-    async def attempt() -> tuple[Document, Document]:
+    async def attempt() -> tuple[ProjectDoc, Document]:
         current = await projects.get(db, project_id)
         if current is None:
             raise NotFound("project not found")
         phases, phase, kind, changes, data = await change(current, ordered_phases(current))
         now = utcnow()
-        async with write_unit(client) as session:
+        async with ctx.write(project_id) as unit:
+            session = unit.session
             if not await projects.set_phases(db, current, phases, now, session=session):
                 raise Retry
             if data.get("move_to"):
@@ -383,11 +395,14 @@ async def _change_phases(
                 ],
                 session=session,
             )
-        updated = {
-            **current,
-            "phases": phases,
-            "phases_version": projects.counter(current, "phases_version") + 1,
-        }
+        updated = cast(
+            ProjectDoc,
+            {
+                **current,
+                "phases": phases,
+                "phases_version": projects.counter(current, "phases_version") + 1,
+            },
+        )
         return updated, phase
 
     return await with_retries(attempt)
@@ -400,15 +415,14 @@ def _place(phases: list[Document], phase: Document, position: int | None) -> lis
 
 
 async def add_phase(
-    client: AsyncMongoClient[Document],
-    db: AsyncDatabase[Document],
-    project: Document,
+    ctx: ServiceContext,
+    project: ProjectDoc,
     actor: Actor,
     values: Mapping[str, Any],
-) -> tuple[Document, Document]:
+) -> tuple[ProjectDoc, Document]:
     phase_id = new_id()
 
-    async def change(current: Document, phases: list[Document]) -> tuple[Any, ...]:
+    async def change(current: ProjectDoc, phases: list[Document]) -> tuple[Any, ...]:
         if len(phases) >= MAX_PHASES:
             raise ValidationFailed([("name", f"a project holds at most {MAX_PHASES} phases")])
         _check_unique_name(phases, values["name"])
@@ -421,18 +435,18 @@ async def add_phase(
         phase = next(p for p in placed if p["id"] == phase_id)
         return placed, phase, "phase_created", {}, {}
 
-    return await _change_phases(client, db, str(project["_id"]), actor, change)
+    return await _change_phases(ctx, project["_id"], actor, change)
 
 
 async def update_phase(
-    client: AsyncMongoClient[Document],
-    db: AsyncDatabase[Document],
-    project: Document,
+    ctx: ServiceContext,
+    project: ProjectDoc,
     actor: Actor,
     phase_id: str,
     values: Mapping[str, Any],
-) -> tuple[Document, Document]:
-    async def change(current: Document, phases: list[Document]) -> tuple[Any, ...]:
+) -> tuple[ProjectDoc, Document]:
+
+    async def change(current: ProjectDoc, phases: list[Document]) -> tuple[Any, ...]:
         old = next((p for p in phases if p["id"] == phase_id), None)
         if old is None:
             raise NotFound("phase not found")
@@ -444,20 +458,20 @@ async def update_phase(
         changes = diff(old, new, ["name", "estimate_hours", "position"])
         return placed, new, "phase_updated", changes, {}
 
-    return await _change_phases(client, db, str(project["_id"]), actor, change)
+    return await _change_phases(ctx, project["_id"], actor, change)
 
 
 async def delete_phase(
-    client: AsyncMongoClient[Document],
-    db: AsyncDatabase[Document],
-    project: Document,
+    ctx: ServiceContext,
+    project: ProjectDoc,
     actor: Actor,
     phase_id: str,
     move_to: str | None,
-) -> Document:
+) -> ProjectDoc:
     """Delete a phase; one that still holds tasks needs ``move_to`` (another phase)."""
+    db = ctx.db
 
-    async def change(current: Document, phases: list[Document]) -> tuple[Any, ...]:
+    async def change(current: ProjectDoc, phases: list[Document]) -> tuple[Any, ...]:
         old = next((p for p in phases if p["id"] == phase_id), None)
         if old is None:
             raise NotFound("phase not found")
@@ -465,12 +479,12 @@ async def delete_phase(
             target = next((p for p in phases if p["id"] == move_to), None)
             if target is None or move_to == phase_id:
                 raise ValidationFailed([("move_to", "must be another phase of this project")])
-        elif await tasks.count_in_phase(db, str(current["_id"]), phase_id):
+        elif await tasks.count_in_phase(db, current["_id"], phase_id):
             raise Conflict("the phase still has tasks: pass ?move_to=<phase id> to move them first")
         remaining = _renumber([p for p in phases if p["id"] != phase_id])
         return remaining, old, "phase_deleted", {}, {"move_to": move_to} if move_to else {}
 
-    updated, _ = await _change_phases(client, db, str(project["_id"]), actor, change)
+    updated, _ = await _change_phases(ctx, project["_id"], actor, change)
     return updated
 
 
@@ -481,7 +495,9 @@ def hours_of(value: object) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
-def task_nodes(project: Mapping[str, object], docs: list[Document]) -> list[TaskNode]:
+def task_nodes(
+    project: Mapping[str, object], docs: Sequence[Mapping[str, object]]
+) -> list[TaskNode]:
     names = phase_names(project)
     return [
         TaskNode(
@@ -497,7 +513,7 @@ def task_nodes(project: Mapping[str, object], docs: list[Document]) -> list[Task
     ]
 
 
-async def progress(db: AsyncDatabase[Document], project: Document) -> dict[str, Any]:
+async def progress(db: AsyncDatabase[Document], project: ProjectDoc) -> dict[str, Any]:
     """The SPEC §7 roll-up; ``current_focus`` expanded into ``{id, key, plan_ref, title}``."""
     docs = await tasks.graph_of(db, str(project["_id"]))
     nodes = task_nodes(project, docs)

@@ -25,18 +25,18 @@ def make_etag(resource_id: str, version: int, state: object = None) -> str:
 
 def project_etag(project: Mapping[str, Any]) -> str:
     return make_etag(
-        str(project["_id"]), int(project.get("version", 1)), project.get("phases_version", 0)
+        project["_id"], int(project.get("version", 1)), project.get("phases_version", 0)
     )
 
 
 def phases_etag(project: Mapping[str, Any], items: list[dict[str, Any]]) -> str:
-    return make_etag(str(project["_id"]), int(project.get("phases_version", 0)), items)
+    return make_etag(project["_id"], int(project.get("phases_version", 0)), items)
 
 
 def task_etag(view: TaskView) -> str:
     doc: Mapping[str, Any] = view.doc
     return make_etag(
-        str(doc["_id"]),
+        doc["_id"],
         int(doc.get("version", 1)),
         [view.phase, view.blocked_by_open, view.ready],
     )

@@ -88,12 +88,12 @@ def _entry(
 ) -> Document:
     title_terms = _unique(words(f"{key or ''} {title}"), MAX_TERMS)
     terms = _unique([*title_terms, *words(body)], MAX_TERMS)
-    entity_id = str(doc["_id"])
+    entity_id = doc["_id"]
     return {
         "_id": index.entry_id(kind, entity_id),
         "type": kind,
         "entity_id": entity_id,
-        "workspace_id": str(doc["workspace_id"]),
+        "workspace_id": doc["workspace_id"],
         "key": key,
         "title": title,
         "snippet": " ".join(body.split())[:SNIPPET_CHARS],
@@ -113,8 +113,8 @@ def task_entry(task: Mapping[str, Any]) -> Document:
         key=str(task.get("key") or "") or None,
         body=str(task.get("description") or ""),
         extra={
-            "project_id": str(task["project_id"]),
-            "task_id": str(task["_id"]),
+            "project_id": task["project_id"],
+            "task_id": task["_id"],
             "status": task.get("status"),
             "assignee_id": task.get("assignee_id"),
             "labels": [str(x) for x in task.get("labels") or []],
@@ -129,7 +129,7 @@ def project_entry(project: Mapping[str, Any]) -> Document:
         title=str(project.get("name") or ""),
         key=str(project.get("key") or "") or None,
         body=str(project.get("description") or ""),
-        extra={"project_id": str(project["_id"]), "status": project.get("status")},
+        extra={"project_id": project["_id"], "status": project.get("status")},
     )
 
 
@@ -142,7 +142,7 @@ def comment_entry(comment: Mapping[str, Any], task_key: str | None) -> Document:
         key=None,
         body=body,
         extra={
-            "project_id": str(comment["project_id"]),
+            "project_id": comment["project_id"],
             "task_id": str(comment["task_id"]),
             "task_key": task_key,
             "author_id": comment.get("author_id"),
@@ -338,16 +338,16 @@ async def workspaces_of(
     """The workspaces a search covers: the caller's, narrowed by ``only`` and by the
     project's workspace. A workspace or project the caller cannot see is a 404 either way
     (never an empty answer that would differ from a missing one)."""
-    mine = [str(m["workspace_id"]) for m in await memberships.of_user(db, caller.user_id)]
+    mine = [m["workspace_id"] for m in await memberships.of_user(db, caller.user_id)]
     if only is not None:
         if only not in mine:
             raise NotFound("workspace not found")
         mine = [only]
     if project_id is not None:
         project = await projects.get(db, project_id)
-        if project is None or str(project["workspace_id"]) not in mine:
+        if project is None or project["workspace_id"] not in mine:
             raise NotFound("project not found")
-        return [str(project["workspace_id"])]
+        return [project["workspace_id"]]
     return mine
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import secrets
 from importlib import resources
 
-from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from planboard.auth.passwords import hash_password, password_problems, verify_password
@@ -14,9 +13,11 @@ from planboard.config import Settings
 from planboard.domain.access import Role
 from planboard.domain.errors import Conflict, DomainError, ValidationFailed
 from planboard.domain.plan import parse_plan
+from planboard.services.context import ServiceContext
 from planboard.services.plans import import_plan
 from planboard.store import memberships, projects, quotas, users, workspaces
 from planboard.store.document import Document
+from planboard.store.documents import ProjectDoc
 from planboard.store.ids import new_id, utcnow
 
 DEMO_WORKSPACE = "Demo"
@@ -44,9 +45,10 @@ def sample_plan_text() -> str:
 
 
 async def seed_demo(
-    client: AsyncMongoClient[Document], db: AsyncDatabase[Document]
-) -> tuple[Document, bool]:
+    ctx: ServiceContext,
+) -> tuple[ProjectDoc, bool]:
     """Returns the demo project and whether it was created now."""
+    db = ctx.db
     workspace = await workspaces.find_by_name(db, DEMO_WORKSPACE)
     if workspace is None:
         workspace = await workspaces.create(db, DEMO_WORKSPACE)
@@ -55,8 +57,7 @@ async def seed_demo(
     if existing is not None:
         return existing, False
     project = await import_plan(
-        client,
-        db,
+        ctx,
         workspace_id=workspace_id,
         plan=parse_plan(sample_plan_text()),
         key=DEMO_PROJECT_KEY,

@@ -8,9 +8,8 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
@@ -19,7 +18,6 @@ from planboard.domain.dag import is_ready
 from planboard.domain.errors import Conflict, NotFound, ValidationFailed, VersionMismatch
 from planboard.domain.keys import parse_task_key, task_key
 from planboard.domain.model import TaskStatus
-from planboard.events import outbox
 from planboard.services.access import Access, Caller, authorize
 from planboard.services.activity import (
     Actor,
@@ -31,6 +29,7 @@ from planboard.services.activity import (
     record_change,
     with_retries,
 )
+from planboard.services.context import ServiceContext
 from planboard.services.projects import (
     OBJECT_ID_RE,
     check_id,
@@ -40,7 +39,6 @@ from planboard.services.projects import (
     task_nodes,
 )
 from planboard.store import (
-    activity,
     attachments,
     comments,
     memberships,
@@ -49,8 +47,8 @@ from planboard.store import (
     tasks,
 )
 from planboard.store.document import Document
+from planboard.store.documents import ProjectDoc, TaskDoc
 from planboard.store.ids import new_id, utcnow
-from planboard.store.tx import write_unit
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +85,7 @@ TASK_SORTS = {
 class TaskView:
     """A stored task with what is derived at read time."""
 
-    doc: Document
+    doc: TaskDoc
     phase: str | None
     blocked_by_open: list[str]
     ready: bool
@@ -104,21 +102,30 @@ async def task_for(
     scope: str,
     role: Role = Role.VIEWER,
     field: str = "task",
-) -> tuple[Document, Document, Access]:
+) -> tuple[TaskDoc, ProjectDoc, Access]:
     """A task by id or human key (resolved in the caller's workspaces), its project and
     the caller's access; 404 for unknown tasks and for other workspaces' tasks."""
     caller.require_scope(scope)
     task = await _find(db, caller, ref, field)
-    project = await projects.get(db, str(task["project_id"]))
+    project = await projects.get(db, task["project_id"])
     if project is None:
         raise NotFound("task not found")
     access = await authorize(
-        db, caller, str(project["workspace_id"]), scope=scope, role=role, what="task"
+        db, caller, project["workspace_id"], scope=scope, role=role, what="task"
     )
     return task, project, access
 
 
-async def _find(db: AsyncDatabase[Document], caller: Caller, ref: str, field: str) -> Document:
+async def task_id_of(db: AsyncDatabase[Document], caller: Caller, ref: str) -> str:
+    """The id of the task ``ref`` names: an id as it is (nothing is read: a read by id is
+    authorized by what it finds), a key resolved in the caller's workspaces (404 when none
+    of theirs has it)."""
+    if OBJECT_ID_RE.match(ref):
+        return ref
+    return (await _find(db, caller, ref, "task"))["_id"]
+
+
+async def _find(db: AsyncDatabase[Document], caller: Caller, ref: str, field: str) -> TaskDoc:
     if OBJECT_ID_RE.match(ref):
         task = await tasks.get(db, ref)
         if task is None:
@@ -126,7 +133,7 @@ async def _find(db: AsyncDatabase[Document], caller: Caller, ref: str, field: st
         return task
     if parse_task_key(ref.upper()) is None:
         raise ValidationFailed([(field, "not a task id or key (such as PB-12)")])
-    mine = [str(m["workspace_id"]) for m in await memberships.of_user(db, caller.user_id)]
+    mine = [m["workspace_id"] for m in await memberships.of_user(db, caller.user_id)]
     found = await tasks.by_key(db, ref.upper(), mine)
     if not found:
         raise NotFound("task not found")
@@ -136,14 +143,14 @@ async def _find(db: AsyncDatabase[Document], caller: Caller, ref: str, field: st
 
 
 async def find_in_project(
-    db: AsyncDatabase[Document], project: Document, refs: Sequence[str], field: str
-) -> list[Document]:
+    db: AsyncDatabase[Document], project: ProjectDoc, refs: Sequence[str], field: str
+) -> list[TaskDoc]:
     """Tasks of ``project`` by id or key; anything else is a 422 naming ``field.<index>``."""
     ids = [ref for ref in refs if OBJECT_ID_RE.match(ref)]
     keys = [ref.upper() for ref in refs if not OBJECT_ID_RE.match(ref)]
     by_id = await tasks.many(db, ids)
-    by_key = await tasks.in_project_by_keys(db, str(project["_id"]), keys)
-    found: list[Document] = []
+    by_key = await tasks.in_project_by_keys(db, project["_id"], keys)
+    found: list[TaskDoc] = []
     errors: list[tuple[str, str]] = []
     for index, ref in enumerate(refs):
         doc = by_id.get(ref) if OBJECT_ID_RE.match(ref) else by_key.get(ref.upper())
@@ -160,7 +167,7 @@ async def find_in_project(
 
 
 async def views(
-    db: AsyncDatabase[Document], project: Mapping[str, object], docs: Sequence[Document]
+    db: AsyncDatabase[Document], project: Mapping[str, object], docs: Sequence[TaskDoc]
 ) -> list[TaskView]:
     """Derive phase names, open blockers and readiness (one query for all blockers)."""
     names = phase_names(project)
@@ -178,7 +185,7 @@ async def views(
                 doc=doc,
                 phase=names.get(str(doc.get("phase_id"))),
                 blocked_by_open=open_ids,
-                ready=TaskStatus(str(doc["status"])).is_open and not open_ids,
+                ready=TaskStatus(doc["status"]).is_open and not open_ids,
             )
         )
     return out
@@ -188,11 +195,11 @@ async def views(
 
 
 async def _members(db: AsyncDatabase[Document], workspace_id: str) -> set[str]:
-    return {str(m["user_id"]) for m in await memberships.of_workspace(db, workspace_id)}
+    return {m["user_id"] for m in await memberships.of_workspace(db, workspace_id)}
 
 
 def _resolve_fields(
-    project: Document,
+    project: ProjectDoc,
     item: Mapping[str, Any],
     members: set[str],
     prefix: str,
@@ -222,21 +229,21 @@ def _resolve_fields(
 
 
 async def create_tasks(
-    client: AsyncMongoClient[Document],
-    db: AsyncDatabase[Document],
-    project: Document,
+    ctx: ServiceContext,
+    project: ProjectDoc,
     actor: Actor,
     items: Sequence[Mapping[str, Any]],
     *,
     prefix: str = "",
-) -> list[Document]:
+) -> list[TaskDoc]:
     """Create tasks all-or-nothing: every item is checked before anything is written.
 
     ``prefix`` names items in errors (``"tasks."`` gives ``tasks.3.phase``).
     """
-    project_id = str(project["_id"])
+    db = ctx.db
+    project_id = project["_id"]
     assigns = any(item.get("assignee_id") for item in items)
-    members = await _members(db, str(project["workspace_id"])) if assigns else set()
+    members = await _members(db, project["workspace_id"]) if assigns else set()
     errors: list[tuple[str, str]] = []
     resolved = []
     refs: dict[str, int] = {}
@@ -271,7 +278,7 @@ async def create_tasks(
         for index, values in enumerate(resolved)
     ]
     try:
-        await _write_created(client, db, project, actor, docs, now)
+        await _write_created(ctx, project, actor, docs, now)
     except BaseException as error:
         if not quotas.outcome_unknown(error):
             await _give_back(db, project_id, first, docs)
@@ -280,14 +287,14 @@ async def create_tasks(
 
 
 async def _give_back(
-    db: AsyncDatabase[Document], project_id: str, first: int, docs: Sequence[Document]
+    db: AsyncDatabase[Document], project_id: str, first: int, docs: Sequence[TaskDoc]
 ) -> None:
     """A create none of whose tasks stayed written gives back its place in the project's
     task count and, while no later reservation came after them, its task numbers (so a
     refused create takes no key). If a task was written (no transaction: an ordered insert
     stops at its first failure) both stay taken: the count is then too high, never too low."""
     try:
-        if await tasks.count_ids(db, [str(d["_id"]) for d in docs]) == 0:
+        if await tasks.count_ids(db, [d["_id"] for d in docs]) == 0:
             await quotas.PROJECT_TASKS.give_back(db, project_id, len(docs))
             await projects.release_task_seqs(db, project_id, first, len(docs))
     except PyMongoError:
@@ -295,16 +302,17 @@ async def _give_back(
 
 
 async def _write_created(
-    client: AsyncMongoClient[Document],
-    db: AsyncDatabase[Document],
-    project: Document,
+    ctx: ServiceContext,
+    project: ProjectDoc,
     actor: Actor,
-    docs: list[Document],
+    docs: list[TaskDoc],
     now: datetime,
 ) -> None:
+    db = ctx.db
     names = phase_names(project)
     try:
-        async with write_unit(client) as session:
+        async with ctx.write(project["_id"]) as unit:
+            session = unit.session
             await tasks.insert_many(db, docs, session=session)
             await record_change(
                 db,
@@ -317,7 +325,7 @@ async def _write_created(
                         project=project,
                         actor=actor,
                         entity="task",
-                        entity_id=str(d["_id"]),
+                        entity_id=d["_id"],
                         action="created",
                         at=now,
                         task=d,
@@ -337,7 +345,7 @@ async def _write_created(
         # A concurrent request took one of the plan refs after the check above. Without a
         # transaction the tasks before the duplicate were written: take them back, so the
         # create stays all-or-nothing (and the project's task_count exact).
-        await tasks.delete_ids(db, [str(d["_id"]) for d in docs])
+        await tasks.delete_ids(db, [d["_id"] for d in docs])
         raise Conflict("a plan_ref of this request was just taken by another task") from None
 
 
@@ -346,14 +354,14 @@ def _only_duplicates(error: BulkWriteError) -> bool:
 
 
 def new_task_document(
-    project: Document, seq: int, values: Mapping[str, Any], actor: Actor, now: Any
-) -> Document:
-    doc: Document = {
+    project: ProjectDoc, seq: int, values: Mapping[str, Any], actor: Actor, now: Any
+) -> TaskDoc:
+    doc: TaskDoc = {
         "_id": new_id(),
         "workspace_id": project["workspace_id"],
         "project_id": project["_id"],
         "seq": seq,
-        "key": task_key(str(project["key"]), seq),
+        "key": task_key(project["key"], seq),
         "title": values["title"],
         "description": values.get("description") or "",
         "checklist": [dict(item) for item in values.get("checklist") or []],
@@ -374,7 +382,7 @@ def new_task_document(
     }
     if values.get("plan_ref") is not None:
         doc["plan_ref"] = values["plan_ref"]
-    doc.update(tasks.sort_shadows(doc))
+    tasks.shadow(doc)
     return doc
 
 
@@ -392,34 +400,34 @@ def _shown(changes: Changes, names: Mapping[str, str]) -> Changes:
 
 
 async def update_task(
-    client: AsyncMongoClient[Document],
-    db: AsyncDatabase[Document],
+    ctx: ServiceContext,
     task_id: str,
-    project: Document,
+    project: ProjectDoc,
     actor: Actor,
     values: Mapping[str, Any],
     expected_version: int | None,
     *,
-    loaded: Document | None = None,
-) -> Document:
+    loaded: TaskDoc | None = None,
+) -> TaskDoc:
     """Change fields under the task's version guard (412 on a stale ``expected_version``).
 
     ``loaded`` is the task as the caller just read it: the first attempt starts from it
     (the version guard catches a change in between), a retry reads the task again.
     """
-    members = await _members(db, str(project["workspace_id"])) if "assignee_id" in values else set()
+    db = ctx.db
+    members = await _members(db, project["workspace_id"]) if "assignee_id" in values else set()
     errors: list[tuple[str, str]] = []
     resolved = _resolve_fields(project, values, members, "", errors)
     if errors:
         raise ValidationFailed(errors)
     if resolved.get("plan_ref") is not None:
-        taken = await tasks.plan_refs_taken(db, str(project["_id"]), [str(resolved["plan_ref"])])
+        taken = await tasks.plan_refs_taken(db, project["_id"], [str(resolved["plan_ref"])])
         if taken.get(str(resolved["plan_ref"]), task_id) != task_id:
             raise ValidationFailed([("plan_ref", "already used by another task of the project")])
 
-    fresh = [loaded] if loaded is not None and str(loaded["_id"]) == task_id else []
+    fresh = [loaded] if loaded is not None and loaded["_id"] == task_id else []
 
-    async def attempt() -> Document:
+    async def attempt() -> TaskDoc:
         current = fresh.pop() if fresh else await tasks.get(db, task_id)
         if current is None:
             raise NotFound("task not found")
@@ -432,20 +440,20 @@ async def update_task(
         }
         if not changes:
             return current
-        return await _write_changes(client, db, project, actor, current, changes, expected_version)
+        return await _write_changes(ctx, project, actor, current, changes, expected_version)
 
     return await with_retries(attempt)
 
 
 async def _write_changes(
-    client: AsyncMongoClient[Document],
-    db: AsyncDatabase[Document],
-    project: Document,
+    ctx: ServiceContext,
+    project: ProjectDoc,
     actor: Actor,
-    current: Document,
+    current: TaskDoc,
     changes: Changes,
     expected_version: int | None,
-) -> Document:
+) -> TaskDoc:
+    db = ctx.db
     now = utcnow()
     values: Document = {
         f: new for f, (_, new) in changes.items() if not (f == "plan_ref" and new is None)
@@ -460,17 +468,19 @@ async def _write_changes(
     shown = _shown(changes, phase_names(project))
     version = int(str(current["version"]))
     try:
-        async with write_unit(client) as session:
+        async with ctx.write(project["_id"]) as unit:
+            session = unit.session
             ok = await tasks.update_guarded(
-                db, str(current["_id"]), version, values, unset=unset, session=session
+                db, current["_id"], version, values, unset=unset, session=session
             )
             if not ok:
                 if expected_version is not None:
                     raise VersionMismatch("the task changed meanwhile; read it again")
                 raise Retry
-            await outbox.record(
+            action = "status_changed" if set(changes) == {"status"} else "updated"
+            await record_change(
                 db,
-                [
+                events=[
                     event(
                         "task.updated",
                         project,
@@ -480,17 +490,12 @@ async def _write_changes(
                         changes=changes_out(shown),
                     )
                 ],
-                session=session,
-            )
-            action = "status_changed" if set(changes) == {"status"} else "updated"
-            await activity.insert_many(
-                db,
-                [
+                entries=[
                     entry(
                         project=project,
                         actor=actor,
                         entity="task",
-                        entity_id=str(current["_id"]),
+                        entity_id=current["_id"],
                         action=action,
                         at=now,
                         task=current,
@@ -505,24 +510,21 @@ async def _write_changes(
         ) from None
     after.update(values)
     after["version"] = version + 1
-    return after
+    return cast(TaskDoc, after)
 
 
 async def bulk_status(
-    client: AsyncMongoClient[Document],
-    db: AsyncDatabase[Document],
-    project: Document,
+    ctx: ServiceContext,
+    project: ProjectDoc,
     actor: Actor,
-    targets: Sequence[Document],
+    targets: Sequence[TaskDoc],
     status: str,
-) -> list[Document]:
+) -> list[TaskDoc]:
     """Set one status on many tasks (each under its own version guard)."""
     updated = []
-    for target in {str(t["_id"]): t for t in targets}.values():
+    for target in {t["_id"]: t for t in targets}.values():
         updated.append(
-            await update_task(
-                client, db, str(target["_id"]), project, actor, {"status": status}, None
-            )
+            await update_task(ctx, target["_id"], project, actor, {"status": status}, None)
         )
     return updated
 
@@ -531,27 +533,28 @@ async def bulk_status(
 
 
 async def delete_task(
-    client: AsyncMongoClient[Document],
-    db: AsyncDatabase[Document],
-    task: Document,
-    project: Document,
+    ctx: ServiceContext,
+    task: TaskDoc,
+    project: ProjectDoc,
     actor: Actor,
     expected_version: int | None,
 ) -> None:
     """Delete the task (guarded), its edges on both sides and its comments."""
-    current = await tasks.get(db, str(task["_id"]))
+    db = ctx.db
+    current = await tasks.get(db, task["_id"])
     if current is None:
         raise NotFound("task not found")
     check_version(current, expected_version)
     now = utcnow()
-    task_id = str(current["_id"])
-    async with write_unit(client) as session:
+    task_id = current["_id"]
+    async with ctx.write(project["_id"]) as unit:
+        session = unit.session
         if not await tasks.delete_guarded(
             db, task_id, int(str(current["version"])), session=session
         ):
             raise VersionMismatch("the task changed meanwhile; read it again")
-        await tasks.detach(db, str(project["_id"]), task_id, now, session=session)
-        await projects.touch_graph(db, str(project["_id"]), tasks_removed=1, session=session)
+        await tasks.detach(db, project["_id"], task_id, now, session=session)
+        await projects.touch_graph(db, project["_id"], tasks_removed=1, session=session)
         await comments.delete_of_task(db, task_id, session=session)
         await attachments.mark_deleted_where(db, {"task_id": task_id}, now, session=session)
         await record_change(
@@ -589,14 +592,14 @@ class TaskFilters:
 
 async def list_tasks(
     db: AsyncDatabase[Document],
-    project: Document,
+    project: ProjectDoc,
     filters: TaskFilters,
     *,
     sort: str,
     after: tuple[Any, str] | None,
     limit: int,
-) -> tuple[list[Document], bool]:
-    project_id = str(project["_id"])
+) -> tuple[list[TaskDoc], bool]:
+    project_id = project["_id"]
     query: dict[str, object] = {"project_id": project_id}
     if filters.statuses:
         query["status"] = {"$in": list(filters.statuses)}

@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 from pymongo.asynchronous.database import AsyncDatabase
 
-from planboard.config import Settings, SettingsError
+from planboard.config import Settings
 from planboard.domain.access import Role
 from planboard.domain.errors import Conflict, NotFound, ValidationFailed, VersionMismatch
 from planboard.events import outbox
@@ -33,6 +32,7 @@ from planboard.store import memberships, quotas, users, workspaces
 from planboard.store import webhooks as store
 from planboard.store.document import Document
 from planboard.store.ids import new_id, utcnow
+from planboard.store.pagination import Position
 
 # Families whose events a webhook can subscribe to (``mail`` and ``user`` events are
 # internal or personal, never workspace data).
@@ -72,7 +72,7 @@ STORED_BODY_CHARS = 2048  # request and response bodies kept in the delivery log
 
 @dataclass(frozen=True, slots=True)
 class WebhookOptions:
-    """Delivery tuning; ``from_env`` reads ``PLANBOARD_WEBHOOK_*`` (docs/webhooks.md)."""
+    """Delivery tuning; ``from_settings`` takes ``PLANBOARD_WEBHOOK_*`` (docs/webhooks.md)."""
 
     retry_delays_s: tuple[float, ...] = (30.0, 120.0, 600.0, 3600.0, 21600.0)
     jitter: float = 0.1  # each delay is scaled by a random factor in [1 - j, 1 + j]
@@ -97,42 +97,19 @@ class WebhookOptions:
         return max(0.0, base * factor)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> WebhookOptions:
-        env = os.environ if environ is None else environ
-        values: dict[str, Any] = {}
-        raw = env.get("PLANBOARD_WEBHOOK_RETRY_DELAYS_S")
-        if raw is not None:
-            try:
-                delays = tuple(float(part) for part in raw.split(",") if part.strip())
-            except ValueError:
-                raise SettingsError(
-                    "PLANBOARD_WEBHOOK_RETRY_DELAYS_S must list seconds, e.g. 30,120,600"
-                ) from None
-            if len(delays) > 20 or any(not 0 <= d <= 7 * 86400 for d in delays):
-                raise SettingsError("PLANBOARD_WEBHOOK_RETRY_DELAYS_S: at most 20 delays of 0..7d")
-            values["retry_delays_s"] = delays
-        kinds = {f.name: f.type for f in fields(cls)}
-        for name in (
-            "disable_after",
-            "connect_timeout_s",
-            "total_timeout_s",
-            "max_response_bytes",
-            "concurrency",
-            "poll_interval_s",
-            "lease_s",
-            "retention_days",
-        ):
-            raw = env.get(f"PLANBOARD_WEBHOOK_{name.upper()}")
-            if raw is None:
-                continue
-            try:
-                number = float(raw) if kinds[name] == "float" else int(raw)
-            except ValueError:
-                raise SettingsError(f"PLANBOARD_WEBHOOK_{name.upper()} must be a number") from None
-            if number <= 0:
-                raise SettingsError(f"PLANBOARD_WEBHOOK_{name.upper()} must be positive")
-            values[name] = number
-        return replace(cls(), **values)
+    def from_settings(cls, settings: Settings) -> WebhookOptions:
+        """The delivery tuning of ``settings`` (``PLANBOARD_WEBHOOK_*``, config.py)."""
+        return cls(
+            retry_delays_s=settings.webhook_retry_delays_s,
+            disable_after=settings.webhook_disable_after,
+            connect_timeout_s=settings.webhook_connect_timeout_s,
+            total_timeout_s=settings.webhook_total_timeout_s,
+            max_response_bytes=settings.webhook_max_response_bytes,
+            concurrency=settings.webhook_concurrency,
+            poll_interval_s=settings.webhook_poll_interval_s,
+            lease_s=settings.webhook_lease_s,
+            retention_days=settings.webhook_retention_days,
+        )
 
 
 # --- filters, secrets, signatures, payloads ---------------------------------------------
@@ -609,3 +586,38 @@ async def _mail_owners(
 
 async def purge_old_deliveries(db: AsyncDatabase[Document], options: WebhookOptions) -> int:
     return await store.purge_settled(db, utcnow() - timedelta(days=options.retention_days))
+
+
+# --- reads for the API (the delivery log) ------------------------------------------------
+
+PENDING = store.PENDING
+DELIVERY_STATES = store.DELIVERY_STATES
+
+
+async def webhooks_page(
+    db: AsyncDatabase[Document], access: Access, *, after: Position | None, limit: int
+) -> tuple[list[Document], bool]:
+    """The workspace's webhooks, oldest first, and whether more follow."""
+    return await store.page(db, access.workspace_id, after=after, limit=limit)
+
+
+async def deliveries_page(
+    db: AsyncDatabase[Document],
+    webhook: Document,
+    *,
+    after: Position | None,
+    limit: int,
+    status: str | None,
+    event_type: str | None,
+) -> tuple[list[Document], bool]:
+    """The webhook's deliveries, newest first, and whether more follow."""
+    return await store.deliveries_page(
+        db, str(webhook["_id"]), after=after, limit=limit, status=status, event_type=event_type
+    )
+
+
+async def delivery_of(db: AsyncDatabase[Document], webhook: Document, delivery_id: str) -> Document:
+    delivery = await store.get_delivery(db, str(webhook["_id"]), delivery_id)
+    if delivery is None:
+        raise NotFound("delivery not found")
+    return delivery

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import cast
 
-from pymongo import AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
@@ -17,11 +17,12 @@ from planboard.events import outbox
 from planboard.events.envelope import Event
 from planboard.services.access import Access
 from planboard.services.activity import Retry, with_retries
+from planboard.services.context import ServiceContext
 from planboard.services.mail import queue_mail
 from planboard.store import invitations, memberships, quotas, users, workspaces
 from planboard.store.document import Document
+from planboard.store.documents import MembershipDoc
 from planboard.store.ids import new_id, utcnow
-from planboard.store.tx import write_unit
 
 INVITATION_PREFIX = "pbinv"
 MAX_PENDING_INVITATIONS = 200
@@ -48,10 +49,10 @@ async def create_workspace(
         db,
         {
             "_id": new_id(),
-            "workspace_id": workspace["_id"],
+            "workspace_id": str(workspace["_id"]),
             "user_id": owner_id,
             "role": Role.OWNER.value,
-            "created_at": workspace["created_at"],
+            "created_at": cast(datetime, workspace["created_at"]),
         },
     )
     await outbox.record(
@@ -83,8 +84,7 @@ async def delete_workspace(
 
 
 async def change_role(
-    client: AsyncMongoClient[Document],
-    db: AsyncDatabase[Document],
+    ctx: ServiceContext,
     access: Access,
     user_id: str,
     role: Role,
@@ -93,12 +93,13 @@ async def change_role(
     """Give a member another role. The last owner cannot stop being one: the workspace's
     ``owner_count`` is moved in the same conditional write that the rule needs
     (store/quotas.py), so two owners demoting each other at once never leave none."""
+    db = ctx.db
 
     async def attempt() -> None:
         membership = await memberships.get(db, access.workspace_id, user_id)
         if membership is None:
             raise NotFound("member not found")
-        current = Role(str(membership["role"]))
+        current = Role(membership["role"])
         if not can_assign(access.role, current, role):
             raise Forbidden(
                 f"a {access.role.value} cannot change a {current.value} to {role.value}"
@@ -111,7 +112,8 @@ async def change_role(
             user_id=user_id,
             role=role.value,
         )
-        async with write_unit(client) as session:
+        async with ctx.write() as unit:
+            session = unit.session
             losing_owner = current is Role.OWNER and role is not Role.OWNER
             if losing_owner:
                 await _uncount_an_owner(db, access.workspace_id, session)
@@ -130,19 +132,19 @@ async def change_role(
 
 
 async def remove_member(
-    client: AsyncMongoClient[Document],
-    db: AsyncDatabase[Document],
+    ctx: ServiceContext,
     access: Access,
     user_id: str,
     request_id: str | None,
 ) -> None:
     """Remove a member (or leave); the last owner cannot (see :func:`change_role`)."""
+    db = ctx.db
 
     async def attempt() -> None:
         membership = await memberships.get(db, access.workspace_id, user_id)
         if membership is None:
             raise NotFound("member not found")
-        current = Role(str(membership["role"]))
+        current = Role(membership["role"])
         leaving = user_id == access.user_id
         if not leaving and not can_assign(access.role, current, Role.VIEWER):
             raise Forbidden(f"a {access.role.value} cannot remove a {current.value}")
@@ -153,7 +155,8 @@ async def remove_member(
             request_id,
             user_id=user_id,
         )
-        async with write_unit(client) as session:
+        async with ctx.write() as unit:
+            session = unit.session
             if current is Role.OWNER:
                 await _uncount_an_owner(db, access.workspace_id, session)
             removed = await memberships.remove(
@@ -301,7 +304,7 @@ async def accept_invitation(
                 "_id": new_id(),
                 "workspace_id": workspace_id,
                 "user_id": user_id,
-                "role": invitation["role"],
+                "role": str(invitation["role"]),
                 "created_at": now,
             },
         )
@@ -323,3 +326,47 @@ async def accept_invitation(
         ],
     )
     return {"workspace_id": workspace_id, "role": invitation["role"]}
+
+
+# --------------------------------------------------------------------------- reads (API)
+
+
+async def page_of_user(
+    db: AsyncDatabase[Document], user_id: str, *, after: str | None, limit: int
+) -> tuple[list[tuple[Document, str]], MembershipDoc | None, bool]:
+    """The user's workspaces with their role, by membership id after ``after``: the page,
+    its last membership (the next page's position) and whether more follow."""
+    mine = [m for m in await memberships.of_user(db, user_id) if after is None or m["_id"] > after]
+    mine.sort(key=lambda m: m["_id"])
+    page = mine[:limit]
+    found = await workspaces.many(db, [m["workspace_id"] for m in page])
+    items = [(found[m["workspace_id"]], m["role"]) for m in page if m["workspace_id"] in found]
+    return items, (page[-1] if page else None), len(mine) > len(page)
+
+
+async def workspace_of(db: AsyncDatabase[Document], access: Access) -> Document:
+    workspace = await workspaces.get(db, access.workspace_id)
+    if workspace is None:
+        raise NotFound("workspace not found")
+    return workspace
+
+
+async def members_of(db: AsyncDatabase[Document], access: Access) -> list[dict[str, object]]:
+    """``{user_id, name, email, role, joined_at}`` of each member, oldest first."""
+    members = await memberships.of_workspace(db, access.workspace_id)
+    people = await users.many(db, [m["user_id"] for m in members])
+    return [
+        {
+            "user_id": m["user_id"],
+            "name": people[m["user_id"]]["name"],
+            "email": people[m["user_id"]]["email"],
+            "role": m["role"],
+            "joined_at": m.get("created_at"),
+        }
+        for m in members
+        if m["user_id"] in people
+    ]
+
+
+async def invitations_of(db: AsyncDatabase[Document], access: Access) -> list[Document]:
+    return await invitations.of_workspace(db, access.workspace_id)

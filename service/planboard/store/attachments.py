@@ -15,7 +15,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
 from planboard.store.document import Document
-from planboard.store.projects import keyset_page
+from planboard.store.pagination import keyset_page
 
 ATTACHMENTS = "attachments"
 UPLOADING, STORED, DELETED = "uploading", "stored", "deleted"

@@ -2,30 +2,39 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from pymongo import ASCENDING
 from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from planboard.store.document import Document
+from planboard.store.documents import MembershipDoc
 
 MEMBERSHIPS = "memberships"
 
 
-async def insert(db: AsyncDatabase[Document], doc: Document) -> None:
-    await db[MEMBERSHIPS].insert_one(doc)
+def collection(db: AsyncDatabase[Document]) -> AsyncCollection[MembershipDoc]:
+    """The ``memberships`` collection, typed by its documents' shape."""
+    return cast("AsyncCollection[MembershipDoc]", db[MEMBERSHIPS])
 
 
-async def get(db: AsyncDatabase[Document], workspace_id: str, user_id: str) -> Document | None:
-    return await db[MEMBERSHIPS].find_one({"workspace_id": workspace_id, "user_id": user_id})
+async def insert(db: AsyncDatabase[Document], doc: MembershipDoc) -> None:
+    await collection(db).insert_one(doc)
 
 
-async def of_user(db: AsyncDatabase[Document], user_id: str) -> list[Document]:
-    cursor = db[MEMBERSHIPS].find({"user_id": user_id}).sort("created_at", ASCENDING)
+async def get(db: AsyncDatabase[Document], workspace_id: str, user_id: str) -> MembershipDoc | None:
+    return await collection(db).find_one({"workspace_id": workspace_id, "user_id": user_id})
+
+
+async def of_user(db: AsyncDatabase[Document], user_id: str) -> list[MembershipDoc]:
+    cursor = collection(db).find({"user_id": user_id}).sort("created_at", ASCENDING)
     return [doc async for doc in cursor]
 
 
-async def of_workspace(db: AsyncDatabase[Document], workspace_id: str) -> list[Document]:
-    cursor = db[MEMBERSHIPS].find({"workspace_id": workspace_id}).sort("created_at", ASCENDING)
+async def of_workspace(db: AsyncDatabase[Document], workspace_id: str) -> list[MembershipDoc]:
+    cursor = collection(db).find({"workspace_id": workspace_id}).sort("created_at", ASCENDING)
     return [doc async for doc in cursor]
 
 

@@ -307,7 +307,7 @@ async def _search_text(db: AsyncDatabase[Document]) -> None:
         await db.search_index.bulk_write(batch, ordered=False)
     async for ix in await db.search_index.list_indexes():
         if "prefixes" in dict(ix.get("key") or {}):  # by key: the dev server renames indexes
-            await db.search_index.drop_index(str(ix["name"]))
+            await db.search_index.drop_index(ix["name"])
 
 
 async def _revoked_sessions(db: AsyncDatabase[Document]) -> None:
@@ -350,7 +350,7 @@ async def _quota_counters(db: AsyncDatabase[Document]) -> None:
         cursor = await db[children].aggregate(
             [{"$match": live}, {"$group": {"_id": f"${parent_field}", "n": {"$sum": 1}}}]
         )
-        counts = {str(row["_id"]): int(str(row["n"])) async for row in cursor}
+        counts = {row["_id"]: int(str(row["n"])) async for row in cursor}
         await db[counter.collection].update_many({}, {"$set": {counter.field: 0}})
         updates = [
             UpdateOne({"_id": parent}, {"$set": {counter.field: n}}) for parent, n in counts.items()

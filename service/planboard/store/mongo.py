@@ -12,7 +12,7 @@ from planboard.store.document import Document
 def create_client(settings: Settings, appname: str) -> AsyncMongoClient[Document]:
     """A lazily connecting client: processes start even while MongoDB is down."""
     timeout_ms = int(settings.dependency_timeout_s * 1000)
-    return AsyncMongoClient(
+    client: AsyncMongoClient[Document] = AsyncMongoClient(
         settings.mongodb_uri,
         tz_aware=True,
         appname=appname,
@@ -21,6 +21,7 @@ def create_client(settings: Settings, appname: str) -> AsyncMongoClient[Document
         connectTimeoutMS=timeout_ms,
         retryWrites=True,
     )
+    return client
 
 
 def database(client: AsyncMongoClient[Document], settings: Settings) -> AsyncDatabase[Document]:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pymongo import DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from planboard.store.counting import count
 from planboard.store.document import Document
+from planboard.store.pagination import Position, keyset_page
 
 NOTIFICATIONS = "notifications"
 
@@ -24,18 +24,28 @@ async def insert_once(db: AsyncDatabase[Document], doc: Document) -> bool:
 
 
 async def page(
-    db: AsyncDatabase[Document], user_id: str, *, unread_only: bool, before: str | None, limit: int
-) -> list[Document]:
-    """Up to ``limit`` of the user's visible notifications, newest first, older than
-    ``before``. Hidden ones (kept for the record, the in-app channel being off) are left
-    out by the query itself, so a page is full whenever more visible ones exist."""
+    db: AsyncDatabase[Document],
+    user_id: str,
+    *,
+    unread_only: bool,
+    after: Position | None,
+    limit: int,
+) -> tuple[list[Document], bool]:
+    """A page of the user's visible notifications, newest first (``seq``, unique and
+    time-ordered). Hidden ones (kept for the record, the in-app channel being off) are
+    left out by the query itself, so a page is full whenever more visible ones exist."""
     query: dict[str, object] = {"user_id": user_id, "hidden": False}
     if unread_only:
         query["read"] = False
-    if before:
-        query["seq"] = {"$lt": before}
-    cursor = db[NOTIFICATIONS].find(query).sort("seq", DESCENDING).limit(limit)
-    return [doc async for doc in cursor]
+    return await keyset_page(
+        db[NOTIFICATIONS],
+        query,
+        field="seq",
+        unique=True,
+        descending=True,
+        after=after,
+        limit=limit,
+    )
 
 
 async def unread_count(db: AsyncDatabase[Document], user_id: str) -> int:

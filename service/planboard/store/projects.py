@@ -15,14 +15,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo import ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from planboard.store.document import Document
+from planboard.store.documents import ProjectDoc, TimeShadows
+from planboard.store.pagination import keyset_page
 
 PROJECTS = "projects"
 
@@ -33,15 +35,25 @@ def sort_key_of_name(name: str) -> str:
     return "n:" + name.casefold()
 
 
-def time_shadows(doc: Mapping[str, object]) -> Document:
+def time_shadows(doc: Mapping[str, object]) -> TimeShadows:
     """``created_ms`` / ``updated_ms``: datetimes as sortable integers (the dev server
     compares datetimes only to the second, docs/devstack.md)."""
-    out: Document = {}
-    for field in ("created_at", "updated_at"):
-        value = doc.get(field)
-        if isinstance(value, datetime):
-            out[field.replace("_at", "_ms")] = int(value.timestamp() * 1000)
+    out: TimeShadows = {}
+    created, updated = doc.get("created_at"), doc.get("updated_at")
+    if isinstance(created, datetime):
+        out["created_ms"] = int(created.timestamp() * 1000)
+    if isinstance(updated, datetime):
+        out["updated_ms"] = int(updated.timestamp() * 1000)
     return out
+
+
+def stamp_times(doc: ProjectDoc) -> None:
+    """Set ``doc``'s time shadows from its times."""
+    shadows = time_shadows(doc)
+    if "created_ms" in shadows:
+        doc["created_ms"] = shadows["created_ms"]
+    if "updated_ms" in shadows:
+        doc["updated_ms"] = shadows["updated_ms"]
 
 
 def guard_value(doc: Mapping[str, object], field: str) -> dict[str, object]:
@@ -57,51 +69,25 @@ def counter(doc: Mapping[str, object], field: str) -> int:
     return int(value) if isinstance(value, int) else 0
 
 
-def keyset_filter(
-    field: str, descending: bool, after: tuple[Any, str] | None
-) -> dict[str, object] | None:
-    """The filter for "rows after ``(value, id)``" in ``(field, _id)`` order."""
-    if after is None:
-        return None
-    value, last_id = after
-    op = "$lt" if descending else "$gt"
-    if field == "_id":
-        return {"_id": {op: last_id}}
-    return {"$or": [{field: {op: value}}, {field: value, "_id": {op: last_id}}]}
-
-
-async def keyset_page(
-    coll: AsyncCollection[Document],
-    query: dict[str, object],
-    *,
-    field: str,
-    descending: bool,
-    after: tuple[Any, str] | None,
-    limit: int,
-    projection: Mapping[str, int] | None = None,
-) -> tuple[list[Document], bool]:
-    """One page in ``(field, _id)`` order plus whether more rows follow."""
-    extra = keyset_filter(field, descending, after)
-    full = {"$and": [query, extra]} if extra else query
-    direction = DESCENDING if descending else ASCENDING
-    sort = [("_id", direction)] if field == "_id" else [(field, direction), ("_id", direction)]
-    cursor = coll.find(full, projection, sort=sort, limit=limit + 1)
-    docs = [doc async for doc in cursor]
-    return docs[:limit], len(docs) > limit
+def collection(db: AsyncDatabase[Document]) -> AsyncCollection[ProjectDoc]:
+    """The ``projects`` collection, typed by its documents' shape."""
+    return cast("AsyncCollection[ProjectDoc]", db[PROJECTS])
 
 
 async def insert(
-    db: AsyncDatabase[Document], doc: Document, *, session: AsyncClientSession | None = None
+    db: AsyncDatabase[Document], doc: ProjectDoc, *, session: AsyncClientSession | None = None
 ) -> None:
-    await db[PROJECTS].insert_one(doc, session=session)
+    await collection(db).insert_one(doc, session=session)
 
 
-async def get(db: AsyncDatabase[Document], project_id: str) -> Document | None:
-    return await db[PROJECTS].find_one({"_id": project_id})
+async def get(db: AsyncDatabase[Document], project_id: str) -> ProjectDoc | None:
+    return await collection(db).find_one({"_id": project_id})
 
 
-async def find_by_key(db: AsyncDatabase[Document], workspace_id: str, key: str) -> Document | None:
-    return await db[PROJECTS].find_one({"workspace_id": workspace_id, "key": key})
+async def find_by_key(
+    db: AsyncDatabase[Document], workspace_id: str, key: str
+) -> ProjectDoc | None:
+    return await collection(db).find_one({"workspace_id": workspace_id, "key": key})
 
 
 async def activity_of(db: AsyncDatabase[Document], query: dict[str, object]) -> list[Document]:
@@ -123,10 +109,11 @@ async def page(
     descending: bool,
     after: tuple[Any, str] | None,
     limit: int,
-) -> tuple[list[Document], bool]:
-    return await keyset_page(
+) -> tuple[list[ProjectDoc], bool]:
+    found, more = await keyset_page(
         db[PROJECTS], query, field=field, descending=descending, after=after, limit=limit
     )
+    return cast("list[ProjectDoc]", found), more
 
 
 async def update_guarded(
@@ -148,7 +135,7 @@ async def update_guarded(
 
 async def set_phases(
     db: AsyncDatabase[Document],
-    project: Document,
+    project: ProjectDoc,
     phases: list[Document],
     now: datetime,
     *,
@@ -178,7 +165,7 @@ def live_pending(project: Mapping[str, object], since: datetime) -> list[Documen
 
 async def reserve_edge(
     db: AsyncDatabase[Document],
-    project: Document,
+    project: ProjectDoc,
     pending: list[Document],
     *,
     session: AsyncClientSession | None = None,

@@ -7,21 +7,29 @@ presented twice reveals theft, and the whole session is revoked.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import cast
 
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from planboard.store.document import Document
+from planboard.store.documents import SessionDoc
 
 SESSIONS = "sessions"
 REFRESH_TOKENS = "refresh_tokens"
 
 
-async def create_session(db: AsyncDatabase[Document], doc: Document) -> None:
-    await db[SESSIONS].insert_one(doc)
+def collection(db: AsyncDatabase[Document]) -> AsyncCollection[SessionDoc]:
+    """The ``sessions`` collection, typed by its documents' shape."""
+    return cast("AsyncCollection[SessionDoc]", db[SESSIONS])
 
 
-async def get_session(db: AsyncDatabase[Document], session_id: str) -> Document | None:
-    return await db[SESSIONS].find_one({"_id": session_id})
+async def create_session(db: AsyncDatabase[Document], doc: SessionDoc) -> None:
+    await collection(db).insert_one(doc)
+
+
+async def get_session(db: AsyncDatabase[Document], session_id: str) -> SessionDoc | None:
+    return await collection(db).find_one({"_id": session_id})
 
 
 async def revoke_session(

@@ -11,17 +11,19 @@ only to the second (docs/devstack.md).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from planboard.store.counting import count
 from planboard.store.document import Document
-from planboard.store.projects import keyset_page
+from planboard.store.documents import TaskDoc, TaskShadows
+from planboard.store.pagination import keyset_page
 
 TASKS = "tasks"
 
@@ -59,34 +61,52 @@ def stamped(now: datetime) -> Document:
     return {"updated_at": now, "updated_ms": millis(now)}
 
 
-def sort_shadows(doc: Mapping[str, object]) -> Document:
+def sort_shadows(doc: Mapping[str, object]) -> TaskShadows:
     """The sort-shadow fields for a task's current values."""
     due = doc.get("due_date")
     estimate = doc.get("estimate_hours")
-    shadows: Document = {
+    shadows: TaskShadows = {
         "due_sort": f"d:{due}" if isinstance(due, str) else NO_DUE_DATE,
         "estimate_sort": float(estimate) if isinstance(estimate, int | float) else NO_ESTIMATE,
         "title_sort": "t:" + str(doc.get("title", "")).casefold(),
     }
-    for field in ("created_at", "updated_at"):
-        value = doc.get(field)
-        if isinstance(value, datetime):
-            shadows[field.replace("_at", "_ms")] = millis(value)
+    created, updated = doc.get("created_at"), doc.get("updated_at")
+    if isinstance(created, datetime):
+        shadows["created_ms"] = millis(created)
+    if isinstance(updated, datetime):
+        shadows["updated_ms"] = millis(updated)
     return shadows
+
+
+def shadow(doc: TaskDoc) -> None:
+    """Set ``doc``'s sort shadows from its current values."""
+    shadows = sort_shadows(doc)
+    doc["due_sort"] = shadows["due_sort"]
+    doc["estimate_sort"] = shadows["estimate_sort"]
+    doc["title_sort"] = shadows["title_sort"]
+    if "created_ms" in shadows:
+        doc["created_ms"] = shadows["created_ms"]
+    if "updated_ms" in shadows:
+        doc["updated_ms"] = shadows["updated_ms"]
+
+
+def collection(db: AsyncDatabase[Document]) -> AsyncCollection[TaskDoc]:
+    """The ``tasks`` collection, typed by its documents' shape."""
+    return cast("AsyncCollection[TaskDoc]", db[TASKS])
 
 
 async def insert_many(
     db: AsyncDatabase[Document],
-    docs: list[Document],
+    docs: Sequence[TaskDoc],
     *,
     session: AsyncClientSession | None = None,
 ) -> None:
     if docs:
-        await db[TASKS].insert_many(docs, ordered=True, session=session)
+        await collection(db).insert_many(docs, ordered=True, session=session)
 
 
-async def in_project(db: AsyncDatabase[Document], project_id: str) -> list[Document]:
-    cursor = db[TASKS].find({"project_id": project_id}).sort("seq", ASCENDING)
+async def in_project(db: AsyncDatabase[Document], project_id: str) -> list[TaskDoc]:
+    cursor = collection(db).find({"project_id": project_id}).sort("seq", ASCENDING)
     return [doc async for doc in cursor]
 
 
@@ -96,34 +116,35 @@ async def graph_of(db: AsyncDatabase[Document], project_id: str) -> list[Documen
     return [doc async for doc in cursor]
 
 
-async def get(db: AsyncDatabase[Document], task_id: str) -> Document | None:
-    return await db[TASKS].find_one({"_id": task_id})
+async def get(db: AsyncDatabase[Document], task_id: str) -> TaskDoc | None:
+    return await collection(db).find_one({"_id": task_id})
 
 
-async def by_key(db: AsyncDatabase[Document], key: str, workspace_ids: list[str]) -> list[Document]:
+async def by_key(db: AsyncDatabase[Document], key: str, workspace_ids: list[str]) -> list[TaskDoc]:
     """Tasks with this human key in any of the workspaces (keys are unique per workspace)."""
     if not workspace_ids:
         return []
-    cursor = db[TASKS].find({"key": key, "workspace_id": {"$in": workspace_ids}})
+    cursor = collection(db).find({"key": key, "workspace_id": {"$in": workspace_ids}})
     return [doc async for doc in cursor]
 
 
 async def many(
     db: AsyncDatabase[Document], task_ids: list[str], projection: Mapping[str, int] | None = None
-) -> dict[str, Document]:
+) -> dict[str, TaskDoc]:
+    """Tasks by id (only the ``projection``'s fields, when given)."""
     if not task_ids:
         return {}
-    cursor = db[TASKS].find({"_id": {"$in": list(dict.fromkeys(task_ids))}}, projection)
-    return {str(doc["_id"]): doc async for doc in cursor}
+    cursor = collection(db).find({"_id": {"$in": list(dict.fromkeys(task_ids))}}, projection)
+    return {doc["_id"]: doc async for doc in cursor}
 
 
 async def in_project_by_keys(
     db: AsyncDatabase[Document], project_id: str, keys: list[str]
-) -> dict[str, Document]:
+) -> dict[str, TaskDoc]:
     if not keys:
         return {}
-    cursor = db[TASKS].find({"project_id": project_id, "key": {"$in": keys}})
-    return {str(doc["key"]): doc async for doc in cursor}
+    cursor = collection(db).find({"project_id": project_id, "key": {"$in": keys}})
+    return {doc["key"]: doc async for doc in cursor}
 
 
 async def plan_refs_taken(
@@ -202,10 +223,11 @@ async def page(
     descending: bool,
     after: tuple[Any, str] | None,
     limit: int,
-) -> tuple[list[Document], bool]:
-    return await keyset_page(
+) -> tuple[list[TaskDoc], bool]:
+    found, more = await keyset_page(
         db[TASKS], query, field=field, descending=descending, after=after, limit=limit
     )
+    return cast("list[TaskDoc]", found), more
 
 
 async def update_guarded(

@@ -21,11 +21,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from planboard.store.document import Document
+from planboard.store.pagination import Position, keyset_page
 
 WEBHOOKS = "webhooks"
 DELIVERIES = "webhook_deliveries"
@@ -60,15 +61,17 @@ async def get_by_id(db: AsyncDatabase[Document], webhook_id: str) -> Document | 
 
 
 async def page(
-    db: AsyncDatabase[Document], workspace_id: str, *, after: str | None, limit: int
+    db: AsyncDatabase[Document], workspace_id: str, *, after: Position | None, limit: int
 ) -> tuple[list[Document], bool]:
     """A workspace's webhooks, oldest first; ``more`` when another page follows."""
-    query: dict[str, Any] = {"workspace_id": workspace_id}
-    if after is not None:
-        query["_id"] = {"$gt": after}
-    cursor = db[WEBHOOKS].find(query).sort("_id", ASCENDING).limit(limit + 1)
-    docs = [doc async for doc in cursor]
-    return docs[:limit], len(docs) > limit
+    return await keyset_page(
+        db[WEBHOOKS],
+        {"workspace_id": workspace_id},
+        field="_id",
+        descending=False,
+        after=after,
+        limit=limit,
+    )
 
 
 async def active_for_workspace(db: AsyncDatabase[Document], workspace_id: str) -> list[Document]:
@@ -176,22 +179,20 @@ async def deliveries_page(
     db: AsyncDatabase[Document],
     webhook_id: str,
     *,
-    before: str | None,
+    after: Position | None,
     limit: int,
     status: str | None = None,
     event_type: str | None = None,
 ) -> tuple[list[Document], bool]:
     """A webhook's deliveries, newest first (ids are time-ordered)."""
     query: dict[str, Any] = {"webhook_id": webhook_id}
-    if before is not None:
-        query["_id"] = {"$lt": before}
     if status is not None:
         query["status"] = status
     if event_type is not None:
         query["event_type"] = event_type
-    cursor = db[DELIVERIES].find(query).sort("_id", DESCENDING).limit(limit + 1)
-    docs = [doc async for doc in cursor]
-    return docs[:limit], len(docs) > limit
+    return await keyset_page(
+        db[DELIVERIES], query, field="_id", descending=True, after=after, limit=limit
+    )
 
 
 async def many(db: AsyncDatabase[Document], webhook_ids: list[str]) -> dict[str, Document]:

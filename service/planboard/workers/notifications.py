@@ -27,7 +27,7 @@ def compose(settings: Settings, mail: Document) -> EmailMessage:
     message["Subject"] = str(mail["subject"])
     message["Date"] = formatdate(localtime=False)
     message["Message-ID"] = make_msgid(domain="planboard.local")
-    message["X-Planboard-Mail-Id"] = str(mail["_id"])
+    message["X-Planboard-Mail-Id"] = mail["_id"]
     message.set_content(str(mail["text"]))
     return message
 

@@ -34,7 +34,7 @@ SCHEDULER = "scheduler"
 GROUPS: dict[str, GroupFactory] = {
     "notifications": lambda deps: notifications_group(deps.settings, deps.db),
     "rollups": lambda deps: rollups_group(deps.redis),
-    "jobs": lambda deps: jobs_group(deps.db),
+    "jobs": lambda deps: jobs_group(deps.db, deps.settings),
     "webhooks": lambda deps: webhooks_group(deps.settings, deps.db),
     "search": lambda deps: search_group(deps.db, deps.redis),
     "attachments": lambda deps: attachments_group(deps.settings, deps.db),

@@ -493,7 +493,10 @@ def webhooks_group(
     consumer handler should it ever die.
     """
     worker = WebhookWorker(
-        settings, db, options=options or service.WebhookOptions.from_env(), metrics=metrics
+        settings,
+        db,
+        options=options or service.WebhookOptions.from_settings(settings),
+        metrics=metrics,
     )
     worker.autostart = True
     with contextlib.suppress(RuntimeError):  # no running loop yet

@@ -8,7 +8,6 @@ meanwhile, so only original content is compared).
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -35,7 +34,7 @@ LIMIT = int(1.5 * MIB)  # above the 1 MiB the sniffer reads first, so streams ge
 @pytest.fixture(scope="module")
 async def small(settings, db, pipeline):
     """An API instance with a 1.5 MiB upload limit and at most 3 attachments per task."""
-    app = create_app(replace(settings, attachment_max_bytes=LIMIT, attachment_max_per_task=3))
+    app = create_app(settings.replace(attachment_max_bytes=LIMIT, attachment_max_per_task=3))
     test_client: TestClient[object, object] = TestClient(TestServer(app))
     await test_client.start_server()
     yield test_client

@@ -6,7 +6,6 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -25,8 +24,7 @@ pytestmark = pytest.mark.integration
 
 
 async def test_the_worker_process_makes_thumbnails(settings, tmp_path: Path) -> None:
-    own = replace(
-        settings,
+    own = settings.replace(
         mongodb_db=f"{settings.mongodb_db}_att",
         kafka_topic_prefix=f"{settings.kafka_topic_prefix}att.",
     )

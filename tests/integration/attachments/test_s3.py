@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from dataclasses import replace
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -35,8 +34,7 @@ def s3_settings(settings, s3_endpoint):
             "AWS_REGION": "us-east-1",
         }.items():
             patch.setenv(name, value)
-        s3 = replace(
-            settings,
+        s3 = settings.replace(
             attachment_storage="s3",
             attachment_s3_bucket=f"pb-att-{uuid.uuid4().hex[:8]}",
             attachment_s3_prefix="stack/files/",
@@ -150,7 +148,7 @@ async def test_storage_down_is_a_503_and_leaves_nothing_visible(s3_settings, db,
     the task shows no attachment, and the half-made one is left for the sweep."""
     from planboard.devstack.paths import free_port
 
-    down = replace(s3_settings, attachment_s3_endpoint=f"http://127.0.0.1:{free_port()}")
+    down = s3_settings.replace(attachment_s3_endpoint=f"http://127.0.0.1:{free_port()}")
     client: TestClient[object, object] = TestClient(TestServer(create_app(down)))
     await client.start_server()
     try:

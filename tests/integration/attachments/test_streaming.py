@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import tracemalloc
-from dataclasses import replace
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -30,7 +29,7 @@ BOUND = 12 * MIB  # the 1 MiB sniffing head, a few chunks in flight, interpreter
 
 @pytest.fixture(scope="module")
 async def roomy(settings, db, pipeline):
-    app = create_app(replace(settings, attachment_max_bytes=64 * MIB))
+    app = create_app(settings.replace(attachment_max_bytes=64 * MIB))
     test_client: TestClient[object, object] = TestClient(TestServer(app))
     await test_client.start_server()
     yield test_client

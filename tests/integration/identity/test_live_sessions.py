@@ -26,7 +26,7 @@ NEAR_TTL_S = 1  # this instance's near cache keeps a live session at most this l
 
 @pytest.fixture(scope="module")
 async def api(settings, db) -> AsyncIterator[TestClient[Any, Any]]:
-    app = create_app(replace(settings, near_cache_ttl_s=NEAR_TTL_S))
+    app = create_app(settings.replace(near_cache_ttl_s=NEAR_TTL_S))
     client: TestClient[Any, Any] = TestClient(TestServer(app))
     await client.start_server()
     yield client

@@ -8,6 +8,7 @@ import pytest
 
 from planboard.services import tasks as task_service
 from planboard.services.activity import Actor
+from planboard.services.context import ServiceContext
 from planboard.store import projects as projects_store
 from tests.utils.api import (
     add_member,
@@ -365,7 +366,7 @@ async def test_a_project_holds_at_most_ten_thousand_tasks(client, db, owner) -> 
 
 
 async def test_a_create_failing_in_the_database_gives_its_task_numbers_back(
-    client, mongo_client, db, owner, project
+    client, mongo_client, db, settings, owner, project
 ):
     """A write that fails after the numbers were reserved (here a string MongoDB cannot
     encode, as a lone surrogate was before the API refused them) takes no task key."""
@@ -373,7 +374,10 @@ async def test_a_create_failing_in_the_database_gives_its_task_numbers_back(
     before, counted = doc["task_seq"], doc["task_count"]
     with pytest.raises(UnicodeEncodeError):
         await task_service.create_tasks(
-            mongo_client, db, doc, Actor(owner.id, None), [{"title": "a"}, {"title": "b\ud800"}]
+            ServiceContext(mongo_client, db, settings),
+            doc,
+            Actor(owner.id, None),
+            [{"title": "a"}, {"title": "b\ud800"}],
         )
     after = await db.projects.find_one({"_id": project["id"]})
     assert (after["task_seq"], after["task_count"]) == (before, counted)

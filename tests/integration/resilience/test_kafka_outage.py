@@ -6,7 +6,6 @@ import asyncio
 import time
 import uuid
 from collections import Counter
-from dataclasses import replace
 
 import pytest
 import pytest_asyncio
@@ -33,8 +32,7 @@ def own_kafka(tmp_path_factory):
 
 @pytest_asyncio.fixture(scope="module")
 async def outage_env(own_kafka, mongo_client, settings):
-    tagged = replace(
-        settings,
+    tagged = settings.replace(
         kafka_bootstrap=own_kafka.url,
         mongodb_db=f"{settings.mongodb_db}_outage",
         kafka_topic_prefix=f"pbout-{uuid.uuid4().hex[:6]}.",

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -46,8 +45,7 @@ def own_mongo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 @pytest_asyncio.fixture(scope="module")
 async def restart_settings(own_mongo: Server, settings: Settings) -> AsyncIterator[Settings]:
-    tagged = replace(
-        settings,
+    tagged = settings.replace(
         mongodb_uri=own_mongo.url,
         mongodb_db=f"{settings.mongodb_db}_restart",
         dependency_timeout_s=TIMEOUT_S,

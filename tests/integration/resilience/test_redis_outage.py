@@ -54,8 +54,7 @@ def own_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]
 
 @pytest_asyncio.fixture(scope="module")
 async def api(own_redis: RedisServer, settings, db) -> AsyncIterator[TestClient[Any, Any]]:
-    tagged = replace(
-        settings,
+    tagged = settings.replace(
         redis_url=own_redis.url,
         dependency_timeout_s=0.5,
         rate_limit_auth=RateLimit(AUTH_LIMIT, 3600),

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 import uuid
-from dataclasses import replace
 
 import pytest
 
@@ -47,8 +46,7 @@ def start_worker(settings) -> subprocess.Popen[bytes]:
 
 
 async def test_sigkill_mid_batch_loses_nothing_and_doubles_nothing(mongo_client, settings) -> None:
-    settings = replace(
-        settings,
+    settings = settings.replace(
         mongodb_db=f"{settings.mongodb_db}_kill",
         kafka_topic_prefix=f"pbkill-{uuid.uuid4().hex[:6]}.",
     )

@@ -19,7 +19,7 @@ import hashlib
 import hmac
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest_asyncio
@@ -128,8 +128,7 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 @pytest_asyncio.fixture(scope="package")
 async def private_settings(settings: Settings) -> Settings:
-    return replace(
-        settings,
+    return settings.replace(
         allow_private_webhooks=True,
         mongodb_db=f"{settings.mongodb_db}_wh",
         kafka_topic_prefix=f"{settings.kafka_topic_prefix}wh.",

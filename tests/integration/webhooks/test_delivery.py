@@ -438,7 +438,7 @@ async def test_the_worker_refuses_private_targets_at_delivery_time(settings, db,
             assert result.outcome == "refused" and "refused" in result.error, result
     assert receiver.requests == []
     allowed = WebhookWorker(
-        replace(settings, allow_private_webhooks=True),
+        settings.replace(allow_private_webhooks=True),
         db,
         options=OPTIONS,
         metrics=WebhookMetrics(),
