@@ -108,6 +108,13 @@ class Settings:
     kafka_topic_prefix: str = "planboard."
     kafka_partitions: int = 6
     kafka_replication_factor: int = 1
+    # The event pipeline (docs/architecture.md#events): relay batches and idle polling,
+    # consumer batches, Kafka fetch wait and the partition keys handled at once.
+    relay_batch_size: int = 500
+    relay_poll_max_ms: int = 100
+    consumer_batch_size: int = 500
+    consumer_fetch_wait_ms: int = 500
+    consumer_concurrency: int = 16
     redis_url: str = "redis://127.0.0.1:6379/0"
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 1025
@@ -201,6 +208,11 @@ class Settings:
             ("smtp_port", 1, 65535),
             ("kafka_partitions", 1, 1000),
             ("kafka_replication_factor", 1, 7),
+            ("relay_batch_size", 1, 10_000),
+            ("relay_poll_max_ms", 1, 60_000),
+            ("consumer_batch_size", 1, 10_000),
+            ("consumer_fetch_wait_ms", 0, 10_000),
+            ("consumer_concurrency", 1, 1000),
             ("access_token_ttl_s", 30, 24 * 3600),
             ("refresh_token_ttl_s", 300, 365 * 24 * 3600),
             ("reset_token_ttl_s", 60, 7 * 24 * 3600),
