@@ -106,7 +106,11 @@ async def run_worker(settings: Settings, group_name: str) -> None:
     if group_name == "webhooks":
         # The webhooks group also runs its delivery loop; both stop together.
         delivery = WebhookWorker(
-            settings, db, options=WebhookOptions.from_env(), metrics=WebhookMetrics(registry)
+            settings,
+            db,
+            options=WebhookOptions.from_env(),
+            metrics=WebhookMetrics(registry),
+            redis=redis,
         )
         group = delivery.group()
     else:

@@ -2,9 +2,9 @@
 
 The API manages webhooks (admins only) and queues manual deliveries (ping,
 redeliver); the ``webhooks`` worker fans events out into delivery records
-(``fan_out``) and sends them (workers/webhooks.py), reporting each final outcome
-here (``delivery_succeeded`` / ``delivery_failed``). Nothing in this module makes
-an HTTP request.
+(``fan_out_many``, a poll's events at once) and sends them (workers/webhooks.py),
+reporting each final outcome here (``delivery_succeeded`` / ``delivery_failed``).
+Nothing in this module makes an HTTP request.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from planboard.events.envelope import Event
 from planboard.services import ssrf
 from planboard.services.access import Access
 from planboard.services.mail import queue_mail
+from planboard.services.webhook_subscriptions import SubscriptionCache
 from planboard.store import memberships, users, workspaces
 from planboard.store import webhooks as store
 from planboard.store.document import Document
@@ -85,6 +86,8 @@ class WebhookOptions:
     lease_s: float = 60.0  # a claimed delivery is someone else's for this long
     retention_days: int = 30  # settled deliveries are kept this long
     resolve_timeout_s: float = 2.0  # create-time DNS check
+    # the worker's cache of active webhooks per workspace (services/webhook_subscriptions.py)
+    subscription_ttl_s: float = 10.0
 
     @property
     def max_attempts(self) -> int:
@@ -121,6 +124,7 @@ class WebhookOptions:
             "poll_interval_s",
             "lease_s",
             "retention_days",
+            "subscription_ttl_s",
         ):
             raw = env.get(f"PLANBOARD_WEBHOOK_{name.upper()}")
             if raw is None:
@@ -459,40 +463,69 @@ async def redeliver(
 # --- worker side ------------------------------------------------------------------------
 
 
-async def fan_out(db: AsyncDatabase[Document], event: Event, options: WebhookOptions) -> list[str]:
-    """One delivery per active, matching webhook of the event's workspace (idempotent).
+async def fan_out(
+    db: AsyncDatabase[Document],
+    event: Event,
+    options: WebhookOptions,
+    subscriptions: SubscriptionCache | None = None,
+) -> list[str]:
+    """``fan_out_many`` of one event."""
+    return await fan_out_many(db, [event], options, subscriptions)
 
-    Returns the ids of deliveries created now (none for an event handled before).
+
+async def fan_out_many(
+    db: AsyncDatabase[Document],
+    events: Sequence[Event],
+    options: WebhookOptions,
+    subscriptions: SubscriptionCache | None = None,
+) -> list[str]:
+    """One delivery per (event, active matching webhook of its workspace), idempotent.
+
+    All in one insert (unordered; a delivery whose ``dedupe_key`` exists — the event was
+    handled before — is not created again). Webhooks come from ``subscriptions`` when
+    given (fresh by generation), else from MongoDB. A ``workspace.deleted`` event deletes
+    the workspace's webhooks and deliveries, and its workspace's other events of the batch
+    create none. Returns the ids of the deliveries created now.
     """
-    if event.workspace_id is None:
-        return []
-    if event.type == "workspace.deleted":
-        await store.delete_for_workspace(db, event.workspace_id)  # the webhooks go with it
-        return []
-    hooks = [
-        hook
-        for hook in await store.active_for_workspace(db, event.workspace_id)
-        if matches(filters_of(hook), event.type)
-    ]
-    if not hooks:
-        return []
-    body = payload(event)
-    now = utcnow()
-    created: list[str] = []
-    for hook in hooks:
-        delivery = _delivery(
-            hook,
-            event_id=event.id,
-            event_type=event.type,
-            body=body,
-            dedupe_key=f"{hook['_id']}:{event.id}",
-            max_attempts=options.max_attempts,
-            manual=False,
-            now=now,
+    scoped = [e for e in events if e.workspace_id is not None]
+    deleted = {str(e.workspace_id) for e in scoped if e.type == "workspace.deleted"}
+    for workspace_id in sorted(deleted):
+        await store.delete_for_workspace(db, workspace_id)  # the webhooks go with it
+    live = [e for e in scoped if e.workspace_id not in deleted]
+    workspace_ids = list(dict.fromkeys(str(e.workspace_id) for e in live))
+    if subscriptions is not None:
+        # changes this worker consumes itself need no generation round trip to be seen
+        subscriptions.forget(
+            deleted | {str(e.workspace_id) for e in live if e.type.startswith("webhook.")}
         )
-        if await store.insert_delivery(db, delivery):
-            created.append(str(delivery["_id"]))
-    return created
+        hooks = await subscriptions.active(db, workspace_ids)
+    else:
+        hooks = await store.active_for_workspaces(db, workspace_ids) if workspace_ids else {}
+    now = utcnow()
+    deliveries: list[Document] = []
+    for event in live:
+        matching = [
+            hook
+            for hook in hooks.get(str(event.workspace_id), ())
+            if matches(filters_of(hook), event.type)
+        ]
+        if not matching:
+            continue
+        body = payload(event)
+        deliveries += [
+            _delivery(
+                hook,
+                event_id=event.id,
+                event_type=event.type,
+                body=body,
+                dedupe_key=f"{hook['_id']}:{event.id}",
+                max_attempts=options.max_attempts,
+                manual=False,
+                now=now,
+            )
+            for hook in matching
+        ]
+    return [str(d["_id"]) for d in await store.insert_deliveries(db, deliveries)]
 
 
 def truncate(text: str, limit: int = STORED_BODY_CHARS) -> str:
@@ -505,7 +538,11 @@ LAST_DELIVERY_GRANULARITY = timedelta(seconds=10)
 async def delivery_succeeded(
     db: AsyncDatabase[Document], delivery: Document, webhook: Document
 ) -> None:
-    """Reset the failure count; ``last_delivery_at`` is refreshed at most every 10 s."""
+    """Reset the failure count; ``last_delivery_at`` is refreshed at most every 10 s.
+
+    ``webhook`` (the document the delivery loop read) is updated in place to match, so
+    further successes to it from the same read spare the write.
+    """
     if delivery.get("manual"):
         return
     now = utcnow()
@@ -518,6 +555,9 @@ async def delivery_succeeded(
     ):
         return  # nothing to reset: spare the write on a busy webhook
     await store.note_success(db, str(delivery["webhook_id"]), now)
+    webhook.update(
+        consecutive_failures=0, last_delivery_at=now, last_delivery_status=store.DELIVERED
+    )
 
 
 async def delivery_failed(
