@@ -68,6 +68,9 @@ log = logging.getLogger(__name__)
 PROCESSED = "processed_events"
 MAX_ERROR_CHARS = 2000
 LAG_INTERVAL_S = 1.0
+# Retried records are due seconds later anyway; a long fetch wait only makes the idle
+# retry consumers poll the broker less often (a record that arrives is answered at once).
+RETRY_FETCH_WAIT_MS = 5000
 BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -559,7 +562,9 @@ class ConsumerRunner:
 
     async def _consume_retry(self, level: int) -> None:
         topic = retry_topic(self.prefix, self.group.name, level)
-        consumer = self._consumer([topic], self.group_id(f".retry{level}"))
+        consumer = self._consumer(
+            [topic], self.group_id(f".retry{level}"), fetch_wait_ms=RETRY_FETCH_WAIT_MS
+        )
         await consumer.start()
         try:
             while not self._stopping.is_set():
