@@ -16,8 +16,10 @@ Bounded staleness: an entry is also reloaded once it is ``ttl_s`` old
 change can go unseen, which happens only if its bump failed (Redis unreachable for the
 writer; the write itself still succeeds). While the worker cannot read Redis it reads
 MongoDB for every batch (no caching), and a worker without Redis never caches.
-The delivery loop does not use this cache: it re-reads each webhook it sends to, so a
-disabled or deleted webhook's pending deliveries are cancelled, not sent.
+Deliveries the fan-out hands straight to its own delivery loop (services/webhooks.py
+``HandOff``) are sent with the webhook as that batch read it; every other attempt re-reads
+its webhook when it is claimed, so a disabled or deleted webhook's pending deliveries
+are cancelled, not sent.
 """
 
 from __future__ import annotations

@@ -219,6 +219,19 @@ async def many(db: AsyncDatabase[Document], webhook_ids: list[str]) -> dict[str,
     return {str(doc["_id"]): doc async for doc in cursor}
 
 
+def claim_stamp(*, owner: str, token: str, now: datetime, lease_until: datetime) -> Document:
+    """The fields a claim sets (``attempts`` is counted apart)."""
+    return {
+        "status": DELIVERING,
+        "claim": token,
+        "lease_owner": owner,
+        "lease_until": lease_until,
+        "lease_until_ms": epoch_ms(lease_until),
+        "last_attempt_at": now,
+        "updated_at": now,
+    }
+
+
 async def claim_due(
     db: AsyncDatabase[Document],
     *,
@@ -248,15 +261,7 @@ async def claim_due(
     if stale_leases and len(ready) < limit:
         cursor = db[DELIVERIES].find(expired, {"_id": 1}).limit(limit - len(ready))
         lapsed = [doc["_id"] async for doc in cursor]
-    stamp = {
-        "status": DELIVERING,
-        "claim": token,
-        "lease_owner": owner,
-        "lease_until": lease_until,
-        "lease_until_ms": epoch_ms(lease_until),
-        "last_attempt_at": now,
-        "updated_at": now,
-    }
+    stamp = claim_stamp(owner=owner, token=token, now=now, lease_until=lease_until)
     won = 0
     # one update per kind, never an $or beside other fields (docs/devstack.md: nx-27017
     # applies the other fields of an update filter to the first $or branch only)

@@ -5,8 +5,10 @@ Two halves in one process:
 - the **consumer handler** (``WebhookWorker.handle_batch``, the batch handler
   ``ConsumerRunner`` calls once per poll) only writes delivery records — one per
   (active matching webhook, event), unique on ``webhook id + event id``, all of a poll
-  in one unordered insert — and wakes the delivery loop. The workspaces' active
-  webhooks come from a cache kept fresh by a Redis generation
+  in one unordered insert. As many as the delivery loop has free slots for are
+  inserted already claimed by this process (status ``delivering``, a lease) and their
+  attempts start at once; the others are pending and the loop is woken to claim them.
+  The workspaces' active webhooks come from a cache kept fresh by a Redis generation
   (services/webhook_subscriptions.py). It never waits on a receiver, so a slow
   receiver cannot stall the Kafka consumer.
 - the **delivery loop** (``WebhookWorker.run``) claims due deliveries from MongoDB
@@ -215,11 +217,26 @@ class WebhookWorker:
         await self.handle_batch([event])
 
     async def handle_batch(self, events: Sequence[Event]) -> None:
-        """Record the events' deliveries (idempotent) and wake the delivery loop."""
-        created = await service.fan_out_many(self.db, events, self.options, self.subscriptions)
+        """Record the events' deliveries (idempotent); as many as the delivery loop has free
+        slots for are created claimed and sent at once, the loop claims the others."""
+        hand_off = None
+        free = self.options.concurrency - len(self._in_flight)
+        if self._session is not None and not self.stopping and free > 0:
+            hand_off = service.HandOff(self.owner, new_id(), self.options.lease_s, free)
+        created = await service.fan_out_many(
+            self.db, events, self.options, self.subscriptions, hand_off=hand_off
+        )
         if created:
             self.metrics.created.inc(len(created))
-            self._wake.set()
+            waiting = 0
+            for delivery, webhook in created:
+                if hand_off is not None and delivery.get("claim") == hand_off.token:
+                    self._launch(delivery, webhook)
+                else:
+                    waiting += 1
+            self._saturated = len(self._in_flight) >= self.options.concurrency
+            if waiting:
+                self._wake.set()
         dead = self._background is None or self._background.done()
         if self.autostart and dead and not self.stopping:
             self._restart_background()
@@ -294,9 +311,7 @@ class WebhookWorker:
                         continue
                     backoff = 0.5
                     for delivery, webhook in claimed:
-                        task = asyncio.create_task(self._attempt(delivery, webhook))
-                        self._in_flight.add(task)
-                        task.add_done_callback(self._finished)
+                        self._launch(delivery, webhook)
                     self._saturated = len(self._in_flight) >= self.options.concurrency
                     if len(claimed) < free or self._saturated:
                         await self._pause(self.options.poll_interval_s)
@@ -307,6 +322,11 @@ class WebhookWorker:
                     )
                 if self._settling is not None and not self._settling.done():
                     await asyncio.wait({self._settling}, timeout=self.options.total_timeout_s)
+
+    def _launch(self, delivery: Document, webhook: Document | None) -> None:
+        task = asyncio.get_running_loop().create_task(self._attempt(delivery, webhook))
+        self._in_flight.add(task)
+        task.add_done_callback(self._finished)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)
@@ -480,6 +500,9 @@ class WebhookWorker:
                 "error": result.error,
             },
         )
+        if settled and not delivery.get("manual"):
+            # the next success to it (from this copy too) must reset the failure count
+            webhook["last_delivery_status"] = store.FAILED
         if settled and await service.delivery_failed(
             self.db, self.settings, {**delivery, **details}, self.options
         ):
