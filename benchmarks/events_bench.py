@@ -249,6 +249,8 @@ def bench_tree(
                 f"duplicates {result['duplicates']}, bad signatures {result['bad_signatures']}",
                 flush=True,
             )
+            for failure in result["write_failures"]:
+                print(f"  write failed: {failure}", flush=True)
             results.append(result)
             time.sleep(2)
     finally:
@@ -363,6 +365,9 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace, command: str
         "- every event received exactly once with a valid signature: "
         f"**{'yes' if clean else 'no'}**"
     )
+    failed = [f"{r['tree']} {r['label']}: {f}" for r in results for f in r["write_failures"]]
+    if failed:
+        out.append(f"- writes that failed: {'; '.join(failed)}")
     dead = sorted({f"{r['tree']}: {n}" for r in results for n in r["dead_processes"]})
     if dead:
         out.append(f"- processes that died during the run: {', '.join(dead)}")

@@ -288,7 +288,7 @@ async def run(
                     await asyncio.sleep(max(0.0, due - time.perf_counter()))
                 try:
                     await write(n)
-                except (aiohttp.ClientError, SystemExit) as exc:
+                except (aiohttp.ClientError, TimeoutError, SystemExit) as exc:
                     failures.append(str(exc)[:300])
 
         started = time.perf_counter()
