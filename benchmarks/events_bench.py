@@ -51,6 +51,7 @@ from planboard.devstack.stack import Endpoints, InfraStack
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "benchmarks.md"
 SECTION = "Events and webhooks"
+THIS = "this tree"
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -228,7 +229,7 @@ def bench_tree(
             load_before = os.getloadavg()[0]
             began = time.perf_counter()
             try:
-                result = asyncio.run(run(api, scenario, 600.0, mongodb))
+                result = asyncio.run(run(api, scenario, 1200.0, mongodb))
             finally:
                 profiler.stop()
             wall = time.perf_counter() - began
@@ -394,7 +395,7 @@ def main() -> None:
     parser.add_argument(
         "--baseline", default="", help="also measure the service code of this git ref, first"
     )
-    parser.add_argument("--label", default="this branch", help="the name of this tree's rows")
+    parser.add_argument("--label", default=THIS, help="the name of this tree's rows")
     parser.add_argument(
         "--only", default="", help="run only the scenarios whose name starts with this"
     )
@@ -439,8 +440,10 @@ def main() -> None:
         run_dir = Path(tmp)
         trees = []
         if args.baseline:
-            label = f"{args.baseline} ({revision(args.baseline)})"
+            label = f"before ({revision(args.baseline)})"
             trees.append(Tree(label, archive(args.baseline, run_dir / "baseline")))
+            if args.label == THIS:
+                args.label = f"after ({revision('HEAD')})"
         trees.append(Tree(args.label, ROOT / "service"))
         stack = InfraStack(run_dir / "servers")
         print("starting dev servers …", flush=True)
