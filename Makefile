@@ -117,12 +117,15 @@ chart-crds: ## copy crds/*.yaml into the Helm chart (charts/planboard/crds/); a 
 openapi: setup ## regenerate docs/openapi.json and the Postman collection from the code (a test fails on drift)
 	$(BIN)/planboard openapi --output docs/openapi.json --postman docs/planboard.postman_collection.json
 
-.PHONY: bench bench-growth bench-forecast
-bench: setup servers ## HTTP benchmark of the main API paths vs a hello-world ceiling (writes docs/benchmarks.md)
+.PHONY: bench bench-growth bench-forecast bench-events
+bench: setup servers ## HTTP benchmark of the main API paths vs a hello-world ceiling (writes docs/benchmarks.md); the event pipeline: make bench-events
 	$(BIN)/python benchmarks/http_bench.py $(BENCH_ARGS)
 
 bench-growth: setup servers ## the main paths at 1k, 10k and 100k tasks (writes docs/benchmarks.md)
 	$(BIN)/python benchmarks/growth_bench.py $(BENCH_ARGS)
+
+bench-events: setup servers ## event pipeline end to end: write → outbox → relay → Kafka → webhooks → receiver, throughput and latency at 100/s (writes docs/benchmarks.md)
+	$(BIN)/python benchmarks/events_bench.py $(BENCH_ARGS)
 
 bench-forecast: setup ## Monte Carlo schedule forecast at 1k and 10k tasks x 1,000 runs (prints a table for docs/benchmarks.md)
 	$(BIN)/python benchmarks/forecast_bench.py $(BENCH_ARGS)

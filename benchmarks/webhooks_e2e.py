@@ -1,17 +1,27 @@
-"""End-to-end webhook benchmark against a running dev stack (``planboard dev``).
+"""End-to-end event and webhook benchmark against a running stack (``planboard dev``).
 
-Path measured: API write (a workspace rename: state + outbox event) → relay →
-Kafka → ``webhooks`` worker (fan-out + delivery loop) → an HTTP receiver started by
-this script on 127.0.0.1 (``planboard dev`` allows loopback targets). The receiver
-checks every signature. Writes and receipts are timed on the same clock
+Path measured: API write (state + outbox event(s) in one write unit) → relay → Kafka →
+``webhooks`` worker (fan-out into delivery records, then the delivery loop) → an HTTP
+receiver started by this script on 127.0.0.1 (``planboard dev`` allows loopback
+targets). The receiver checks every signature and counts every event id, so a
+duplicate or a bad signature shows. Writes and receipts are timed on one clock
 (``time.perf_counter`` in this process).
 
-    planboard dev &                         # in another terminal
-    python benchmarks/webhooks_e2e.py --events 500 --concurrency 16           # throughput
-    python benchmarks/webhooks_e2e.py --events 500 --concurrency 4 --rate 25  # latency
+Writes (``--write``), all through the public API, each producing real domain events:
 
-Reports: events/s (events / time from the first write to the last receipt) and the
-per-event latency from sending the write to receiving the webhook (p50/p95/p99/max).
+- ``bulk``: ``POST /projects/{id}/tasks/bulk`` of ``--bulk-size`` tasks (one
+  ``task.created`` event per task), spread round-robin over ``--projects`` projects;
+- ``task``: ``POST /projects/{id}/tasks`` (one ``task.created``), round-robin likewise;
+- ``rename``: ``PATCH /workspaces/{id}`` (one ``workspace.updated``).
+
+    planboard dev &                                                  # in another terminal
+    python benchmarks/webhooks_e2e.py --write bulk --events 10000 --concurrency 4   # throughput
+    python benchmarks/webhooks_e2e.py --write task --events 3000 --rate 100 --concurrency 8
+
+``benchmarks/events_bench.py`` (``make bench-events``) starts its own stack(s) and runs
+both scenarios. Reports events/s (received events / time from the first write to the
+last receipt, and the rate between the 10th and the 90th percentile of receipts) and the
+per-event latency from sending its write to receiving its webhook (p50/p95/p99/max).
 """
 
 from __future__ import annotations
@@ -28,10 +38,13 @@ import statistics
 import sys
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 from aiohttp import web
+
+MAX_TASKS_PER_PROJECT = 10_000
 
 
 def machine() -> dict[str, Any]:
@@ -55,13 +68,38 @@ def machine() -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    write: str = "bulk"  # bulk | task | rename
+    events: int = 10_000
+    rate: float = 0.0  # events/s the writes are paced at (0: as fast as they go)
+    concurrency: int = 4  # API requests in flight
+    bulk_size: int = 500
+    projects: int = 20
+
+    @property
+    def per_write(self) -> int:
+        return self.bulk_size if self.write == "bulk" else 1
+
+    def describe(self) -> str:
+        what = {
+            "bulk": f"bulk task creates ({self.bulk_size} per request)",
+            "task": "single task creates",
+            "rename": "workspace renames",
+        }[self.write]
+        pace = f"paced at {self.rate:g} events/s" if self.rate else "unpaced"
+        return f"{self.events:,} events, {what}, {pace}, {self.concurrency} writers"
+
+
 class Receiver:
+    """The webhook endpoint: checks signatures, counts each event id, times first receipts."""
+
     def __init__(self, expected: int) -> None:
         self.secret = ""
         self.expected = expected
-        self.received: dict[str, float] = {}  # workspace name -> receipt time
+        self.received: dict[str, float] = {}  # match key (task id / name) -> first receipt
+        self.per_event: dict[str, int] = {}  # event id -> receipts
         self.bad_signatures = 0
-        self.duplicates = 0
         self.done = asyncio.Event()
         self.arrived = asyncio.Event()
         self.port = 0
@@ -72,13 +110,17 @@ class Receiver:
         app.router.add_post("/hook", self.handle)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, backlog=1024)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+
+    @property
+    def duplicates(self) -> int:
+        return sum(n - 1 for n in self.per_event.values())
 
     async def handle(self, request: web.Request) -> web.Response:
         now = time.perf_counter()
@@ -87,11 +129,12 @@ class Receiver:
         if not hmac.compare_digest(f"sha256={digest}", request.headers["X-Planboard-Signature"]):
             self.bad_signatures += 1
         body = json.loads(raw)
-        name = str(body.get("data", {}).get("name", ""))
-        if name in self.received:
-            self.duplicates += 1
-        else:
-            self.received[name] = now
+        event_id = str(body.get("id"))
+        self.per_event[event_id] = self.per_event.get(event_id, 0) + 1
+        data = body.get("data") or {}
+        match = str(data.get("task_id") or data.get("name") or "")
+        if match and match not in self.received:
+            self.received[match] = now
             self.arrived.set()
         if len(self.received) >= self.expected:
             self.done.set()
@@ -105,7 +148,7 @@ async def call(
     async with http.request(method, url, headers=headers, **kwargs) as response:
         body = await response.json()
         if response.status >= 300:
-            raise SystemExit(f"{method} {url}: {response.status} {body}")
+            raise SystemExit(f"{method} {url}: {response.status} {str(body)[:500]}")
         return body
 
 
@@ -124,11 +167,14 @@ async def stages(uri: str, db_name: str, workspace_id: str) -> dict[str, Any]:
         events = {
             e["_id"]: e
             async for e in db.outbox.find(
-                {"workspace_id": workspace_id, "type": "workspace.updated"}
+                {"workspace_id": workspace_id},
+                {"occurred_at": 1, "published_at": 1},
             )
         }
         spans: dict[str, list[float]] = {"relay": [], "consume": [], "deliver": []}
-        async for d in db.webhook_deliveries.find({"workspace_id": workspace_id}):
+        async for d in db.webhook_deliveries.find(
+            {"workspace_id": workspace_id}, {"event_id": 1, "created_at": 1, "delivered_at": 1}
+        ):
             event = events.get(d["event_id"])
             if not event or not event.get("published_at") or not d.get("delivered_at"):
                 continue
@@ -147,12 +193,18 @@ async def stages(uri: str, db_name: str, workspace_id: str) -> dict[str, Any]:
     }
 
 
+def _task(n: int) -> dict[str, Any]:
+    return {"title": f"event bench task {n}", "labels": ["bench"], "estimate_hours": 1 + n % 8}
+
+
 async def run(
-    api: str, events: int, concurrency: int, rate: float, wait_s: float, mongodb: str
+    api: str, scenario: Scenario, wait_s: float = 300.0, mongodb: str = ""
 ) -> dict[str, Any]:
-    receiver = Receiver(expected=events + 1)
+    units = -(-scenario.events // scenario.per_write)  # write requests
+    receiver = Receiver(expected=scenario.events)
     await receiver.start()
-    async with aiohttp.ClientSession(api) as http:
+    connector = aiohttp.TCPConnector(limit=max(8, scenario.concurrency * 2))
+    async with aiohttp.ClientSession(api, connector=connector) as http:
         email = f"bench-{uuid.uuid4().hex[:10]}@example.test"
         password = uuid.uuid4().hex
         await call(
@@ -167,6 +219,21 @@ async def run(
         token = login["access_token"]
         workspace = await call(http, "POST", "/api/v1/workspaces", token, json={"name": "bench"})
         base = f"/api/v1/workspaces/{workspace['id']}"
+        projects = scenario.projects
+        if scenario.write != "rename":  # a project holds at most 10,000 tasks
+            projects = max(projects, -(-scenario.events // (MAX_TASKS_PER_PROJECT - 1)))
+        project_ids = [
+            (
+                await call(
+                    http,
+                    "POST",
+                    f"{base}/projects",
+                    token,
+                    json={"name": f"Events {n}", "key": f"EV{n}"},
+                )
+            )["id"]
+            for n in range(projects if scenario.write != "rename" else 0)
+        ]
         hook = await call(
             http,
             "POST",
@@ -174,56 +241,86 @@ async def run(
             token,
             json={
                 "url": f"http://127.0.0.1:{receiver.port}/hook",
-                "events": ["workspace.updated"],
+                "events": ["task.created", "workspace.updated"],
             },
         )
         receiver.secret = hook["secret"]
 
-        # warm-up: one event through the whole path
+        # warm-up: one event through the whole path (not counted)
         await call(http, "PATCH", base, token, json={"name": "warm-up"})
-        await asyncio.wait_for(receiver.arrived.wait(), 60)
+        await asyncio.wait_for(receiver.arrived.wait(), 120)
+        receiver.received.clear()
+        receiver.per_event.clear()
 
-        sent: dict[str, float] = {}
-        queue: asyncio.Queue[str] = asyncio.Queue()
-        for n in range(events):
-            queue.put_nowait(f"bench-{n:05d}")
+        sent: dict[str, float] = {}  # match key -> time its write was sent
+        queue: asyncio.Queue[int] = asyncio.Queue()
+        for n in range(units):
+            queue.put_nowait(n)
+        failures: list[str] = []
+
+        async def write(n: int) -> None:
+            at = time.perf_counter()
+            if scenario.write == "rename":
+                name = f"bench-{n:06d}"
+                sent[name] = at
+                await call(http, "PATCH", base, token, json={"name": name})
+                return
+            project = project_ids[n % len(project_ids)]
+            if scenario.write == "task":
+                task = await call(
+                    http, "POST", f"/api/v1/projects/{project}/tasks", token, json=_task(n)
+                )
+                sent[task["id"]] = at
+                return
+            size = min(scenario.bulk_size, scenario.events - n * scenario.bulk_size)
+            body = {"tasks": [_task(n * scenario.bulk_size + i) for i in range(size)]}
+            answer = await call(
+                http, "POST", f"/api/v1/projects/{project}/tasks/bulk", token, json=body
+            )
+            for task in answer["items"]:
+                sent[task["id"]] = at
 
         async def writer() -> None:
             while not queue.empty():
-                name = queue.get_nowait()
-                if rate > 0:  # paced: event n is written at started + n / rate
-                    due = started + int(name.rsplit("-", 1)[1]) / rate
+                n = queue.get_nowait()
+                if scenario.rate > 0:  # paced: unit n is written at started + n * size / rate
+                    due = started + n * scenario.per_write / scenario.rate
                     await asyncio.sleep(max(0.0, due - time.perf_counter()))
-                sent[name] = time.perf_counter()
-                await call(http, "PATCH", base, token, json={"name": name})
+                try:
+                    await write(n)
+                except (aiohttp.ClientError, TimeoutError, SystemExit) as exc:
+                    failures.append(str(exc)[:300])
 
         started = time.perf_counter()
-        await asyncio.gather(*(writer() for _ in range(concurrency)))
+        await asyncio.gather(*(writer() for _ in range(scenario.concurrency)))
         writes_done = time.perf_counter()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(receiver.done.wait(), wait_s)
-        await asyncio.sleep(1.0)  # let any duplicate show up
+        await asyncio.sleep(2.0)  # let any duplicate show up
     await receiver.stop()
 
+    times = sorted(receiver.received[key] for key in sent if key in receiver.received)
     latencies = [
-        (receiver.received[name] - at) * 1000
-        for name, at in sent.items()
-        if name in receiver.received
+        (receiver.received[key] - at) * 1000 for key, at in sent.items() if key in receiver.received
     ]
-    last = max(receiver.received[name] for name in sent if name in receiver.received)
+    if not latencies:
+        raise SystemExit("no webhook arrived")
+    low, high = times[len(times) // 10], times[(len(times) * 9) // 10]
     breakdown: dict[str, Any] = {}
     if mongodb:
         uri, _, db_name = mongodb.rpartition("#")
         breakdown = await stages(uri, db_name or "planboard", workspace["id"])
     return {
-        "events": events,
-        "concurrency": concurrency,
-        "target_rate_per_s": rate or None,
+        "scenario": scenario.describe(),
+        "events": scenario.events,
+        "written": len(sent),
+        "write_failures": failures[:5],
         "received": len(latencies),
         "bad_signatures": receiver.bad_signatures,
         "duplicates": receiver.duplicates,
-        "write_rate_per_s": round(events / (writes_done - started), 1),
-        "events_per_s": round(len(latencies) / (last - started), 1),
+        "write_rate_per_s": round(len(sent) / (writes_done - started), 1),
+        "events_per_s": round(len(latencies) / (times[-1] - started), 1),
+        "sustained_per_s": round((len(times) * 0.8) / (high - low), 1) if high > low else None,
         "latency_ms": {
             "p50": round(percentile(latencies, 0.50), 1),
             "p95": round(percentile(latencies, 0.95), 1),
@@ -238,10 +335,13 @@ async def run(
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--api", default=os.environ.get("PLANBOARD_API", "http://127.0.0.1:8080"))
-    parser.add_argument("--events", type=int, default=500)
-    parser.add_argument("--concurrency", type=int, default=1, help="API writes in flight")
+    parser.add_argument("--write", choices=("bulk", "task", "rename"), default="bulk")
+    parser.add_argument("--events", type=int, default=10_000)
+    parser.add_argument("--bulk-size", type=int, default=500)
+    parser.add_argument("--projects", type=int, default=20)
+    parser.add_argument("--concurrency", type=int, default=4, help="API writes in flight")
     parser.add_argument(
-        "--rate", type=float, default=0.0, help="pace writes at this many per second (0: no pacing)"
+        "--rate", type=float, default=0.0, help="pace writes at this many events/s (0: no pacing)"
     )
     parser.add_argument("--timeout", type=float, default=300.0)
     parser.add_argument(
@@ -252,9 +352,15 @@ def main() -> int:
         "created to delivered). Times within a stage are rounded to the millisecond.",
     )
     args = parser.parse_args()
-    result = asyncio.run(
-        run(args.api, args.events, args.concurrency, args.rate, args.timeout, args.mongodb)
+    scenario = Scenario(
+        write=args.write,
+        events=args.events,
+        rate=args.rate,
+        concurrency=args.concurrency,
+        bulk_size=args.bulk_size,
+        projects=args.projects,
     )
+    result = asyncio.run(run(args.api, scenario, args.timeout, args.mongodb))
     print(json.dumps({"machine": machine(), "result": result}, indent=2))
     ok = result["received"] == args.events and not result["bad_signatures"]
     return 0 if ok and not result["duplicates"] else 1

@@ -110,6 +110,7 @@ async def run_worker(settings: Settings, group_name: str) -> None:
             db,
             options=WebhookOptions.from_settings(settings),
             metrics=WebhookMetrics(registry),
+            redis=redis,
         )
         group = delivery.group()
     else:

@@ -190,6 +190,12 @@ async def test_rollups_worker_invalidates_on_events_from_other_processes(
     owner, project, tasks = await setup_project(client)
     h = owner.headers
     path = f"/api/v1/projects/{project['id']}/progress"
+    # the worker has invalidated for the setup's own events (else one may land mid-test)
+    setup = [f"rollups:{e['_id']}" async for e in db.outbox.find({"key": project["id"]})]
+    deadline = asyncio.get_running_loop().time() + 60
+    while await db.processed_events.count_documents({"_id": {"$in": setup}}) < len(setup):
+        assert asyncio.get_running_loop().time() < deadline, "setup events not consumed"
+        await asyncio.sleep(0.1)
     assert (await get(client, path, h))["completed"] == 0
     # Another process changes the task (no API call here): the cache still answers...
     await db.tasks.update_one({"_id": tasks[0]["id"]}, {"$set": {"status": "done"}})

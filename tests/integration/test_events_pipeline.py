@@ -197,3 +197,38 @@ async def test_a_malformed_outbox_document_is_quarantined_not_blocking(settings,
     assert len(records) == 3
     bad = await events_db.outbox.find_one({"quarantined": {"$exists": True}})
     assert bad is not None and "KeyError" in bad["quarantined"]
+
+
+async def test_an_idle_relay_publishes_a_new_event_within_its_longest_poll(
+    settings, events_db
+) -> None:
+    relay = Relay(settings, events_db, idle_interval_s=0.1)
+    task = asyncio.create_task(relay.run())
+    try:
+        await asyncio.sleep(1.5)  # idle long enough to reach its longest wait
+        event = Event(
+            type="task.created", key=f"idle-{uuid.uuid4().hex}", workspace_id="w", data={}
+        )
+        await outbox.record(events_db, [event])
+        async with asyncio.timeout(30):
+            while not (await events_db.outbox.find_one({"_id": event.id}))["published"]:
+                await asyncio.sleep(0.01)
+        stored = await events_db.outbox.find_one({"_id": event.id})
+    finally:
+        relay.stop()
+        await task
+    # occurred_at → published_at: one poll wait (≤ 0.1 s) plus the send; whole seconds only
+    # are compared by the dev server, so the bound is loose but catches a sleeping relay
+    waited = (stored["published_at"] - stored["occurred_at"]).total_seconds()
+    assert waited < 1.5, waited
+
+
+async def test_a_burst_is_published_in_full_batches_in_order(settings, events_db) -> None:
+    project = f"burst-{uuid.uuid4().hex}"
+    events = task_events(project, 1200)
+    await outbox.record(events_db, events)
+    relay = Relay(settings, events_db, batch_size=500)
+    await drain(relay, events_db, timeout=120)
+    assert relay.published >= 1200
+    records = await read_topic(settings, "task", project, 1200, timeout=60)
+    assert [Event.from_json(r.value).data["n"] for r in records] == list(range(1200))

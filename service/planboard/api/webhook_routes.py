@@ -24,8 +24,9 @@ from planboard.domain.access import Role
 from planboard.services import webhooks as service
 from planboard.services.access import Access, authorize
 from planboard.services.representations import make_etag
+from planboard.services.webhook_subscriptions import bump_quietly
 from planboard.store.document import Document
-from planboard.typedefs import db_key, settings_key
+from planboard.typedefs import db_key, redis_key, settings_key
 
 routes = web.RouteTableDef()
 BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
@@ -115,6 +116,7 @@ async def create_webhook(request: web.Request) -> web.Response:
         secret=body.get("secret"),
         request_id=request_id_of(request),
     )
+    await bump_quietly(request.app[redis_key], [access.workspace_id])  # workers see it now
     return json_response(
         _with_secret(webhook, secret),
         status=201,
@@ -184,6 +186,7 @@ async def update_webhook(request: web.Request) -> web.Response:
         expected_version=version,
         request_id=request_id_of(request),
     )
+    await bump_quietly(request.app[redis_key], [access.workspace_id])
     out = _with_secret(webhook, secret) if secret else webhook_out(webhook)
     return json_response(out, headers={"ETag": _etag(webhook)})
 
@@ -195,6 +198,7 @@ async def delete_webhook(request: web.Request) -> web.Response:
     await service.delete_webhook(
         request.app[db_key], access, request.match_info["webhook_id"], request_id_of(request)
     )
+    await bump_quietly(request.app[redis_key], [access.workspace_id])
     return web.Response(status=204)
 
 

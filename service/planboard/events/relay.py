@@ -4,6 +4,14 @@ Only the holder of the ``relay`` lease publishes, so several relay replicas neve
 publish the same event concurrently; a relay that dies after publishing and before
 marking leaves events that the next leader publishes again — consumers are
 idempotent on the event id, which makes that at-least-once delivery safe.
+
+Per batch (up to ``PLANBOARD_RELAY_BATCH_SIZE`` events, oldest first): one ``find`` of
+the pending events, every send handed to the idempotent producer at once (it batches
+them per partition, ``linger_ms``), one wait for all acknowledgements, one
+``update_many`` marking them. The lease is renewed once a third of its time has passed,
+not per batch. Polling adapts: straight on after a full batch, after
+``POLL_MIN_S`` after a partial one, and while the outbox stays empty the wait doubles up
+to ``PLANBOARD_RELAY_POLL_MAX_MS`` (an empty poll is one indexed ``find``).
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ log = logging.getLogger(__name__)
 
 LEASE = "relay"
 BACKLOG_INTERVAL_S = 5.0
+POLL_MIN_S = 0.01
 
 
 class Relay:
@@ -42,15 +51,19 @@ class Relay:
         settings: Settings,
         db: AsyncDatabase[Document],
         *,
-        batch_size: int = 500,
-        idle_interval_s: float = 0.2,
+        batch_size: int | None = None,
+        idle_interval_s: float | None = None,
         lease_ttl: timedelta = timedelta(seconds=15),
     ) -> None:
         self.settings = settings
         self.db = db
-        self.batch_size = batch_size
-        self.idle_interval_s = idle_interval_s
+        self.batch_size = batch_size or settings.relay_batch_size
+        # the longest wait between two polls of an empty outbox
+        self.idle_interval_s = (
+            idle_interval_s if idle_interval_s is not None else settings.relay_poll_max_ms / 1000
+        )
         self.lease_ttl = lease_ttl
+        self._lease_renewed = float("-inf")  # monotonic time of the last successful acquire
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self.published = 0
         self.registry = CollectorRegistry(auto_describe=True)
@@ -133,22 +146,39 @@ class Relay:
             self._backlog_checked = now
             self._backlog.set(await outbox.backlog(self.db))
 
+    async def _hold_lease(self, leader: bool) -> bool:
+        """Acquire or renew the lease when due; whether this relay may publish now."""
+        now = time.monotonic()
+        if leader and now - self._lease_renewed < self.lease_ttl.total_seconds() / 3:
+            return True
+        leader = await locks.acquire(self.db, LEASE, self.owner, self.lease_ttl)
+        if leader:
+            self._lease_renewed = now
+        self._leader.set(1 if leader else 0)
+        return leader
+
     async def run(self) -> None:
         """Publish until ``stop()``; errors back off and retry, nothing is dropped."""
         backoff = 0.5
         leader = False
+        wait = POLL_MIN_S
         while not self._stopping.is_set():
             try:
-                leader = await locks.acquire(self.db, LEASE, self.owner, self.lease_ttl)
-                self._leader.set(1 if leader else 0)
+                leader = await self._hold_lease(leader)
                 await self._refresh_backlog()
                 if not leader:
                     await self._sleep(self.lease_ttl.total_seconds() / 3)
                     continue
                 count = await self.publish_batch()
                 backoff = 0.5
-                if count == 0:
-                    await self._sleep(self.idle_interval_s)
+                if count >= self.batch_size:
+                    wait = POLL_MIN_S
+                    continue  # more is waiting
+                if count:
+                    wait = POLL_MIN_S
+                await self._sleep(min(wait, self.idle_interval_s))
+                if not count:
+                    wait = min(wait * 2, self.idle_interval_s)
             except (KafkaError, OSError, TimeoutError) as exc:
                 log.warning(
                     "Kafka unavailable (%s); retrying in %.1fs", type(exc).__name__, backoff
@@ -160,6 +190,7 @@ class Relay:
                 log.warning(
                     "MongoDB unavailable (%s); retrying in %.1fs", type(exc).__name__, backoff
                 )
+                leader = False  # re-acquire: the lease may have lapsed meanwhile
                 await self._sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
         await self._drop_producer()

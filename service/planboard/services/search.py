@@ -205,6 +205,26 @@ async def apply_event(db: AsyncDatabase[Document], event: Event) -> None:
         await index_comment(db, str(data["comment_id"]))
 
 
+async def apply_events(db: AsyncDatabase[Document], events: Sequence[Event]) -> None:
+    """``apply_event`` for a poll's events: project and comment events one by one, then
+    the tasks named by task events read with one ``find`` and written with one bulk
+    write (each entry from the task's current state, so the result is the same)."""
+    task_ids: list[str] = []
+    for event in events:
+        if event.type.partition(".")[0] == "task":
+            if event.data.get("task_id"):
+                task_ids.append(str(event.data["task_id"]))
+        else:
+            await apply_event(db, event)
+    if not task_ids:
+        return
+    found = await tasks.many(db, task_ids)
+    await index.upsert_many(db, [task_entry(task) for task in found.values()])
+    gone = [task_id for task_id in dict.fromkeys(task_ids) if task_id not in found]
+    if gone:  # deleted (their comments went with them)
+        await index.delete_where(db, {"task_id": {"$in": gone}})
+
+
 @dataclass(slots=True)
 class ReindexReport:
     projects: int = 0

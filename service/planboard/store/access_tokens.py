@@ -37,9 +37,11 @@ async def revoke(db: AsyncDatabase[Document], user_id: str, token_id: str, now: 
 async def touch(db: AsyncDatabase[Document], token_id: str, now: datetime) -> None:
     """Record use, at most once a minute (no write on every request)."""
     await db[PATS].update_one(
-        {
-            "_id": token_id,
-            "$or": [{"used": False}, {"last_used_at": {"$lt": now - LAST_USED_GRANULARITY}}],
+        {  # $and: nx-27017 applies fields beside an $or to its first branch only
+            "$and": [
+                {"_id": token_id},
+                {"$or": [{"used": False}, {"last_used_at": {"$lt": now - LAST_USED_GRANULARITY}}]},
+            ]
         },
         {"$set": {"used": True, "last_used_at": now}},
     )

@@ -17,7 +17,9 @@ async def acquire(db: AsyncDatabase[Document], name: str, owner: str, ttl: timed
     now = datetime.now(UTC)
     try:
         await db[LOCKS].update_one(
-            {"_id": name, "$or": [{"owner": owner}, {"expires_at": {"$lt": now}}]},
+            # $and: nx-27017 applies fields beside an $or to its first branch only
+            # (docs/devstack.md), which let a second owner take a held lease
+            {"$and": [{"_id": name}, {"$or": [{"owner": owner}, {"expires_at": {"$lt": now}}]}]},
             {"$set": {"owner": owner, "expires_at": now + ttl, "renewed_at": now}},
             upsert=True,
         )

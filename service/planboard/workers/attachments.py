@@ -26,4 +26,5 @@ def attachments_group(settings: Settings, db: AsyncDatabase[Document]) -> Consum
         families=("attachment",),
         handle=handle,
         event_types=frozenset({"attachment.added"}),
+        concurrency=2,  # decoding images is memory-hungry: two at a time per process
     )

@@ -19,5 +19,9 @@ def jobs_group(db: AsyncDatabase[Document], settings: Settings) -> ConsumerGroup
         await run_job(ctx, str(event.data["job_id"]))
 
     return ConsumerGroup(
-        name="jobs", families=("job",), handle=handle, event_types=frozenset({"job.queued"})
+        name="jobs",
+        families=("job",),
+        handle=handle,
+        event_types=frozenset({"job.queued"}),
+        concurrency=1,  # one export or import at a time per worker process
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
@@ -15,6 +16,7 @@ from planboard.events.envelope import Event
 from planboard.services.notifications import deliver, notices_for
 from planboard.store import mail_queue, tasks
 from planboard.store.document import Document
+from planboard.store.documents import TaskDoc
 from planboard.store.ids import utcnow
 
 log = logging.getLogger(__name__)
@@ -36,13 +38,33 @@ NOTIFYING_EVENTS = frozenset({"task.created", "task.updated", "comment.created"}
 
 
 def notifications_group(settings: Settings, db: AsyncDatabase[Document]) -> ConsumerGroup:
+    async def notify(event: Event, task: TaskDoc | None) -> None:
+        for notice in notices_for(event, task):
+            await deliver(db, event, notice, task)
+
     async def handle(event: Event) -> None:
         if event.type in NOTIFYING_EVENTS:
             task_id = event.data.get("task_id")
-            task = await tasks.get(db, str(task_id)) if task_id else None
-            for notice in notices_for(event, task):
-                await deliver(db, event, notice, task)
+            await notify(event, await tasks.get(db, str(task_id)) if task_id else None)
             return
+        await send(event)
+
+    async def handle_batch(events: Sequence[Event]) -> None:
+        """In poll order; the tasks of the poll's task and comment events read at once."""
+        task_ids = [
+            str(e.data["task_id"])
+            for e in events
+            if e.type in NOTIFYING_EVENTS and e.data.get("task_id")
+        ]
+        found = await tasks.many(db, task_ids)
+        for event in events:
+            if event.type in NOTIFYING_EVENTS:
+                task_id = event.data.get("task_id")
+                await notify(event, found.get(str(task_id)) if task_id else None)
+            else:
+                await send(event)
+
+    async def send(event: Event) -> None:
         mail_id = str(event.data.get("mail_id", ""))
         mail = await mail_queue.get(db, mail_id)
         if mail is None or mail.get("sent"):
@@ -60,5 +82,6 @@ def notifications_group(settings: Settings, db: AsyncDatabase[Document]) -> Cons
         name="notifications",
         families=("mail", "task", "comment"),
         handle=handle,
+        handle_batch=handle_batch,
         event_types=frozenset({"mail.queued"}) | NOTIFYING_EVENTS,
     )

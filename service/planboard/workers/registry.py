@@ -35,7 +35,7 @@ GROUPS: dict[str, GroupFactory] = {
     "notifications": lambda deps: notifications_group(deps.settings, deps.db),
     "rollups": lambda deps: rollups_group(deps.redis),
     "jobs": lambda deps: jobs_group(deps.db, deps.settings),
-    "webhooks": lambda deps: webhooks_group(deps.settings, deps.db),
+    "webhooks": lambda deps: webhooks_group(deps.settings, deps.db, redis=deps.redis),
     "search": lambda deps: search_group(deps.db, deps.redis),
     "attachments": lambda deps: attachments_group(deps.settings, deps.db),
 }

@@ -2,13 +2,19 @@
 
 Two halves in one process:
 
-- the **consumer handler** (``WebhookWorker.handle``, run by ``ConsumerRunner``)
-  only writes delivery records — one per (active matching webhook, event), unique
-  on ``webhook id + event id`` — and wakes the delivery loop. It never waits on a
-  receiver, so a slow receiver cannot stall the Kafka consumer.
+- the **consumer handler** (``WebhookWorker.handle_batch``, the batch handler
+  ``ConsumerRunner`` calls once per poll) only writes delivery records — one per
+  (active matching webhook, event), unique on ``webhook id + event id``, all of a poll
+  in one unordered insert. As many as the delivery loop has free slots for are
+  inserted already claimed by this process (status ``delivering``, a lease) and their
+  attempts start at once; the others are pending and the loop is woken to claim them.
+  The workspaces' active webhooks come from a cache kept fresh by a Redis generation
+  (services/webhook_subscriptions.py). It never waits on a receiver, so a slow
+  receiver cannot stall the Kafka consumer.
 - the **delivery loop** (``WebhookWorker.run``) claims due deliveries from MongoDB
-  with an atomic conditional update and a lease, sends them (at most
-  ``concurrency`` at a time), and records the outcome: delivered, a retry at
+  in bulk (one conditional ``update_many`` stamping a claim token, with a lease),
+  sends them (at most ``concurrency`` at a time, over kept-alive connections), and
+  records the outcome: delivered (many at once, one bulk write), a retry at
   ``next_attempt_at`` (exponential backoff with jitter), or failed. Retries live in
   MongoDB, so they survive restarts, and any replica may pick them up; the claim
   makes sure only one of them sends a given attempt.
@@ -28,7 +34,7 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -38,6 +44,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
+from redis.asyncio import Redis
 
 from planboard import __version__
 from planboard.config import Settings
@@ -45,6 +52,7 @@ from planboard.events.consumer import ConsumerGroup
 from planboard.events.envelope import Event
 from planboard.services import ssrf
 from planboard.services import webhooks as service
+from planboard.services.webhook_subscriptions import SubscriptionCache, bump_quietly
 from planboard.store import webhooks as store
 from planboard.store.document import Document
 from planboard.store.ids import new_id, utcnow
@@ -170,12 +178,15 @@ class WebhookWorker:
         options: service.WebhookOptions | None = None,
         metrics: WebhookMetrics | None = None,
         group_name: str = "webhooks",
+        redis: Redis | None = None,
     ) -> None:
         self.settings = settings
         self.db = db
+        self.redis = redis
         self.options = options or service.WebhookOptions()
         self.metrics = metrics or PROCESS_METRICS
         self.group_name = group_name
+        self.subscriptions = SubscriptionCache(redis, ttl_s=self.options.subscription_ttl_s)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self.attempts = 0  # requests sent by this worker
         self._wake = asyncio.Event()
@@ -186,19 +197,46 @@ class WebhookWorker:
         self._last_purge = float("-inf")
         self._stale_checked = float("-inf")
         self._saturated = False
+        # outcomes of successful attempts, written together (``_settle_delivered``)
+        self._delivered: list[tuple[Document, Document, Document]] = []
+        self._settling: asyncio.Task[None] | None = None
         self.autostart = False  # (re)start the delivery loop from the consumer handler
 
     # --- the consumer half --------------------------------------------------------------
 
     def group(self) -> ConsumerGroup:
-        return ConsumerGroup(name=self.group_name, families=service.FAMILIES, handle=self.handle)
+        return ConsumerGroup(
+            name=self.group_name,
+            families=service.FAMILIES,
+            handle=self.handle,
+            handle_batch=self.handle_batch,
+        )
 
     async def handle(self, event: Event) -> None:
-        """Record the event's deliveries (idempotent) and wake the delivery loop."""
-        created = await service.fan_out(self.db, event, self.options)
+        """One event's deliveries (the runner's fallback after a failed batch)."""
+        await self.handle_batch([event])
+
+    async def handle_batch(self, events: Sequence[Event]) -> None:
+        """Record the events' deliveries (idempotent); as many as the delivery loop has free
+        slots for are created claimed and sent at once, the loop claims the others."""
+        hand_off = None
+        free = self.options.concurrency - len(self._in_flight)
+        if self._session is not None and not self.stopping and free > 0:
+            hand_off = service.HandOff(self.owner, new_id(), self.options.lease_s, free)
+        created = await service.fan_out_many(
+            self.db, events, self.options, self.subscriptions, hand_off=hand_off
+        )
         if created:
             self.metrics.created.inc(len(created))
-            self._wake.set()
+            waiting = 0
+            for delivery, webhook in created:
+                if hand_off is not None and delivery.get("claim") == hand_off.token:
+                    self._launch(delivery, webhook)
+                else:
+                    waiting += 1
+            self._saturated = len(self._in_flight) >= self.options.concurrency
+            if waiting:
+                self._wake.set()
         dead = self._background is None or self._background.done()
         if self.autostart and dead and not self.stopping:
             self._restart_background()
@@ -273,9 +311,7 @@ class WebhookWorker:
                         continue
                     backoff = 0.5
                     for delivery, webhook in claimed:
-                        task = asyncio.create_task(self._attempt(delivery, webhook))
-                        self._in_flight.add(task)
-                        task.add_done_callback(self._finished)
+                        self._launch(delivery, webhook)
                     self._saturated = len(self._in_flight) >= self.options.concurrency
                     if len(claimed) < free or self._saturated:
                         await self._pause(self.options.poll_interval_s)
@@ -284,10 +320,19 @@ class WebhookWorker:
                     await asyncio.wait(
                         set(self._in_flight), timeout=self.options.total_timeout_s + 2
                     )
+                if self._settling is not None and not self._settling.done():
+                    await asyncio.wait({self._settling}, timeout=self.options.total_timeout_s)
+
+    def _launch(self, delivery: Document, webhook: Document | None) -> None:
+        task = asyncio.get_running_loop().create_task(self._attempt(delivery, webhook))
+        self._in_flight.add(task)
+        task.add_done_callback(self._finished)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)
-        if self._saturated:  # a slot is free again: look for more due work
+        # enough slots free again to be worth a claim: look for more due work
+        refill = max(1, self.options.concurrency // 4)
+        if self._saturated and self.options.concurrency - len(self._in_flight) >= refill:
             self._saturated = False
             self._wake.set()
         if not task.cancelled() and task.exception() is not None:
@@ -304,21 +349,15 @@ class WebhookWorker:
         stale = loop_now - self._stale_checked >= min(self.options.lease_s / 4, 5.0)
         if stale:
             self._stale_checked = loop_now
-        lease_until = now + timedelta(seconds=self.options.lease_s)
-        claimed: list[Document] = []
-        for delivery in await store.due(self.db, now, free, stale_leases=stale):
-            token = new_id()
-            if await store.claim(
-                self.db, delivery, owner=self.owner, token=token, now=now, lease_until=lease_until
-            ):
-                claimed.append(
-                    {
-                        **delivery,
-                        "status": store.DELIVERING,
-                        "claim": token,
-                        "attempts": service.as_int(delivery["attempts"]) + 1,
-                    }
-                )
+        claimed = await store.claim_due(
+            self.db,
+            limit=free,
+            owner=self.owner,
+            token=new_id(),
+            now=now,
+            lease_until=now + timedelta(seconds=self.options.lease_s),
+            stale_leases=stale,
+        )
         if not claimed:
             return []
         hooks = await store.many(self.db, sorted({str(d["webhook_id"]) for d in claimed}))
@@ -423,8 +462,12 @@ class WebhookWorker:
             "outcome": result.outcome,
         }
         if result.ok:
-            await self._settle(delivery, store.DELIVERED, delivered_at=utcnow(), **details)
-            await service.delivery_succeeded(self.db, delivery, webhook)
+            now = utcnow()
+            self._settle_delivered(
+                delivery,
+                webhook,
+                {"status": store.DELIVERED, "updated_at": now, "delivered_at": now, **details},
+            )
             return
         if attempts < service.as_int(delivery.get("max_attempts"), 1):
             delay = self.options.retry_delay(attempts)
@@ -457,11 +500,50 @@ class WebhookWorker:
                 "error": result.error,
             },
         )
+        if settled and not delivery.get("manual"):
+            # the next success to it (from this copy too) must reset the failure count
+            webhook["last_delivery_status"] = store.FAILED
         if settled and await service.delivery_failed(
             self.db, self.settings, {**delivery, **details}, self.options
         ):
             self.metrics.disabled.inc()
             log.warning("webhook auto-disabled", extra={"webhook_id": webhook["_id"]})
+            if self.redis is not None:
+                await bump_quietly(self.redis, [str(webhook["workspace_id"])])
+
+    def _settle_delivered(self, delivery: Document, webhook: Document, values: Document) -> None:
+        """Queue a successful attempt's outcome; a flush writes all queued ones together."""
+        self._delivered.append((delivery, webhook, values))
+        if self._settling is None or self._settling.done():
+            self._settling = asyncio.get_running_loop().create_task(self._flush_delivered())
+
+    async def _flush_delivered(self) -> None:
+        """Write queued outcomes in bulk until none is left (group commit)."""
+        backoff = 0.5
+        while self._delivered:
+            await asyncio.sleep(0)  # attempts finishing in this turn of the loop join in
+            batch, self._delivered = self._delivered, []
+            try:
+                written = await store.settle_many(
+                    self.db, [(str(d["_id"]), str(d["claim"]), v) for d, _, v in batch]
+                )
+                self.metrics.deliveries.labels(store.DELIVERED).inc(written)
+                noted: set[str] = set()  # one success note per webhook and flush
+                for delivery, webhook, _ in batch:
+                    if delivery.get("manual") or str(delivery["webhook_id"]) in noted:
+                        continue
+                    noted.add(str(delivery["webhook_id"]))
+                    await service.delivery_succeeded(self.db, delivery, webhook)
+            except PyMongoError as exc:
+                # kept until written: the claims hold for the lease, so the writes still apply
+                log.warning("webhook delivery outcomes not written (%s); retrying", exc)
+                self._delivered[:0] = batch
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                if self.stopping and backoff >= 5.0:
+                    return  # the leases expire and the deliveries are attempted again
+            else:
+                backoff = 0.5
 
     async def _settle(self, delivery: Document, status: str, **values: Any) -> bool:
         now = utcnow()
@@ -482,6 +564,7 @@ def webhooks_group(
     *,
     options: service.WebhookOptions | None = None,
     metrics: WebhookMetrics | None = None,
+    redis: Redis | None = None,
 ) -> ConsumerGroup:
     """The group for ``planboard worker --group webhooks``: consumer + delivery loop.
 
@@ -497,6 +580,7 @@ def webhooks_group(
         db,
         options=options or service.WebhookOptions.from_settings(settings),
         metrics=metrics,
+        redis=redis,
     )
     worker.autostart = True
     with contextlib.suppress(RuntimeError):  # no running loop yet

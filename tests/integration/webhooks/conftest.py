@@ -169,7 +169,7 @@ async def private_client(
 
 @pytest_asyncio.fixture(scope="package")
 async def webhook_worker(
-    private_settings: Settings, wh_db: Any, wh_pipeline: None
+    private_settings: Settings, wh_db: Any, wh_pipeline: None, redis: Any
 ) -> AsyncIterator[tuple[WebhookWorker, ConsumerRunner]]:
     """The webhooks group (unique consumer group) and its delivery loop."""
     worker = WebhookWorker(
@@ -178,6 +178,7 @@ async def webhook_worker(
         options=OPTIONS,
         metrics=WebhookMetrics(),
         group_name=f"webhooks-test-{uuid.uuid4().hex[:8]}",
+        redis=redis,
     )
     runner = ConsumerRunner(private_settings, wh_db, worker.group())
     tasks = [asyncio.create_task(runner.run()), worker.start_background()]

@@ -21,6 +21,7 @@ from aiokafka import AIOKafkaProducer
 from planboard.events import outbox
 from planboard.events.envelope import Event
 from planboard.services import webhooks as service
+from planboard.store import migrations
 from planboard.store import webhooks as store
 from planboard.store.ids import utcnow
 from planboard.workers.webhooks import WebhookMetrics, WebhookWorker
@@ -392,38 +393,76 @@ async def test_delivery_loops_racing_never_send_a_delivery_twice(
     assert sum(r.attempts for r in racers) <= 40
 
 
-async def test_a_claim_is_won_by_exactly_one_contender(db) -> None:
-    webhook = {"_id": f"race-{uuid.uuid4().hex[:8]}", "workspace_id": "w-race"}
+async def test_a_claim_is_won_by_exactly_one_contender(mongo_client, settings) -> None:
+    db = mongo_client[f"{settings.mongodb_db}_claims"]  # no running loop claims here
+    await migrations.migrate(db)
+    workspace = f"w-race-{uuid.uuid4().hex[:8]}"
+    webhook = {"_id": f"race-{uuid.uuid4().hex[:8]}", "workspace_id": workspace}
     later = utcnow() + timedelta(hours=1)  # never due for the running loops
-    delivery = service._delivery(
-        webhook,
-        event_id="e1",
-        event_type="task.created",
-        body=b"{}",
-        dedupe_key=f"{webhook['_id']}:e1",
-        max_attempts=3,
-        manual=False,
-        now=later,
-    )
-    assert await store.insert_delivery(db, delivery)
-    assert not await store.insert_delivery(db, {**delivery, "_id": "other"})  # unique key
-    wins = await asyncio.gather(
-        *(
-            store.claim(
-                db,
-                delivery,
-                owner=f"loop-{n}",
-                token=f"claim-{n}",
-                now=later,
-                lease_until=later + timedelta(seconds=30),
+    deliveries = [
+        service._delivery(
+            webhook,
+            event_id=f"e{n}",
+            event_type="task.created",
+            body=b"{}",
+            dedupe_key=f"{webhook['_id']}:e{n}",
+            max_attempts=3,
+            manual=False,
+            now=later,
+        )
+        for n in range(30)
+    ]
+    assert await store.insert_delivery(db, deliveries[0])
+    assert not await store.insert_delivery(db, {**deliveries[0], "_id": "other"})  # unique key
+    assert len(await store.insert_deliveries(db, deliveries)) == 29  # the first exists
+    claim_at = later + timedelta(seconds=1)
+    ours: list[dict] = []
+    for _ in range(5):  # rounds of racing contenders, each claiming up to 8
+        won = await asyncio.gather(
+            *(
+                store.claim_due(
+                    db,
+                    limit=8,
+                    owner=f"loop-{n}",
+                    token=f"claim-{n}-{uuid.uuid4().hex[:6]}",
+                    now=claim_at,
+                    lease_until=claim_at + timedelta(seconds=30),
+                )
+                for n in range(6)
             )
-            for n in range(12)
+        )
+        ours += [d for claimed in won for d in claimed]
+    ids = Counter(d["_id"] for d in ours)
+    assert set(ids) == {d["_id"] for d in deliveries}  # every one claimed...
+    assert max(ids.values()) == 1  # ...by exactly one contender
+    for claimed in ours:
+        assert claimed["status"] == "delivering" and claimed["attempts"] == 1
+    stored = await db.webhook_deliveries.find_one({"_id": deliveries[5]["_id"]})
+    owner_claim = next(d["claim"] for d in ours if d["_id"] == deliveries[5]["_id"])
+    assert stored["attempts"] == 1 and stored["claim"] == owner_claim
+    # an expired lease is claimed again, by one contender, with the attempt counted
+    expired = claim_at + timedelta(seconds=31)
+    again = await asyncio.gather(
+        *(
+            store.claim_due(
+                db,
+                limit=50,
+                owner=f"late-{n}",
+                token=f"late-{n}-{uuid.uuid4().hex[:6]}",
+                now=expired,
+                lease_until=expired + timedelta(seconds=30),
+            )
+            for n in range(4)
         )
     )
-    assert wins.count(True) == 1
-    stored = await db.webhook_deliveries.find_one({"_id": delivery["_id"]})
-    assert stored["attempts"] == 1 and stored["status"] == "delivering"
-    await db.webhook_deliveries.delete_one({"_id": delivery["_id"]})
+    retaken = Counter(
+        d["_id"] for claimed in again for d in claimed if d["workspace_id"] == workspace
+    )
+    assert set(retaken) == set(ids) and max(retaken.values()) == 1
+    assert all(
+        d["attempts"] == 2 for claimed in again for d in claimed if d["workspace_id"] == workspace
+    )
+    await mongo_client.drop_database(db.name)
 
 
 async def test_the_worker_refuses_private_targets_at_delivery_time(settings, db, receiver) -> None:
