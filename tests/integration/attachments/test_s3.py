@@ -41,7 +41,7 @@ def s3_settings(settings, s3_endpoint):
             attachment_s3_endpoint=s3_endpoint,
             attachment_max_bytes=LIMIT,
         )
-        s3.validate()
+        s3.check()
         yield s3
 
 
