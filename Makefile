@@ -26,16 +26,17 @@ $(UV):
 	$(PYTHON) -m venv $(UV_HOME)
 	$(UV_HOME)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
-# Runtime dependencies only, plus the `mongo-nx` extra (the dev MongoDB server that
-# `planboard dev` starts). `--inexact` keeps what a full sync installed, so `make run`
-# after `make test` never uninstalls the test tools; `make test` after `make run` adds them.
-$(VENV)/.synced-run: $(UV) pyproject.toml uv.lock
-	UV_CACHE_DIR=$(PLANBOARD_CACHE_DIR)/uv-cache $(UV) sync --frozen --inexact --extra mongo-nx --python $(PYTHON)
+# Runtime dependencies only, plus the `devstack` group: the dev stack's own package
+# (devstack/, planboard-devstack: `planboard dev`, its dev servers and their Python deps).
+# `--inexact` keeps what a full sync installed, so `make run` after `make test` never
+# uninstalls the test tools; `make test` after `make run` adds them.
+$(VENV)/.synced-run: $(UV) pyproject.toml devstack/pyproject.toml uv.lock
+	UV_CACHE_DIR=$(PLANBOARD_CACHE_DIR)/uv-cache $(UV) sync --frozen --inexact --group devstack --python $(PYTHON)
 	touch $@
 
-# Everything: runtime, the dev server and the dev/test tools (pytest, playwright, mypy, ...).
-$(VENV)/.synced: $(UV) pyproject.toml uv.lock
-	UV_CACHE_DIR=$(PLANBOARD_CACHE_DIR)/uv-cache $(UV) sync --frozen --all-extras --python $(PYTHON)
+# Everything: runtime, the dev stack and the dev/test tools (pytest, playwright, mypy, ...).
+$(VENV)/.synced: $(UV) pyproject.toml devstack/pyproject.toml uv.lock
+	UV_CACHE_DIR=$(PLANBOARD_CACHE_DIR)/uv-cache $(UV) sync --frozen --all-extras --all-groups --python $(PYTHON)
 	touch $@
 
 setup: system $(VENV)/.synced ## install every Python dep (.venv, dev tools included) and system package
@@ -52,20 +53,20 @@ servers: setup-run ## download/build the dev servers into the cache (idempotent)
 	$(BIN)/planboard dev --install-only
 
 k8s-tools: setup ## build the control plane, Helm, kubeconform and promtool into the cache (idempotent)
-	$(BIN)/python -m planboard.devstack.k8stools
+	$(BIN)/python -m planboard_devstack.k8stools
 
 js-tools: setup ## install the npm packages the tests use (mermaid's parser) into the cache (idempotent)
 	$(BIN)/python -m tests.utils.jstools
 
 cluster-tools: k8s-tools ## build the one-node cluster's tools and the images from this tree (idempotent; root)
-	$(BIN)/python -m planboard.devstack.cluster tools
+	$(BIN)/python -m planboard_devstack.cluster tools
 
 run: servers ## start the whole stack on embedded dev servers (API on http://127.0.0.1:8080)
 	$(BIN)/planboard dev
 
 lint: setup ## ruff, mypy (strict) and the import-layer contracts
-	$(BIN)/ruff check service operator tests
-	$(BIN)/ruff format --check service operator tests
+	$(BIN)/ruff check service operator devstack tests
+	$(BIN)/ruff format --check service operator devstack tests
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
@@ -84,7 +85,7 @@ test-k8s: k8s-tools ## operator/cluster tests on a local kube-apiserver (built o
 # The cluster tests, then a check that their teardown left nothing on the host.
 define cluster_pytest
 	status=0; $(BIN)/pytest tests/cluster $(PYTEST_ARGS) || status=$$?; \
-	$(BIN)/python -m planboard.devstack.cluster down --check || status=1; exit $$status
+	$(BIN)/python -m planboard_devstack.cluster down --check || status=1; exit $$status
 endef
 
 test-cluster: cluster-tools ## the chart's real Pods on a one-node cluster in a network namespace (root, ~2 GB RAM; docs/cluster.md)
@@ -100,8 +101,8 @@ test: lint servers k8s-tools js-tools $(if $(filter 1,$(CLUSTER_TESTS)),cluster-
 	$(if $(filter 1,$(CLUSTER_TESTS)),$(cluster_pytest),@echo "cluster tests left out (CLUSTER_TESTS=$(CLUSTER_TESTS))")
 
 format: setup ## apply ruff's formatting and safe fixes
-	$(BIN)/ruff check --fix service operator tests
-	$(BIN)/ruff format service operator tests
+	$(BIN)/ruff check --fix service operator devstack tests
+	$(BIN)/ruff format service operator devstack tests
 
 clean: ## remove the virtualenv and local state (the download cache is kept)
 	rm -rf $(VENV) .planboard .pytest_cache .mypy_cache .ruff_cache

@@ -31,8 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import http_bench as hb
 
-from planboard.devstack.paths import free_port
-from planboard.devstack.stack import InfraStack
+from planboard_devstack.paths import free_port
+from planboard_devstack.stack import InfraStack
 
 SECTION = "Growth: 1k to 100k tasks"
 PROJECT_CAP = 4_000

@@ -37,8 +37,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from planboard.devstack.paths import free_port
-from planboard.devstack.stack import InfraStack
+from planboard_devstack.paths import free_port
+from planboard_devstack.stack import InfraStack
 
 ROOT = Path(__file__).resolve().parent.parent
 LUA = ROOT / "benchmarks" / "wrk"

@@ -27,8 +27,8 @@ from pymongo import AsyncMongoClient, monitoring
 
 from planboard.app import create_app
 from planboard.config import RateLimit, Settings
-from planboard.devstack.stack import Endpoints, InfraStack
 from planboard.store import migrations
+from planboard_devstack.stack import Endpoints, InfraStack
 
 PATHS = ("get", "list", "progress", "create", "patch")
 

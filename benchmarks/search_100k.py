@@ -27,11 +27,11 @@ from typing import Any
 
 from pymongo import AsyncMongoClient
 
-from planboard.devstack.mongo import mongo_server
-from planboard.devstack.paths import free_port
 from planboard.services.access import Caller
 from planboard.services.search import SearchQuery, search, task_entry
 from planboard.store import migrations
+from planboard_devstack.mongo import mongo_server
+from planboard_devstack.paths import free_port
 
 VOCABULARY = (
     "deploy database backup restore schema migration index query cache redis kafka "

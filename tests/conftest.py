@@ -27,12 +27,12 @@ from redis.asyncio import Redis
 
 from planboard.app import create_app
 from planboard.config import RateLimit, Settings
-from planboard.devstack.stack import Endpoints, InfraStack
 from planboard.events.consumer import ConsumerRunner
 from planboard.events.relay import Relay
 from planboard.store import migrations
 from planboard.store.document import Document
 from planboard.workers.registry import GROUPS, WorkerDeps
+from planboard_devstack.stack import Endpoints, InfraStack
 from tests.utils import api as api_helpers
 
 SESSION_TAG = uuid.uuid4().hex[:10]

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import os
 import sys
 import textwrap
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from planboard import __version__
 from planboard.config import Settings, SettingsError
@@ -396,18 +397,24 @@ def cmd_restore(settings: Settings, args: argparse.Namespace) -> int:
     return result
 
 
-def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
-    from planboard.devstack.dev import run_dev
-    from planboard.workers.registry import worker_names
+#: The dev stack's package (devstack/ of the source checkout, distribution planboard-devstack):
+#: `make run` and `make setup` install it; the wheel and the image carry the product only.
+DEVSTACK_MODULE = "planboard_devstack"
 
-    if args.install_only:
-        from planboard.devstack.stack import InfraStack
 
-        stack = InfraStack(Path(args.run_dir).resolve() / "servers")
-        stack.install()
-        print("dev servers installed: " + ", ".join(sorted(stack.servers)))
-        return 0
-    return run_dev(Path(args.run_dir).resolve(), args.port or settings.port, worker_names())
+def run_dev(args: Sequence[str]) -> NoReturn:
+    """``planboard dev``: hand over to the dev stack's own command in this interpreter (the
+    product never imports it), or say how to get it where it is not installed."""
+    if importlib.util.find_spec(DEVSTACK_MODULE) is None:
+        print(
+            "planboard dev: the dev stack is not installed here. It is a development tool, "
+            "not part of the product (wheel, image): in a source checkout `make run` or "
+            "`make setup` installs it (the planboard-devstack package in devstack/).",
+            file=sys.stderr,
+        )
+        sys.exit(2)
+    # Replaces this process (same pid: Ctrl-C and SIGTERM reach the dev stack directly).
+    os.execv(sys.executable, [sys.executable, "-m", DEVSTACK_MODULE, *args])  # noqa: S606
 
 
 def _group_name(value: str) -> str:
@@ -639,22 +646,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--s3-region", help="S3 region (default: AWS_REGION)")
     p.set_defaults(func=cmd_restore)
 
-    p = add(
+    # Listed for `planboard --help`; main() hands `planboard dev ...` over before parsing.
+    sub.add_parser(
         "dev",
-        "Run the whole stack on embedded dev servers (Ctrl-C stops it).",
-        "planboard dev\nplanboard dev --port 9000\n"
-        "PLANBOARD_MONGODB_URI=mongodb://db:27017/ planboard dev   # use an existing MongoDB",
+        help="Run the whole stack on embedded dev servers (the dev stack's command; "
+        "`planboard dev --help`).",
+        add_help=False,
     )
-    p.add_argument("--port", type=int, help="API port (default: PLANBOARD_PORT or 8080)")
-    p.add_argument(
-        "--run-dir", default=".planboard/dev", help="state and logs (default: %(default)s)"
-    )
-    p.add_argument(
-        "--install-only",
-        action="store_true",
-        help="download/build the dev servers into the cache, then exit",
-    )
-    p.set_defaults(func=cmd_dev)
     return parser
 
 
@@ -667,8 +665,11 @@ def cmd_config(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["dev"]:
+        run_dev(arguments[1:])
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(arguments)
     try:
         settings = Settings.from_env()
     except SettingsError as exc:

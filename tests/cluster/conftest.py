@@ -1,6 +1,6 @@
 """A one-node Kubernetes cluster with real Pods (``make test-cluster``), once per session.
 
-``cluster`` brings up ``planboard.devstack.cluster.NodeCluster`` (containerd, kubelet,
+``cluster`` brings up ``planboard_devstack.cluster.NodeCluster`` (containerd, kubelet,
 kube-proxy, CoreDNS, the control plane and the dev backends in the network namespace
 ``planboard-cluster``) with the Planboard image built from this tree's unchanged
 Dockerfile. The test session's thread joins that namespace, so kubectl, helm and plain
@@ -29,8 +29,8 @@ from typing import Any
 
 import pytest
 
-from planboard.devstack.cluster import ClusterTools, NodeCluster, build_images, ensure_tools
-from planboard.devstack.cluster.tools import chart_dir, source_root
+from planboard_devstack.cluster import ClusterTools, NodeCluster, build_images, ensure_tools
+from planboard_devstack.cluster.tools import chart_dir, source_root
 
 #: Every cluster test may take this long, the session's bring-up included (it runs in the
 #: first test's setup): cold image layers and a dozen Pods starting on two cores.

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from planboard.devstack.cluster import NodeCluster
+from planboard_devstack.cluster import NodeCluster
 from tests.cluster.conftest import Kubectl, http, wait_for
 
 

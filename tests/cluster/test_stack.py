@@ -34,7 +34,7 @@ from typing import Any
 
 import pytest
 
-from planboard.devstack.cluster import NodeCluster
+from planboard_devstack.cluster import NodeCluster
 from tests.cluster.conftest import Helm, Kubectl, http, wait_for
 from tests.utils.api import PASSWORD, unique_email
 

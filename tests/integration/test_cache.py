@@ -16,13 +16,13 @@ from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
 from planboard.app import create_app
-from planboard.devstack.paths import free_port
 from planboard.events import outbox
 from planboard.events.consumer import ConsumerRunner
 from planboard.events.envelope import Event
 from planboard.services import cache
 from planboard.typedefs import metrics_key
 from planboard.workers.registry import GROUPS, WorkerDeps
+from planboard_devstack.paths import free_port
 from tests.utils.api import (
     add_member,
     expect,

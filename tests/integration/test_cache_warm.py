@@ -19,9 +19,9 @@ from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
 from planboard.config import Settings
-from planboard.devstack.paths import free_port
 from planboard.services import cache, hot_reads, near_cache
 from planboard.typedefs import metrics_key, near_cache_key
+from planboard_devstack.paths import free_port
 from tests.utils.api import expect, new_project, new_task, new_user, new_workspace
 
 pytestmark = pytest.mark.integration

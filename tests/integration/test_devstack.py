@@ -16,7 +16,7 @@ import aiohttp
 import aiosmtplib
 import pytest
 
-from planboard.devstack.paths import free_port
+from planboard_devstack.paths import free_port
 
 pytestmark = pytest.mark.integration
 

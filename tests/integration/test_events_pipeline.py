@@ -122,7 +122,7 @@ async def test_two_relays_never_publish_an_event_twice(settings, events_db) -> N
 
 
 async def test_relay_keeps_events_while_kafka_is_unreachable(settings_with, events_db) -> None:
-    from planboard.devstack.paths import free_port
+    from planboard_devstack.paths import free_port
 
     dead = settings_with(kafka_bootstrap=f"127.0.0.1:{free_port()}")
     event = Event(type="task.created", key=f"down-{uuid.uuid4().hex}", workspace_id="w", data={})

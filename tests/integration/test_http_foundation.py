@@ -10,8 +10,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from planboard.api.middleware import SECURITY_HEADERS
 from planboard.app import create_app
-from planboard.devstack.paths import free_port
 from planboard.typedefs import metrics_key
+from planboard_devstack.paths import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -22,11 +22,11 @@ from redis.asyncio import Redis
 
 from planboard.app import create_app
 from planboard.config import Settings
-from planboard.devstack.paths import free_port
-from planboard.devstack.redis import RedisServer
 from planboard.services import near_cache
 from planboard.services.near_cache import Listener, NearCache
 from planboard.typedefs import metrics_key, near_cache_key
+from planboard_devstack.paths import free_port
+from planboard_devstack.redis import RedisServer
 from tests.utils.api import (
     expect,
     login,

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from planboard.devstack.paths import free_port, port_open
+from planboard_devstack.paths import free_port, port_open
 
 pytestmark = pytest.mark.integration
 

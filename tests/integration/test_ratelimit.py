@@ -21,9 +21,9 @@ from planboard.api.principal import Principal, principal_key
 from planboard.api.ratelimit import RATELIMIT_HEADERS
 from planboard.app import create_app
 from planboard.config import RateLimit, Settings
-from planboard.devstack.paths import free_port
 from planboard.domain.errors import NotFound
 from planboard.services.ratelimit import KEY_PREFIX, SlidingWindowLimiter, storage_key
+from planboard_devstack.paths import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from planboard.config import Settings
-from planboard.devstack.paths import free_port
+from planboard_devstack.paths import free_port
 
 pytestmark = pytest.mark.integration
 

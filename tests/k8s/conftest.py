@@ -1,7 +1,7 @@
 """A real Kubernetes control plane for the operator and chart tests.
 
 ``kube_cluster`` starts etcd + kube-apiserver + kube-controller-manager (built once
-into the cache by scripts/build-kube.sh; the first run takes ~6 minutes) unless
+into the cache by planboard_devstack/scripts/build-kube.sh; the first run takes ~6 minutes) unless
 ``PLANBOARD_KUBECONFIG`` names the kubeconfig of an existing cluster.
 There is no scheduler or kubelet: Pods stay Pending.
 """
@@ -26,7 +26,7 @@ import yaml
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
-from planboard.devstack.kube import KubeCluster
+from planboard_devstack.kube import KubeCluster
 from planboard_operator.config import Endpoints, OperatorConfig, Scope, Timing
 from planboard_operator.lag import KafkaLagSource, StaticLagSource
 from planboard_operator.run import build_runtime, run_operator

@@ -28,14 +28,14 @@ from typing import Any
 import pytest
 import yaml
 
-from planboard.devstack.helm import (
+from planboard_devstack.helm import (
     KUBECONFORM_SCHEMA_TEMPLATE,
     ensure_helm,
     ensure_kubeconform,
     write_kubeconform_schemas,
 )
-from planboard.devstack.kube import KubeCluster, install_kube
-from planboard.devstack.paths import free_port
+from planboard_devstack.kube import KubeCluster, install_kube
+from planboard_devstack.paths import free_port
 
 from .conftest import ExternalCluster
 

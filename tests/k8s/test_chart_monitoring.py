@@ -25,17 +25,17 @@ import yaml
 
 from planboard.app import create_app
 from planboard.config import Settings
-from planboard.devstack.helm import (
+from planboard.events.consumer import ConsumerMetrics
+from planboard.events.relay import Relay
+from planboard.typedefs import metrics_key
+from planboard.workers.webhooks import WebhookMetrics
+from planboard_devstack.helm import (
     KUBECONFORM_SCHEMA_TEMPLATE,
     ensure_helm,
     ensure_promtool,
     write_kubeconform_schemas,
 )
-from planboard.devstack.kube import KubeCluster, install_kube
-from planboard.events.consumer import ConsumerMetrics
-from planboard.events.relay import Relay
-from planboard.typedefs import metrics_key
-from planboard.workers.webhooks import WebhookMetrics
+from planboard_devstack.kube import KubeCluster, install_kube
 from planboard_operator import builders
 from planboard_operator.metrics import Metrics as OperatorMetrics
 

@@ -15,13 +15,13 @@ import pytest
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
-from planboard.devstack.helm import (
+from planboard_devstack.helm import (
     KUBECONFORM_SCHEMA_TEMPLATE,
     ensure_helm,
     ensure_kubeconform,
     write_kubeconform_schemas,
 )
-from planboard.devstack.kube import KubeCluster, install_kube
+from planboard_devstack.kube import KubeCluster, install_kube
 
 from .conftest import ExternalCluster
 

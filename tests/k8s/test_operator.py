@@ -14,7 +14,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from planboard.devstack.kube import install_kube
+from planboard_devstack.kube import install_kube
 
 from .conftest import (
     PB_GROUP,

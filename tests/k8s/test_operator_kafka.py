@@ -11,8 +11,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from kubernetes import client
 
-from planboard.devstack.kafka import KafkaServer
-from planboard.devstack.paths import free_port
+from planboard_devstack.kafka import KafkaServer
+from planboard_devstack.paths import free_port
 from planboard_operator.lag import KafkaLagSource, LagUnavailable
 
 from .conftest import PB_GROUP, PB_VERSION, RunningOperator, eventually, planboard_body

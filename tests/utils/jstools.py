@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from planboard.devstack.paths import cache_dir
+from planboard_devstack.paths import cache_dir
 
 JS_DIR = Path(__file__).resolve().parents[1] / "js"
 MANIFESTS = ("package.json", "package-lock.json")

@@ -146,7 +146,7 @@ async def test_refused_uploads_leave_no_object_nor_open_multipart_upload(
 async def test_storage_down_is_a_503_and_leaves_nothing_visible(s3_settings, db, team):
     """An unreachable S3 endpoint: the upload answers 503 problem+json with Retry-After,
     the task shows no attachment, and the half-made one is left for the sweep."""
-    from planboard.devstack.paths import free_port
+    from planboard_devstack.paths import free_port
 
     down = s3_settings.replace(attachment_s3_endpoint=f"http://127.0.0.1:{free_port()}")
     client: TestClient[object, object] = TestClient(TestServer(create_app(down)))

@@ -12,7 +12,7 @@ from http.client import HTTPConnection
 from pathlib import Path
 
 from planboard.config import Settings
-from planboard.devstack.paths import free_port
+from planboard_devstack.paths import free_port
 
 
 def planboard_env(settings: Settings, **extra: str) -> dict[str, str]:

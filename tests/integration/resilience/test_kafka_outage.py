@@ -10,13 +10,13 @@ from collections import Counter
 import pytest
 import pytest_asyncio
 
-from planboard.devstack.kafka import KafkaServer
-from planboard.devstack.paths import free_port
 from planboard.events import outbox
 from planboard.events.consumer import ConsumerGroup, ConsumerRunner, RetryPolicy
 from planboard.events.envelope import Event
 from planboard.events.relay import Relay
 from planboard.store import migrations
+from planboard_devstack.kafka import KafkaServer
+from planboard_devstack.paths import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -17,11 +17,11 @@ from pymongo import AsyncMongoClient
 
 from planboard.app import create_app
 from planboard.config import Settings
-from planboard.devstack.mongo import mongo_server
-from planboard.devstack.paths import free_port
-from planboard.devstack.process import Server
 from planboard.store import migrations
 from planboard.store.document import Document
+from planboard_devstack.mongo import mongo_server
+from planboard_devstack.paths import free_port
+from planboard_devstack.process import Server
 from tests.utils.api import expect, expect_problem, new_project, new_task, new_user, new_workspace
 
 pytestmark = pytest.mark.integration

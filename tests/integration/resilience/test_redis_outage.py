@@ -31,9 +31,9 @@ from redis.exceptions import RedisError
 
 from planboard.app import create_app
 from planboard.config import RateLimit
-from planboard.devstack.paths import free_port
-from planboard.devstack.redis import RedisServer
 from planboard.typedefs import metrics_key
+from planboard_devstack.paths import free_port
+from planboard_devstack.redis import RedisServer
 from tests.utils.api import expect, login, new_project, new_task, new_user, new_workspace
 
 pytestmark = pytest.mark.integration

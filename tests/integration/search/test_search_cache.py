@@ -11,9 +11,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from redis.asyncio import Redis
 
 from planboard.app import create_app
-from planboard.devstack.paths import free_port
 from planboard.services import search_cache
 from planboard.typedefs import metrics_key
+from planboard_devstack.paths import free_port
 from tests.integration.search.test_search import found, search, word
 from tests.utils.api import expect, new_pat, new_project, new_task, new_user, new_workspace
 

@@ -15,7 +15,7 @@
 The calling thread joins the namespace for the cluster's lifetime: its ``kubectl``,
 ``helm`` and HTTP calls reach the apiserver, Pods and ClusterIP Services directly.
 ``stop()`` (and, after a crash, the next ``start()`` or ``python -m
-planboard.devstack.cluster down``) removes every trace: processes by pid from the
+planboard_devstack.cluster down``) removes every trace: processes by pid from the
 cluster's cgroups, mounts under the run directory, the namespace, the cgroups, the kernel
 settings the kubelet changed, and its entries on fixed host paths (``host.py``).
 """
@@ -38,14 +38,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from planboard.devstack.cluster import host
-from planboard.devstack.cluster.tools import CNI_PLUGINS, ClusterTools, Images
-from planboard.devstack.kafka import KafkaServer
-from planboard.devstack.kube import KubeCluster
-from planboard.devstack.mailsink import MailSinkServer
-from planboard.devstack.mongo import mongo_server
-from planboard.devstack.process import ManagedProcess, Server, ServerError
-from planboard.devstack.redis import RedisServer
+from planboard_devstack.cluster import host
+from planboard_devstack.cluster.tools import CNI_PLUGINS, ClusterTools, Images
+from planboard_devstack.kafka import KafkaServer
+from planboard_devstack.kube import KubeCluster
+from planboard_devstack.mailsink import MailSinkServer
+from planboard_devstack.mongo import mongo_server
+from planboard_devstack.process import ManagedProcess, Server, ServerError
+from planboard_devstack.redis import RedisServer
 
 NETNS = "planboard-cluster"
 NODE_IP = "10.200.0.2"
@@ -153,7 +153,7 @@ def undo(state: HostState, log: Callable[[str], None] = lambda _: None) -> list[
     if failed:
         raise ServerError(
             "the cluster's host changes could not all be undone (state kept in "
-            f"{STATE_PATH}; `python -m planboard.devstack.cluster down` tries again): {failed}"
+            f"{STATE_PATH}; `python -m planboard_devstack.cluster down` tries again): {failed}"
         )
     with contextlib.suppress(FileNotFoundError):
         STATE_PATH.unlink()

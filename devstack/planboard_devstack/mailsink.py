@@ -1,7 +1,7 @@
 """The dev mail sink: a real SMTP server (aiosmtpd) storing mail in a Maildir,
 with a small JSON API to read it (``GET /messages?to=``) for people and tests.
 
-Run as ``python -m planboard.devstack.mailsink --smtp-port N --http-port M --maildir DIR``.
+Run as ``python -m planboard_devstack.mailsink --smtp-port N --http-port M --maildir DIR``.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from typing import Any
 
 from aiohttp import web
 
-from planboard.devstack.paths import free_port, port_open
-from planboard.devstack.process import Server
+from planboard_devstack.paths import free_port, port_open
+from planboard_devstack.process import Server
 
 
 class MaildirHandler:
@@ -140,7 +140,7 @@ class MailSinkServer(Server):
         return [
             sys.executable,
             "-m",
-            "planboard.devstack.mailsink",
+            "planboard_devstack.mailsink",
             "--host",
             self.host,
             "--smtp-port",

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
-from planboard.devstack.paths import port_open
-from planboard.devstack.process import ManagedProcess, ServerError
-from planboard.devstack.stack import Endpoints, InfraStack
+from planboard_devstack.paths import port_open
+from planboard_devstack.process import ManagedProcess, ServerError
+from planboard_devstack.stack import Endpoints, InfraStack
 
 RESTART_BACKOFF_MAX_S = 30.0
 

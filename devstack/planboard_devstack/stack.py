@@ -15,12 +15,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from planboard.devstack.kafka import KafkaServer
-from planboard.devstack.mailsink import MailSinkServer
-from planboard.devstack.mongo import mongo_server
-from planboard.devstack.paths import free_port, port_open
-from planboard.devstack.process import Server, ServerError
-from planboard.devstack.redis import RedisServer
+from planboard_devstack.kafka import KafkaServer
+from planboard_devstack.mailsink import MailSinkServer
+from planboard_devstack.mongo import mongo_server
+from planboard_devstack.paths import free_port, port_open
+from planboard_devstack.process import Server, ServerError
+from planboard_devstack.redis import RedisServer
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""``python -m planboard.devstack.cluster tools|up|down``.
+"""``python -m planboard_devstack.cluster tools|up|down``.
 
 - ``tools``: install and build everything the one-node cluster runs, and the images from
   this source tree (``make test-cluster`` runs it before pytest, so a cold machine's
@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from planboard.devstack.cluster.node import (
+from planboard_devstack.cluster.node import (
     LOCK_PATH,
     NETNS,
     ClusterLock,
@@ -29,9 +29,9 @@ from planboard.devstack.cluster.node import (
     NodeCluster,
     undo,
 )
-from planboard.devstack.cluster.tools import build_images, ensure_tools
-from planboard.devstack.paths import cache_dir
-from planboard.devstack.process import ServerError
+from planboard_devstack.cluster.tools import build_images, ensure_tools
+from planboard_devstack.paths import cache_dir
+from planboard_devstack.process import ServerError
 
 
 def _log(line: str) -> None:
@@ -90,7 +90,7 @@ def _down(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m planboard.devstack.cluster")
+    parser = argparse.ArgumentParser(prog="python -m planboard_devstack.cluster")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("tools", help="build the cluster's tools and images (cached)")
     up = commands.add_parser("up", help="run a one-node cluster until Ctrl-C")

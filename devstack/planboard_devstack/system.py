@@ -8,8 +8,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from planboard.devstack.paths import cache_dir
-from planboard.devstack.process import ServerError
+from planboard_devstack.paths import cache_dir
+from planboard_devstack.process import ServerError
 
 
 def ensure_command(command: str, package: str) -> str:

@@ -7,7 +7,7 @@
   ``scripts/build-kube.sh node`` (same release and technique as the control plane, with a
   marker of its own, so a cached control plane stays valid; ~5 min cold on 2 cores).
 - CoreDNS: ``go install github.com/coredns/coredns`` (~3.5 min cold).
-- The images: ``scripts/cluster/build-images.sh`` builds the Planboard image from the
+- The images: ``cluster/build-images.sh`` (next to this module) builds the Planboard image from the
   repository's unchanged Dockerfile (on a local stand-in for its Python base image, since
   no registry is reachable) and the pause image, as OCI archives for ``ctr import``.
 """
@@ -23,11 +23,11 @@ from pathlib import Path
 
 import yaml
 
-from planboard.devstack.helm import ensure_helm, go_install_tool
-from planboard.devstack.kube import KUBE_VERSION, build_script, install_kube
-from planboard.devstack.paths import cache_dir
-from planboard.devstack.process import ServerError
-from planboard.devstack.system import ensure_command
+from planboard_devstack.helm import ensure_helm, go_install_tool
+from planboard_devstack.kube import KUBE_VERSION, build_script, install_kube
+from planboard_devstack.paths import cache_dir
+from planboard_devstack.process import ServerError
+from planboard_devstack.system import ensure_command
 
 COREDNS_VERSION = "1.14.7"
 NODE_BINARIES = ("kubelet", "kube-scheduler", "kube-proxy", "pause")
@@ -50,10 +50,15 @@ DEBIAN_COMMANDS = (
 
 
 def source_root() -> Path:
-    """The repository this module runs from (its Dockerfile, chart and scripts)."""
-    root = build_script().parents[1]
-    if not (root / "Dockerfile").is_file():
-        raise ServerError(f"{root} has no Dockerfile: run from a Planboard source checkout")
+    """The source checkout this package runs from (the Dockerfile, chart and code the
+    cluster's images are built from): devstack/ sits at its top."""
+    root = Path(__file__).resolve().parents[3]
+    if not (root / "Dockerfile").is_file() or not (root / "charts" / "planboard").is_dir():
+        raise ServerError(
+            f"{root} is not a Planboard source checkout (no Dockerfile and chart): the "
+            "one-node cluster builds its images from one, so install planboard-devstack "
+            "editable from the checkout (`make setup` does)"
+        )
     return root
 
 
@@ -170,7 +175,7 @@ def build_images(tools: ClusterTools, out_dir: Path) -> Images:
     env["PLANBOARD_CACHE_DIR"] = str(cache_dir())
     # The interpreter the project runs on is the one the stand-in base image gets.
     env.setdefault("PLANBOARD_STANDIN_PYTHON", sys.base_prefix)
-    script = source_root() / "scripts" / "cluster" / "build-images.sh"
+    script = Path(__file__).resolve().parent / "build-images.sh"
     result = subprocess.run(
         [
             "bash",

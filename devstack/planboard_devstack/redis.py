@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from planboard.devstack.process import Server
-from planboard.devstack.system import ensure_command
+from planboard_devstack.process import Server
+from planboard_devstack.system import ensure_command
 
 
 class RedisServer(Server):

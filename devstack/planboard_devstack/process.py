@@ -136,7 +136,7 @@ class Server:
         return None
 
     def _ready(self) -> bool:
-        from planboard.devstack.paths import port_open
+        from planboard_devstack.paths import port_open
 
         return port_open(self.host, self.port)
 

@@ -29,8 +29,8 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from planboard.devstack.paths import cache_dir, free_port, port_open
-from planboard.devstack.process import Server, ServerError
+from planboard_devstack.paths import cache_dir, free_port, port_open
+from planboard_devstack.process import Server, ServerError
 
 KAFKA_VERSION = "4.4.0"
 """The Kafka release the dev stack runs: the newest on Maven Central that was tried
@@ -95,7 +95,7 @@ def _pom(version: str) -> str:
     return f"""<?xml version="1.0" encoding="UTF-8"?>
 <project xmlns="http://maven.apache.org/POM/4.0.0">
   <modelVersion>4.0.0</modelVersion>
-  <groupId>planboard.devstack</groupId>
+  <groupId>planboard_devstack</groupId>
   <artifactId>kafka-libs</artifactId>
   <version>{version}</version>
   <packaging>pom</packaging>

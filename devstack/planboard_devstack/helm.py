@@ -23,8 +23,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from planboard.devstack.paths import cache_dir
-from planboard.devstack.process import ServerError
+from planboard_devstack.paths import cache_dir
+from planboard_devstack.process import ServerError
 
 #: Helm 3 release built by default (its go.mod needs Go >= 1.26).
 HELM_VERSION = "3.22.0"

@@ -31,7 +31,7 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from planboard.devstack.process import ServerError
+from planboard_devstack.process import ServerError
 
 CGROUP_FS = Path("/sys/fs/cgroup")
 _CLONE_NEWNET = 0x40000000

@@ -25,9 +25,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from planboard.devstack.paths import cache_dir, free_port
-from planboard.devstack.process import ManagedProcess, ServerError
-from planboard.devstack.system import ensure_command
+from planboard_devstack.paths import cache_dir, free_port
+from planboard_devstack.process import ManagedProcess, ServerError
+from planboard_devstack.system import ensure_command
 
 #: Kubernetes version built by default (``PLANBOARD_KUBE_VERSION`` overrides it).
 KUBE_VERSION = "1.36.3"
@@ -47,13 +47,10 @@ _BINARIES = ("kube-apiserver", "kube-controller-manager", "kubectl", "etcd")
 
 
 def build_script() -> Path:
-    """``scripts/build-kube.sh`` of this source tree."""
-    script = Path(__file__).resolve().parents[3] / "scripts" / "build-kube.sh"
+    """``scripts/build-kube.sh`` of this package (package data: it works installed too)."""
+    script = Path(__file__).resolve().parent / "scripts" / "build-kube.sh"
     if not script.is_file():
-        raise ServerError(
-            f"{script} not found: the local Kubernetes control plane is built by the "
-            "repository's scripts/build-kube.sh, so run from a Planboard source checkout"
-        )
+        raise ServerError(f"{script} not found: the planboard-devstack package is incomplete")
     return script
 
 

@@ -9,7 +9,7 @@ gaps.
 - :class:`FerretDBServer` builds FerretDB v1.24 once with ``go install`` into
   ``cache_dir()/ferretdb`` (file-locked, reused) and runs it on SQLite.
 - :class:`NxServer` runs the pure-Python nx-27017 server (PyPI ``nx-27017``,
-  the ``mongo-nx`` extra) with the current interpreter, one SQLite file per
+  a dependency of this package) with the current interpreter, one SQLite file per
   database under the run dir.
 
 :func:`mongo_server` picks one by name; ``PLANBOARD_MONGO_SERVER`` overrides
@@ -30,8 +30,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Final
 
-from planboard.devstack.paths import cache_dir, port_open
-from planboard.devstack.process import Server, ServerError
+from planboard_devstack.paths import cache_dir, port_open
+from planboard_devstack.process import Server, ServerError
 
 __all__ = [
     "DEFAULT_KIND",
@@ -314,7 +314,7 @@ class NxServer(Server):
         if importlib.util.find_spec("nx_27017") is None:
             raise ServerError(
                 "nx-27017 is not installed in this interpreter "
-                f"({sys.executable}); install the `mongo-nx` extra (pip install nx-27017)"
+                f"({sys.executable}); planboard-devstack depends on it (`make run` installs both)"
             )
 
     @property

@@ -1,0 +1,3 @@
+from planboard_devstack.cli import main
+
+main()
