@@ -47,8 +47,8 @@ from typing import Any
 
 from webhooks_e2e import Scenario, machine, run
 
-from planboard.devstack.paths import free_port
-from planboard.devstack.stack import Endpoints, InfraStack
+from planboard_devstack.paths import free_port
+from planboard_devstack.stack import Endpoints, InfraStack
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "benchmarks.md"

@@ -15,13 +15,13 @@ from collections import Counter
 import pytest
 from redis.asyncio import Redis
 
-from planboard.devstack.paths import free_port
 from planboard.events import outbox
 from planboard.events.consumer import PROCESSED
 from planboard.services import webhooks as service
 from planboard.services.webhook_subscriptions import SubscriptionCache, bump
 from planboard.store import webhooks as store
 from planboard.store.ids import new_id, utcnow
+from planboard_devstack.paths import free_port
 from tests.integration.webhooks.conftest import OPTIONS, Receiver
 from tests.integration.webhooks.test_delivery import (
     deliveries_of,
