@@ -15,7 +15,8 @@ import marshmallow as m
 from marshmallow import fields, validate, validates_schema
 
 from planboard.api.schemas import Strict, Trimmed, name_field
-from planboard.domain.model import Complexity, TaskStatus
+from planboard.domain.links import LagUnit, LinkType
+from planboard.domain.model import Complexity, Priority, TaskStatus
 from planboard.domain.plan import MAX_ESTIMATE_HOURS
 from planboard.domain.text import (
     MAX_CHECKLIST,
@@ -36,6 +37,9 @@ MAX_LABEL = 50
 
 TASK_STATUSES = [s.value for s in TaskStatus]
 COMPLEXITIES = [c.value for c in Complexity]
+PRIORITIES = [p.value for p in Priority]
+LINK_TYPES = [t.value for t in LinkType]
+LAG_UNITS = [u.value for u in LagUnit]
 # Fields a task representation has (``?fields=`` picks among them; ``id`` is always sent).
 TASK_OUT_FIELDS = (
     "id",
@@ -54,7 +58,11 @@ TASK_OUT_FIELDS = (
     "assignee_id",
     "labels",
     "due_date",
+    "start_date",
+    "priority",
+    "milestone",
     "blocked_by",
+    "dependencies",
     "blocks",
     "blocked_by_open",
     "ready",
@@ -317,7 +325,17 @@ def _task_fields(required_title: bool) -> dict[str, fields.Field]:
             Trimmed(validate=validate.Length(min=1, max=MAX_LABEL)),
             validate=validate.Length(max=MAX_LABELS),
         ),
-        "due_date": IsoDate(allow_none=True),
+        "due_date": IsoDate(
+            allow_none=True, metadata={"description": "the day it must be finished by"}
+        ),
+        "start_date": IsoDate(
+            allow_none=True,
+            metadata={"description": "the first day of work; on or before due_date"},
+        ),
+        "priority": fields.String(allow_none=True, validate=validate.OneOf(PRIORITIES)),
+        "milestone": StrictBool(
+            metadata={"description": "a zero-duration task: no estimate but 0, one day"}
+        ),
         "phase": fields.String(
             allow_none=True,
             validate=validate.Length(min=1, max=100),
@@ -397,6 +415,13 @@ class ChecklistItemOut(m.Schema):
     done = fields.Boolean()
 
 
+class LinkOut(m.Schema):
+    task_id = fields.String()
+    type = fields.String(metadata={"description": "FS, SS, FF or SF"})
+    lag = fields.Float(metadata={"description": "signed; negative is a lead"})
+    lag_unit = fields.String(metadata={"description": "h (working hours) or d (working days)"})
+
+
 class TaskOut(m.Schema):
     id = fields.String(required=True)
     key = fields.String()
@@ -414,7 +439,14 @@ class TaskOut(m.Schema):
     assignee_id = fields.String(allow_none=True)
     labels = fields.List(fields.String())
     due_date = fields.String(allow_none=True)
+    start_date = fields.String(allow_none=True)
+    priority = fields.String(allow_none=True)
+    milestone = fields.Boolean()
     blocked_by = fields.List(fields.String())
+    dependencies = fields.List(
+        fields.Nested(LinkOut),
+        metadata={"description": "the blocked_by tasks with their link type and lag, in order"},
+    )
     blocks = fields.List(fields.String())
     blocked_by_open = fields.List(fields.String())
     ready = fields.Boolean()

@@ -11,13 +11,14 @@ from planboard.api.authn import caller_of
 from planboard.api.conditional import expected_version, not_modified
 from planboard.api.http import BEARER, actor_of, cached_read, context_of, pager_of
 from planboard.api.job_routes import JobQueuedOut
-from planboard.api.json import json_response
+from planboard.api.json import json_response, parse_body
 from planboard.api.middleware import request_id_of
 from planboard.api.planning_serializers import activity_out
 from planboard.api.validation import query_of, validated
 from planboard.domain.access import Role
 from planboard.domain.errors import ValidationFailed
 from planboard.domain.plan import MAX_PLAN_BYTES, parse_plan
+from planboard.domain.plan_json import plan_from_json
 from planboard.services import activity as activity_service
 from planboard.services import exports, hot_reads
 from planboard.services import projects as service
@@ -33,6 +34,8 @@ from planboard.typedefs import (
 routes = web.RouteTableDef()
 ASYNC_IMPORT_TASKS = 500  # larger plans are imported as a job (202)
 MARKDOWN_TYPES = ("text/markdown", "text/x-markdown")
+JSON_TYPE = "application/json"
+MAX_JSON_PLAN_BYTES = 4 * 1024 * 1024  # a JSON export; the app's body limit
 
 
 async def _project(
@@ -114,9 +117,14 @@ async def list_projects(request: web.Request) -> web.Response:
 
 @docs(
     tags=["projects"],
-    summary="Import a Markdown plan (Content-Type: text/markdown) as a new project",
+    summary=(
+        "Import a plan as a new project: Markdown (Content-Type: text/markdown) or a JSON "
+        "export (application/json)"
+    ),
     description=(
-        "The body is a plan in the format of plan-template.md, at most 2 MiB. "
+        "The body is a plan in the format of plan-template.md (at most 2 MiB), or the "
+        "document GET /projects/{id}/export?format=json answers (format "
+        "planboard.project.v1, at most 4 MiB; docs/scheduling.md). "
         "A plan of up to 500 tasks is imported in the request (201 with the project); a "
         "larger one by the jobs worker (202 with the job to poll at Location)."
     ),
@@ -127,26 +135,35 @@ async def list_projects(request: web.Request) -> web.Response:
 @response_schema(JobQueuedOut, 202)
 @routes.post("/api/v1/workspaces/{workspace_id}/projects/import")
 async def import_project(request: web.Request) -> web.Response:
-    if request.content_type not in MARKDOWN_TYPES:
+    is_json = request.content_type == JSON_TYPE
+    if request.content_type not in MARKDOWN_TYPES and not is_json:
         raise web.HTTPUnsupportedMediaType(
-            text=f"send the plan as text/markdown (got {request.content_type or 'nothing'})"
+            text="send the plan as text/markdown or a JSON export as application/json "
+            f"(got {request.content_type or 'nothing'})"
         )
+    limit = MAX_JSON_PLAN_BYTES if is_json else MAX_PLAN_BYTES
     too_big = web.HTTPRequestEntityTooLarge(
-        max_size=MAX_PLAN_BYTES,
+        max_size=limit,
         actual_size=request.content_length or 0,
-        text=f"a plan is at most {MAX_PLAN_BYTES // (1024 * 1024)} MiB",
+        text=f"a plan is at most {limit // (1024 * 1024)} MiB",
     )
-    if (request.content_length or 0) > MAX_PLAN_BYTES:
+    if (request.content_length or 0) > limit:
         raise too_big
     access = await _workspace(request, "projects:write", Role.MEMBER)
     raw = await request.read()
-    if len(raw) > MAX_PLAN_BYTES:
+    if len(raw) > limit:
         raise too_big
-    try:
-        text = raw.decode(request.charset or "utf-8")
-    except (UnicodeDecodeError, LookupError):
-        raise ValidationFailed([("body", "the plan must be UTF-8 text")]) from None
-    plan = parse_plan(text)
+    if is_json:
+        text = raw.decode("utf-8", errors="replace")  # parse_body refused what is not UTF-8
+        plan = plan_from_json(parse_body(raw))
+        params = {"json": text}
+    else:
+        try:
+            text = raw.decode(request.charset or "utf-8")
+        except (UnicodeDecodeError, LookupError):
+            raise ValidationFailed([("body", "the plan must be UTF-8 text")]) from None
+        plan = parse_plan(text)
+        params = {"markdown": text}
     if len(plan.tasks()) > ASYNC_IMPORT_TASKS:
         # Very large plans are imported by the jobs worker: 202 and a job to poll.
         job = await queue_job(
@@ -154,7 +171,7 @@ async def import_project(request: web.Request) -> web.Response:
             kind="import",
             workspace_id=access.workspace_id,
             created_by=access.user_id,
-            params={"markdown": text, "key": query_of(request).get("key")},
+            params={**params, "key": query_of(request).get("key")},
             request_id=request_id_of(request),
         )
         return json_response(

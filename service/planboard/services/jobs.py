@@ -7,6 +7,7 @@ import os
 import socket
 from typing import Any
 
+import orjson
 from bson import ObjectId
 from bson.errors import InvalidId
 from gridfs.asynchronous.grid_file import AsyncGridOut
@@ -16,6 +17,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from planboard.domain.access import Role
 from planboard.domain.errors import DomainError, NotFound
 from planboard.domain.plan import parse_plan
+from planboard.domain.plan_json import plan_from_json
 from planboard.events import outbox
 from planboard.events.envelope import Event
 from planboard.services import exports
@@ -116,7 +118,10 @@ async def _execute(ctx: ServiceContext, job: Document) -> Document:
             "download_url": f"/api/v1/jobs/{job_id}/result",
         }
     if job["kind"] == "import":
-        plan = parse_plan(str(params["markdown"]))
+        if "json" in params:
+            plan = plan_from_json(orjson.loads(str(params["json"])))
+        else:
+            plan = parse_plan(str(params["markdown"]))
         await jobs.set_progress(db, job_id, 20, utcnow())
         project = await import_plan(
             ctx,

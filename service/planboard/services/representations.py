@@ -74,6 +74,22 @@ def project_out(project: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def link_of(doc: Mapping[str, Any], blocker_id: str) -> dict[str, Any]:
+    """The type and lag of ``doc``'s link to ``blocker_id``: FS with no lag unless stored
+    (migration 14 gave every existing link its entry)."""
+    stored = (doc.get("link_types") or {}).get(blocker_id) or {}
+    return {
+        "type": stored.get("type", "FS"),
+        "lag": stored.get("lag", 0.0),
+        "lag_unit": stored.get("lag_unit", "h"),
+    }
+
+
+def links_out(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """``[{task_id, type, lag, lag_unit}]`` in ``blocked_by`` order."""
+    return [{"task_id": b, **link_of(doc, str(b))} for b in doc.get("blocked_by") or []]
+
+
 def task_out(view: TaskView, fields: Iterable[str] | None = None) -> dict[str, Any]:
     doc: Mapping[str, Any] = view.doc
     out: dict[str, Any] = {
@@ -96,7 +112,11 @@ def task_out(view: TaskView, fields: Iterable[str] | None = None) -> dict[str, A
         "assignee_id": doc.get("assignee_id"),
         "labels": list(doc.get("labels") or []),
         "due_date": doc.get("due_date"),
+        "start_date": doc.get("start_date"),
+        "priority": doc.get("priority"),
+        "milestone": bool(doc.get("milestone")),
         "blocked_by": list(doc.get("blocked_by") or []),
+        "dependencies": links_out(doc),
         "blocks": list(doc.get("blocks") or []),
         "blocked_by_open": view.blocked_by_open,
         "ready": view.ready,

@@ -70,7 +70,12 @@ TASK_FIELDS = [
     "due_date",
     "phase_id",
     "plan_ref",
+    "start_date",
+    "priority",
+    "milestone",
 ]
+# The fields whose combination ``date_problems`` checks.
+DATE_FIELDS = ("start_date", "due_date", "milestone", "estimate_hours")
 TASK_SORTS = {
     "key": "seq",
     "due_date": "due_sort",
@@ -163,6 +168,40 @@ async def find_in_project(
     return found
 
 
+def date_problems(
+    task: Mapping[str, Any], changed: Sequence[str], prefix: str = ""
+) -> list[tuple[str, str]]:
+    """What is wrong with a task's dates and milestone flag taken together (the plan
+    format's rules, docs/scheduling.md): start on or before due; a milestone takes no time
+    (no estimate but 0) and, with both dates, they are one day. Each problem names the
+    field of ``changed`` that made it (the first of the pair when both changed)."""
+
+    def name(*candidates: str) -> str:
+        return prefix + next((c for c in candidates if c in changed), candidates[0])
+
+    problems: list[tuple[str, str]] = []
+    start, due = task.get("start_date"), task.get("due_date")
+    if start is not None and due is not None and start > due:
+        problems.append((name("start_date", "due_date"), "the start must be on or before due_date"))
+    if task.get("milestone"):
+        estimate = task.get("estimate_hours")
+        if estimate:
+            problems.append(
+                (
+                    name("milestone", "estimate_hours"),
+                    "a milestone takes no time: its estimate must be unset or 0",
+                )
+            )
+        if start is not None and due is not None and start != due:
+            problems.append(
+                (
+                    name("milestone", "start_date", "due_date"),
+                    "a milestone is one day: start_date and due_date must be the same",
+                )
+            )
+    return problems
+
+
 # --------------------------------------------------------------------------- views
 
 
@@ -250,6 +289,7 @@ async def create_tasks(
     for index, item in enumerate(items):
         where = f"{prefix}{index}." if prefix else ""
         resolved.append(_resolve_fields(project, item, members, where, errors))
+        errors += date_problems(item, list(item), where)
         ref = item.get("plan_ref")
         if ref is not None:
             if ref in refs:
@@ -372,7 +412,11 @@ def new_task_document(
         "assignee_id": values.get("assignee_id"),
         "labels": list(values.get("labels") or []),
         "due_date": values.get("due_date"),
+        "start_date": values.get("start_date"),
+        "priority": values.get("priority"),
+        "milestone": bool(values.get("milestone")),
         "blocked_by": [],
+        "link_types": {},
         "blocks": [],
         "created_by": actor.user_id,
         "created_at": now,
@@ -433,6 +477,10 @@ async def update_task(
             raise NotFound("task not found")
         check_version(current, expected_version)
         merged = {**current, **resolved}
+        if any(field in resolved for field in DATE_FIELDS):
+            problems = date_problems(merged, list(resolved))
+            if problems:
+                raise ValidationFailed(problems)
         changes = {
             field: (current.get(field), merged.get(field))
             for field in TASK_FIELDS
