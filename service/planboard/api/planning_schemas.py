@@ -15,7 +15,7 @@ import marshmallow as m
 from marshmallow import fields, validate, validates_schema
 
 from planboard.api.schemas import Strict, Trimmed, name_field
-from planboard.domain.links import LagUnit, LinkType
+from planboard.domain.links import MAX_LAG, LagUnit, LinkType
 from planboard.domain.model import Complexity, Priority, TaskStatus
 from planboard.domain.plan import MAX_ESTIMATE_HOURS
 from planboard.domain.text import (
@@ -467,12 +467,46 @@ class TaskItemsOut(m.Schema):
 # --- dependencies -----------------------------------------------------------------------
 
 
-class DependencyBody(Strict):
-    blocked_by = fields.String(
-        required=True,
-        validate=validate.Length(min=1, max=100),
-        metadata={"description": "id or key of a task of the same project"},
-    )
+def _link_fields() -> dict[str, fields.Field]:
+    return {
+        "type": fields.String(
+            validate=validate.OneOf(LINK_TYPES),
+            metadata={"description": "FS (default), SS, FF or SF"},
+        ),
+        "lag": StrictFloat(
+            validate=validate.Range(min=-MAX_LAG, max=MAX_LAG),
+            metadata={"description": "signed (negative: a lead); default 0"},
+        ),
+        "lag_unit": fields.String(
+            validate=validate.OneOf(LAG_UNITS),
+            metadata={"description": "h (working hours, default) or d (working days)"},
+        ),
+    }
+
+
+DependencyBody = Strict.from_dict(
+    {
+        "blocked_by": fields.String(
+            required=True,
+            validate=validate.Length(min=1, max=100),
+            metadata={"description": "id or key of a task of the same project"},
+        ),
+        **_link_fields(),
+    },
+    name="DependencyBody",
+)
+
+
+class _LinkPatch(Strict):
+    @validates_schema
+    def _something(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if not set(data) - {"version"}:
+            raise m.ValidationError("give type, lag or lag_unit", "type")
+
+
+DependencyPatch = _LinkPatch.from_dict(
+    {**_link_fields(), "version": version_field()}, name="DependencyPatch"
+)
 
 
 class TaskSummaryOut(m.Schema):
@@ -482,8 +516,14 @@ class TaskSummaryOut(m.Schema):
     status = fields.String()
 
 
+class LinkedTaskOut(TaskSummaryOut):
+    type = fields.String()
+    lag = fields.Float()
+    lag_unit = fields.String()
+
+
 class DependenciesOut(m.Schema):
-    blocked_by = fields.List(fields.Nested(TaskSummaryOut))
+    blocked_by = fields.List(fields.Nested(LinkedTaskOut))
     blocks = fields.List(fields.Nested(TaskSummaryOut))
     blocked_by_open = fields.List(fields.String())
     ready = fields.Boolean()
