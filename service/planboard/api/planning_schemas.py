@@ -28,6 +28,7 @@ from planboard.domain.text import (
 )
 from planboard.services.exports import DIAGRAMS, EXPORT_FORMATS
 from planboard.services.projects import PROJECT_SORTS, PROJECT_STATUSES
+from planboard.services.scheduling import MAX_HOLIDAYS, SCHEDULING_MODES
 from planboard.services.tasks import MAX_BATCH, PLAN_REF_RE, TASK_SORTS
 
 MAX_DESCRIPTION = 20_000
@@ -163,6 +164,70 @@ class PageParams(Strict):
     cursor = fields.String(validate=validate.Length(min=1, max=500))
 
 
+# --- calendars and scheduling ------------------------------------------------------------
+
+
+class CalendarBody(Strict):
+    """A working calendar (domain/calendar.py); missing fields take the defaults."""
+
+    weekdays = fields.List(
+        fields.Integer(strict=True, validate=validate.Range(min=0, max=6)),
+        validate=validate.Length(min=1, max=7),
+        metadata={"description": "working weekdays, 0 = Monday … 6 = Sunday; default 0-4"},
+    )
+    hours_per_day = StrictFloat(
+        validate=validate.Range(min=0, max=24, min_inclusive=False),
+        metadata={"description": "working hours per day, more than 0, at most 24; default 8"},
+    )
+    holidays = fields.List(
+        IsoDate(),
+        validate=validate.Length(max=MAX_HOLIDAYS),
+        metadata={"description": f"dates without work, at most {MAX_HOLIDAYS}"},
+    )
+    timezone = fields.String(
+        validate=validate.Length(min=1, max=64),
+        metadata={"description": "an IANA time zone (Europe/Berlin); default UTC"},
+    )
+    day_start = fields.String(
+        allow_none=True,
+        validate=validate.Regexp(r"^([01][0-9]|2[0-3]):[0-5][0-9]$", error="HH:MM, such as 08:30"),
+        metadata={"description": "local start of the working window; default 09:00"},
+    )
+
+
+class CalendarOut(m.Schema):
+    weekdays = fields.List(fields.Integer())
+    hours_per_day = fields.Float()
+    holidays = fields.List(fields.String())
+    timezone = fields.String()
+    day_start = fields.String(allow_none=True)
+
+
+def calendar_field() -> fields.Field:
+    return fields.Nested(
+        CalendarBody,
+        allow_none=True,
+        metadata={"description": "the working calendar; null for the default (or inherited)"},
+    )
+
+
+def mode_field() -> fields.Field:
+    return fields.String(
+        validate=validate.OneOf(SCHEDULING_MODES),
+        metadata={"description": "automatic (dates follow dependencies) or manual (default)"},
+    )
+
+
+class WorkspacePatch(Strict):
+    name = name_field()
+    calendar = calendar_field()
+
+    @validates_schema
+    def _something(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if not data:
+            raise m.ValidationError("give name or calendar", "name")
+
+
 # --- projects ---------------------------------------------------------------------------
 
 
@@ -176,6 +241,8 @@ class ProjectBody(Strict):
     status = fields.String(validate=validate.OneOf(PROJECT_STATUSES))
     start_date = IsoDate(allow_none=True)
     target_date = IsoDate(allow_none=True)
+    calendar = calendar_field()
+    scheduling_mode = mode_field()
 
 
 class ProjectPatch(Strict):
@@ -184,6 +251,8 @@ class ProjectPatch(Strict):
     status = fields.String(validate=validate.OneOf(PROJECT_STATUSES))
     start_date = IsoDate(allow_none=True)
     target_date = IsoDate(allow_none=True)
+    calendar = calendar_field()
+    scheduling_mode = mode_field()
     version = version_field()
 
 
@@ -234,6 +303,8 @@ class ProjectOut(m.Schema):
     status = fields.String()
     start_date = fields.String(allow_none=True)
     target_date = fields.String(allow_none=True)
+    calendar = fields.Nested(CalendarOut, allow_none=True)
+    scheduling_mode = fields.String()
     target_users = fields.String(allow_none=True)
     project_type = fields.String(allow_none=True)
     phases = fields.List(fields.Nested(PhaseOut))

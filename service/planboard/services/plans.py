@@ -11,6 +11,7 @@ from planboard.domain.model import PlanDocument
 from planboard.events.envelope import Event
 from planboard.services.activity import Actor, entry, record_change
 from planboard.services.context import ServiceContext
+from planboard.services.scheduling import DEFAULT_MODE
 from planboard.store import projects, tasks
 from planboard.store.documents import LinkDoc, PhaseDoc, ProjectDoc, TaskDoc
 from planboard.store.ids import new_id, utcnow
@@ -108,6 +109,8 @@ async def import_plan(
         "graph_version": 0,
         "start_date": None,
         "target_date": None,
+        "calendar": None,
+        "scheduling_mode": DEFAULT_MODE,
         "task_seq": len(plan.tasks()),
         "task_count": len(plan.tasks()),  # store/quotas.py
         "created_by": actor_id,

@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 
 from planboard.services.projects import ordered_phases
+from planboard.services.scheduling import DEFAULT_MODE
 from planboard.services.tasks import TaskView
 
 
@@ -64,6 +65,8 @@ def project_out(project: Mapping[str, Any]) -> dict[str, Any]:
         "status": project.get("status", "active"),
         "start_date": project.get("start_date"),
         "target_date": project.get("target_date"),
+        "calendar": project.get("calendar"),
+        "scheduling_mode": project.get("scheduling_mode") or DEFAULT_MODE,
         "target_users": project.get("target_users"),
         "project_type": project.get("project_type"),
         "phases": [phase_out(p) for p in ordered_phases(project)],

@@ -62,6 +62,7 @@ class CalendarDoc(TypedDict, total=False):
     hours_per_day: float
     holidays: list[str]
     timezone: str
+    day_start: str
 
 
 class LinkDoc(TypedDict):

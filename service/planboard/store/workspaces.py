@@ -71,6 +71,17 @@ async def rename(
     )
 
 
+async def update(
+    db: AsyncDatabase[Document], workspace_id: str, values: Document, now: datetime
+) -> Document | None:
+    """Set ``values`` (name, calendar) and bump the version."""
+    return await db[WORKSPACES].find_one_and_update(
+        {"_id": workspace_id},
+        {"$set": {**values, "updated_at": now}, "$inc": {"version": 1}},
+        return_document=ReturnDocument.AFTER,
+    )
+
+
 async def delete_cascade(db: AsyncDatabase[Document], workspace_id: str) -> None:
     """Children first, the workspace last: a crash midway leaves a deletable workspace."""
     # Attachments are hidden, not deleted: the scheduler's sweep removes their content too.
