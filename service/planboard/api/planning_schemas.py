@@ -28,7 +28,12 @@ from planboard.domain.text import (
 )
 from planboard.services.exports import DIAGRAMS, EXPORT_FORMATS
 from planboard.services.projects import PROJECT_SORTS, PROJECT_STATUSES
-from planboard.services.scheduling import MAX_HOLIDAYS, SCHEDULING_MODES
+from planboard.services.scheduling import (
+    DEFAULT_FORECAST_RUNS,
+    MAX_FORECAST_RUNS,
+    MAX_HOLIDAYS,
+    SCHEDULING_MODES,
+)
 from planboard.services.tasks import MAX_BATCH, PLAN_REF_RE, TASK_SORTS
 
 MAX_DESCRIPTION = 20_000
@@ -341,6 +346,139 @@ class PhaseDeleteQuery(Strict):
 
 class PhaseListOut(m.Schema):
     items = fields.List(fields.Nested(PhaseOut))
+
+
+# --- schedule ---------------------------------------------------------------------------
+
+
+class ScheduleCalendarOut(CalendarOut):
+    source = fields.String(metadata={"description": "project, workspace or default"})
+
+
+class ScheduledTaskRefOut(m.Schema):
+    task_id = fields.String()
+    key = fields.String()
+    plan_ref = fields.String(allow_none=True)
+
+
+class ScheduledTaskOut(ScheduledTaskRefOut):
+    early_start = fields.DateTime()
+    early_finish = fields.DateTime()
+    late_start = fields.DateTime()
+    late_finish = fields.DateTime()
+    duration_hours = fields.Float(metadata={"description": "working hours"})
+    total_slack_hours = fields.Float()
+    free_slack_hours = fields.Float()
+    critical = fields.Boolean()
+
+
+class ViolationOut(ScheduledTaskRefOut):
+    predecessor_id = fields.String()
+    predecessor_key = fields.String()
+    type = fields.String()
+    lag_hours = fields.Float()
+    shortfall_hours = fields.Float()
+
+
+class ScheduleOut(m.Schema):
+    project_id = fields.String()
+    mode = fields.String()
+    calendar = fields.Nested(ScheduleCalendarOut)
+    project_start = fields.DateTime()
+    project_finish = fields.DateTime()
+    duration_hours = fields.Float()
+    critical_path = fields.List(fields.Nested(ScheduledTaskRefOut))
+    tasks = fields.List(fields.Nested(ScheduledTaskOut))
+    violations = fields.List(fields.Nested(ViolationOut))
+
+
+class ForecastQuery(Strict):
+    runs = fields.Integer(
+        strict=False,
+        load_default=DEFAULT_FORECAST_RUNS,
+        validate=validate.Range(min=100, max=MAX_FORECAST_RUNS),
+        metadata={"description": f"simulated runs, 100 to {MAX_FORECAST_RUNS}"},
+    )
+    seed = fields.Integer(
+        strict=False,
+        load_default=0,
+        validate=validate.Range(min=0, max=2**32 - 1),
+        metadata={"description": "the same seed gives the same forecast"},
+    )
+
+
+class PercentilesOut(m.Schema):
+    p50 = fields.DateTime()
+    p85 = fields.DateTime()
+    p95 = fields.DateTime()
+    p50_hours = fields.Float()
+    p85_hours = fields.Float()
+    p95_hours = fields.Float()
+
+
+class PhaseForecastOut(PercentilesOut):
+    phase_id = fields.String(allow_none=True)
+    name = fields.String(allow_none=True)
+
+
+class CriticalityOut(ScheduledTaskRefOut):
+    index = fields.Float(metadata={"description": "share of runs in which it was critical"})
+
+
+class ForecastOut(m.Schema):
+    project_id = fields.String()
+    runs = fields.Integer()
+    seed = fields.Integer()
+    mode = fields.String()
+    calendar_source = fields.String()
+    project_start = fields.DateTime()
+    project = fields.Nested(PercentilesOut)
+    phases = fields.List(fields.Nested(PhaseForecastOut))
+    criticality = fields.List(fields.Nested(CriticalityOut))
+
+
+class BaselineBody(Strict):
+    name = name_field(MAX_PHASE_NAME)
+
+
+class BaselineOut(m.Schema):
+    id = fields.String()
+    project_id = fields.String()
+    name = fields.String()
+    mode = fields.String()
+    project_start = fields.DateTime()
+    project_finish = fields.DateTime()
+    task_count = fields.Integer()
+    created_by = fields.String(allow_none=True)
+    created_at = fields.DateTime()
+
+
+class BaselineListOut(m.Schema):
+    items = fields.List(fields.Nested(BaselineOut))
+    next_cursor = fields.String(allow_none=True)
+
+
+class TaskChangeOut(ScheduledTaskRefOut):
+    baseline_start = fields.DateTime()
+    baseline_finish = fields.DateTime()
+    current_start = fields.DateTime()
+    current_finish = fields.DateTime()
+    start_change_hours = fields.Float(metadata={"description": "working hours, later > 0"})
+    finish_change_hours = fields.Float(metadata={"description": "working hours, later > 0"})
+    finish_change_seconds = fields.Float(metadata={"description": "calendar time"})
+
+
+class BaselineCompareOut(m.Schema):
+    baseline = fields.Nested(BaselineOut)
+    baseline_finish = fields.DateTime()
+    current_finish = fields.DateTime()
+    finish_change_hours = fields.Float()
+    finish_change_seconds = fields.Float()
+    slipped = fields.List(fields.Nested(TaskChangeOut))
+    pulled_in = fields.List(fields.Nested(TaskChangeOut))
+    unchanged = fields.Integer()
+    new_tasks = fields.List(fields.String())
+    removed_tasks = fields.List(fields.String())
 
 
 # --- progress ---------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from planboard.domain.errors import ValidationFailed
 from planboard.domain.plan import MAX_PLAN_BYTES, parse_plan
 from planboard.domain.plan_json import plan_from_json
 from planboard.services import activity as activity_service
-from planboard.services import exports, hot_reads
+from planboard.services import exports, hot_reads, scheduling
 from planboard.services import projects as service
 from planboard.services.access import Access, authorize
 from planboard.services.jobs import queue_job
@@ -329,6 +329,122 @@ async def delete_phase(request: web.Request) -> web.Response:
 async def progress(request: web.Request) -> web.Response:
     value = await cached_read(request, hot_reads.read_progress)
     return json_response(value["body"])
+
+
+@docs(
+    tags=["scheduling"],
+    summary="The project's schedule: CPM dates, slack, critical path, violations (issue 19)",
+    description=(
+        "Computed on each call over the stored tasks, typed dependencies and the working "
+        "calendar (the project's, else the workspace's, else Mon-Fri 8 h UTC); "
+        "docs/scheduling.md."
+    ),
+    security=BEARER,
+)
+@response_schema(ps.ScheduleOut, 200)
+@querystring_schema(ps.NoQuery)
+@routes.get("/api/v1/projects/{project_id}/schedule")
+async def schedule(request: web.Request) -> web.Response:
+    project, _ = await _project(request, "projects:read")
+    return json_response(await scheduling.project_schedule_out(request.app[db_key], project))
+
+
+@docs(
+    tags=["scheduling"],
+    summary="Monte Carlo forecast: P50/P85/P95 finish per project and phase, criticality",
+    description=(
+        "Projects of up to 500 tasks are forecast in the request (200); larger ones by the "
+        "jobs worker (202 with the job to poll at Location; its result is this answer)."
+    ),
+    security=BEARER,
+)
+@querystring_schema(ps.ForecastQuery)
+@response_schema(ps.ForecastOut, 200)
+@response_schema(JobQueuedOut, 202)
+@routes.get("/api/v1/projects/{project_id}/forecast")
+async def forecast(request: web.Request) -> web.Response:
+    project, access = await _project(request, "projects:read")
+    query = query_of(request)
+    db = request.app[db_key]
+    if int(project.get("task_count") or 0) > scheduling.FORECAST_SYNC_TASKS:
+        job = await queue_job(
+            db,
+            kind="forecast",
+            workspace_id=access.workspace_id,
+            created_by=access.user_id,
+            params={"project_id": project["_id"], "runs": query["runs"], "seed": query["seed"]},
+            request_id=request_id_of(request),
+        )
+        return json_response(
+            {"job_id": job["_id"], "status": "queued"},
+            status=202,
+            headers={"Location": f"/api/v1/jobs/{job['_id']}"},
+        )
+    body = await scheduling.project_forecast(
+        db,
+        project,
+        runs=query["runs"],
+        seed=query["seed"],
+        memory_budget=scheduling.REQUEST_MEMORY,
+    )
+    return json_response(body)
+
+
+@docs(
+    tags=["scheduling"],
+    summary="Freeze the project's current schedule as a baseline (members and above)",
+    security=BEARER,
+)
+@request_schema(ps.BaselineBody)
+@response_schema(ps.BaselineOut, 201)
+@querystring_schema(ps.NoQuery)
+@routes.post("/api/v1/projects/{project_id}/baselines")
+async def create_baseline(request: web.Request) -> web.Response:
+    project, access = await _project(request, "projects:write", Role.MEMBER)
+    body = await scheduling.create_baseline(
+        context_of(request), project, actor_of(request, access), validated(request).get("name")
+    )
+    return json_response(
+        body,
+        status=201,
+        headers={"Location": f"/api/v1/projects/{project['_id']}/baselines/{body['id']}"},
+    )
+
+
+@docs(tags=["scheduling"], summary="The project's baselines, newest first", security=BEARER)
+@querystring_schema(ps.PageParams)
+@response_schema(ps.BaselineListOut, 200)
+@routes.get("/api/v1/projects/{project_id}/baselines")
+async def list_baselines(request: web.Request) -> web.Response:
+    project, _ = await _project(request, "projects:read")
+    query = query_of(request)
+    pager = pager_of(request, "baselines", project["_id"])
+    found, more = await scheduling.baseline_page(
+        request.app[db_key], project, after=pager.after(query.get("cursor")), limit=query["limit"]
+    )
+    return json_response(
+        {
+            "items": [scheduling.baseline_summary(doc) for doc in found],
+            "next_cursor": pager.next(found[-1] if found else None, "_id", more),
+        }
+    )
+
+
+@docs(
+    tags=["scheduling"],
+    summary="A baseline against the current schedule: slipped tasks, finish-date change",
+    security=BEARER,
+)
+@response_schema(ps.BaselineCompareOut, 200)
+@querystring_schema(ps.NoQuery)
+@routes.get("/api/v1/projects/{project_id}/baselines/{baseline_id}/compare")
+async def compare_baseline(request: web.Request) -> web.Response:
+    project, _ = await _project(request, "projects:read")
+    return json_response(
+        await scheduling.compare_baseline(
+            request.app[db_key], project, request.match_info["baseline_id"]
+        )
+    )
 
 
 @docs(

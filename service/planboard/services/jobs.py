@@ -20,7 +20,7 @@ from planboard.domain.plan import parse_plan
 from planboard.domain.plan_json import plan_from_json
 from planboard.events import outbox
 from planboard.events.envelope import Event
-from planboard.services import exports
+from planboard.services import exports, scheduling
 from planboard.services.access import Access, Caller, authorize
 from planboard.services.context import ServiceContext
 from planboard.services.plans import import_plan
@@ -117,6 +117,14 @@ async def _execute(ctx: ServiceContext, job: Document) -> Document:
             "size": len(rendered.body),
             "download_url": f"/api/v1/jobs/{job_id}/result",
         }
+    if job["kind"] == "forecast":
+        project = await projects.get(db, str(params["project_id"]))
+        if project is None:
+            raise DomainError("the project no longer exists")
+        await jobs.set_progress(db, job_id, 10, utcnow())
+        return await scheduling.project_forecast(
+            db, project, runs=int(params["runs"]), seed=int(params["seed"])
+        )
     if job["kind"] == "import":
         if "json" in params:
             plan = plan_from_json(orjson.loads(str(params["json"])))

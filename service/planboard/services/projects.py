@@ -35,7 +35,7 @@ from planboard.services.activity import (
     with_retries,
 )
 from planboard.services.context import ServiceContext
-from planboard.store import activity, attachments, comments, projects, tasks
+from planboard.store import activity, attachments, baselines, comments, projects, tasks
 from planboard.store.document import Document
 from planboard.store.documents import ProjectDoc
 from planboard.store.ids import new_id, utcnow
@@ -315,6 +315,7 @@ async def delete_project(
         if not await projects.delete_guarded(db, project_id, version, session=session):
             raise VersionMismatch("the project changed meanwhile; read it again")
         removed = await tasks.delete_in_project(db, project_id, session=session)
+        await baselines.delete_of_project(db, project_id, session=session)
         await comments.delete_of_project(db, project_id, session=session)
         await attachments.mark_deleted_where(
             db, {"project_id": project_id}, utcnow(), session=session

@@ -4,6 +4,7 @@ projects, the stored tasks as the domain's ``ScheduleTask`` and the project's sc
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -11,14 +12,19 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from planboard.domain.calendar import WorkingCalendar
-from planboard.domain.errors import ValidationFailed
+from planboard.domain.baseline import Baseline, BaselineTask, TaskChange, compare, freeze
+from planboard.domain.calendar import WorkingCalendar, WorkTimeOutOfRange
+from planboard.domain.errors import Conflict, NotFound, ValidationFailed
+from planboard.domain.forecast import FinishPercentiles, forecast_project
 from planboard.domain.links import Dependency, Lag, LagUnit, LinkType
 from planboard.domain.model import Complexity, TaskStatus
 from planboard.domain.schedule import Schedule, ScheduleTask, SchedulingMode, schedule_project
-from planboard.store import tasks, workspaces
+from planboard.services.activity import Actor, entry, event, record_change
+from planboard.services.context import ServiceContext
+from planboard.store import baselines, quotas, tasks, workspaces
 from planboard.store.document import Document
 from planboard.store.documents import CalendarDoc, ProjectDoc
+from planboard.store.ids import new_id, utcnow
 
 MAX_HOLIDAYS = 1000
 SCHEDULING_MODES = tuple(m.value for m in SchedulingMode)
@@ -198,3 +204,300 @@ async def project_schedule(db: AsyncDatabase[Document], project: ProjectDoc) -> 
     calendar = await effective_calendar(db, project)
     docs = await tasks.schedule_of(db, project["_id"])
     return ProjectSchedule(compute(project, docs, calendar.calendar), calendar, docs)
+
+
+async def project_schedule_out(db: AsyncDatabase[Document], project: ProjectDoc) -> dict[str, Any]:
+    """``GET /projects/{id}/schedule``: the schedule with each task's key and ref."""
+    try:
+        found = await project_schedule(db, project)
+    except WorkTimeOutOfRange as error:
+        raise Conflict(f"the schedule cannot be computed: {error}") from None
+    return schedule_out(project, found)
+
+
+def _hours(value: float) -> float:
+    return round(value, 4)
+
+
+def schedule_out(project: Mapping[str, Any], found: ProjectSchedule) -> dict[str, Any]:
+    schedule = found.schedule
+    names = {str(d["_id"]): d for d in found.docs}
+
+    def who(task_id: str) -> dict[str, Any]:
+        doc = names[task_id]
+        return {"task_id": task_id, "key": doc.get("key"), "plan_ref": doc.get("plan_ref")}
+
+    return {
+        "project_id": project["_id"],
+        "mode": schedule.mode.value,
+        "calendar": {**calendar_out(found.calendar.calendar), "source": found.calendar.source},
+        "project_start": schedule.project_start,
+        "project_finish": schedule.project_finish,
+        "duration_hours": _hours(schedule.duration_hours),
+        "critical_path": [who(task_id) for task_id in schedule.critical_path],
+        "tasks": [
+            {
+                **who(task.id),
+                "early_start": task.early_start,
+                "early_finish": task.early_finish,
+                "late_start": task.late_start,
+                "late_finish": task.late_finish,
+                "duration_hours": _hours(task.duration_hours),
+                "total_slack_hours": _hours(task.total_slack_hours),
+                "free_slack_hours": _hours(task.free_slack_hours),
+                "critical": task.critical,
+            }
+            for task in schedule.tasks
+        ],
+        "violations": [
+            {
+                **who(v.task),
+                "predecessor_id": v.predecessor,
+                "predecessor_key": names[v.predecessor].get("key"),
+                "type": v.type.value,
+                "lag_hours": _hours(v.lag_hours),
+                "shortfall_hours": _hours(v.shortfall_hours),
+            }
+            for v in schedule.violations
+        ],
+    }
+
+
+# --------------------------------------------------------------------------- baselines
+
+
+def baseline_summary(doc: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "id": doc["_id"],
+        "project_id": doc["project_id"],
+        "name": doc.get("name"),
+        "mode": doc.get("mode"),
+        "project_start": doc.get("project_start"),
+        "project_finish": doc.get("project_finish"),
+        "task_count": doc.get("task_count", 0),
+        "created_by": doc.get("created_by"),
+        "created_at": doc.get("created_at"),
+    }
+
+
+async def create_baseline(
+    ctx: ServiceContext, project: ProjectDoc, actor: Actor, name: str | None
+) -> dict[str, Any]:
+    """Freeze the project's current schedule (its early dates) as a baseline."""
+    db = ctx.db
+    try:
+        found = await project_schedule(db, project)
+    except WorkTimeOutOfRange as error:
+        raise Conflict(f"the schedule cannot be computed: {error}") from None
+    frozen = freeze(found.schedule)
+    now = utcnow()
+    doc: Document = {
+        "_id": new_id(),
+        "project_id": project["_id"],
+        "workspace_id": project["workspace_id"],
+        "name": name or f"Baseline {now.strftime('%Y-%m-%d %H:%M')}",
+        "mode": found.schedule.mode.value,
+        "project_start": frozen.project_start,
+        "project_finish": frozen.project_finish,
+        "task_count": len(frozen.tasks),
+        "tasks": [{"id": t.id, "start": t.start, "finish": t.finish} for t in frozen.tasks],
+        "created_by": actor.user_id,
+        "created_at": now,
+    }
+    if not await baselines.take_place(db, project["_id"]):
+        raise Conflict(
+            f"a project keeps at most {baselines.MAX_PER_PROJECT} baselines",
+        )
+    try:
+        async with ctx.write() as unit:
+            await baselines.insert(db, doc, session=unit.session)
+            await record_change(
+                db,
+                events=[
+                    event(
+                        "project.baseline_created",
+                        project,
+                        actor,
+                        baseline_id=doc["_id"],
+                        name=doc["name"],
+                        project_finish=frozen.project_finish,
+                    )
+                ],
+                entries=[
+                    entry(
+                        project=project,
+                        actor=actor,
+                        entity="project",
+                        entity_id=project["_id"],
+                        action="baseline_created",
+                        at=now,
+                        data={"baseline_id": doc["_id"], "name": doc["name"]},
+                    )
+                ],
+                session=unit.session,
+            )
+    except BaseException as error:
+        if not quotas.outcome_unknown(error):
+            await baselines.give_back(db, project["_id"])
+        raise
+    return baseline_summary(doc)
+
+
+def _as_utc(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _stored_baseline(doc: Mapping[str, Any]) -> Baseline:
+    return Baseline(
+        project_start=_as_utc(doc["project_start"]),
+        project_finish=_as_utc(doc["project_finish"]),
+        tasks=tuple(
+            BaselineTask(str(t["id"]), _as_utc(t["start"]), _as_utc(t["finish"]))
+            for t in doc.get("tasks") or []
+        ),
+    )
+
+
+async def compare_baseline(
+    db: AsyncDatabase[Document], project: ProjectDoc, baseline_id: str
+) -> dict[str, Any]:
+    """The baseline against the project's current schedule (domain/baseline.compare)."""
+    doc = await baselines.get(db, project["_id"], baseline_id[:100])
+    if doc is None:
+        raise NotFound("baseline not found")
+    try:
+        found = await project_schedule(db, project)
+    except WorkTimeOutOfRange as error:
+        raise Conflict(f"the schedule cannot be computed: {error}") from None
+    result = compare(
+        _stored_baseline(doc), freeze(found.schedule), calendar=found.calendar.calendar
+    )
+    keys = {str(d["_id"]): d for d in found.docs}
+
+    def change(c: TaskChange) -> dict[str, Any]:
+        task = keys.get(c.id, {})
+        return {
+            "task_id": c.id,
+            "key": task.get("key"),
+            "plan_ref": task.get("plan_ref"),
+            "baseline_start": c.baseline_start,
+            "baseline_finish": c.baseline_finish,
+            "current_start": c.current_start,
+            "current_finish": c.current_finish,
+            "start_change_hours": _hours(c.start_change_hours),
+            "finish_change_hours": _hours(c.finish_change_hours),
+            "finish_change_seconds": c.finish_change.total_seconds(),
+        }
+
+    return {
+        "baseline": baseline_summary(doc),
+        "baseline_finish": result.baseline_finish,
+        "current_finish": result.current_finish,
+        "finish_change_hours": _hours(result.finish_change_hours),
+        "finish_change_seconds": result.finish_change.total_seconds(),
+        "slipped": [change(c) for c in result.slipped],
+        "pulled_in": [change(c) for c in result.pulled_in],
+        "unchanged": result.unchanged,
+        "new_tasks": list(result.new_tasks),
+        "removed_tasks": list(result.removed_tasks),
+    }
+
+
+async def baseline_page(
+    db: AsyncDatabase[Document], project: ProjectDoc, *, after: Any, limit: int
+) -> tuple[list[Document], bool]:
+    return await baselines.page(db, project["_id"], after=after, limit=limit)
+
+
+# --------------------------------------------------------------------------- forecast
+
+#: Projects up to this many tasks are forecast in the request; larger ones by a job.
+FORECAST_SYNC_TASKS = 500
+DEFAULT_FORECAST_RUNS = 1000
+MAX_FORECAST_RUNS = 10_000
+#: Memory for the simulation's matrices: in a request, and in the jobs worker.
+REQUEST_MEMORY = 64 * 1024 * 1024
+JOB_MEMORY = 256 * 1024 * 1024
+
+
+def _percentiles_out(p: FinishPercentiles) -> dict[str, Any]:
+    return {
+        "p50": p.p50,
+        "p85": p.p85,
+        "p95": p.p95,
+        "p50_hours": _hours(p.p50_hours),
+        "p85_hours": _hours(p.p85_hours),
+        "p95_hours": _hours(p.p95_hours),
+    }
+
+
+def forecast_out(
+    project: Mapping[str, Any],
+    docs: Sequence[Mapping[str, Any]],
+    calendar: EffectiveCalendar,
+    *,
+    runs: int,
+    seed: int,
+    memory_budget: int,
+) -> dict[str, Any]:
+    """The Monte Carlo forecast of the project (domain/forecast.py; CPU-bound: the API
+    runs it in a thread, the jobs worker for big projects)."""
+    mode = mode_of(project)
+    cal = calendar.calendar
+    try:
+        result = forecast_project(
+            [schedule_task(doc, cal, mode) for doc in docs],
+            calendar=cal,
+            project_start=project_start(cal, project),
+            runs=runs,
+            seed=seed,
+            mode=mode,
+            memory_budget=memory_budget,
+        )
+    except WorkTimeOutOfRange as error:
+        raise Conflict(f"the forecast cannot be computed: {error}") from None
+    phase_names = {str(p["id"]): str(p["name"]) for p in project.get("phases") or []}
+    by_id = {str(d["_id"]): d for d in docs}
+    return {
+        "project_id": project["_id"],
+        "runs": result.runs,
+        "seed": result.seed,
+        "mode": mode.value,
+        "calendar_source": calendar.source,
+        "project_start": project_start(cal, project),
+        "project": _percentiles_out(result.project),
+        "phases": [
+            {"phase_id": p.name, "name": phase_names.get(p.name), **_percentiles_out(p.finish)}
+            for p in result.phases
+        ],
+        "criticality": [
+            {
+                "task_id": task_id,
+                "key": by_id[task_id].get("key"),
+                "plan_ref": by_id[task_id].get("plan_ref"),
+                "index": round(index, 4),
+            }
+            for task_id, index in result.criticality.items()
+        ],
+    }
+
+
+async def project_forecast(
+    db: AsyncDatabase[Document],
+    project: ProjectDoc,
+    *,
+    runs: int,
+    seed: int,
+    memory_budget: int = JOB_MEMORY,
+) -> dict[str, Any]:
+    calendar = await effective_calendar(db, project)
+    docs = await tasks.schedule_of(db, project["_id"])
+    return await asyncio.to_thread(
+        forecast_out,
+        project,
+        docs,
+        calendar,
+        runs=runs,
+        seed=seed,
+        memory_budget=memory_budget,
+    )

@@ -14,10 +14,13 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from planboard.domain.access import Role
+from planboard.domain.calendar import WorkTimeOutOfRange
 from planboard.domain.dag import is_ready
 from planboard.domain.errors import Conflict, NotFound, ValidationFailed, VersionMismatch
 from planboard.domain.keys import parse_task_key, task_key
 from planboard.domain.model import TaskStatus
+from planboard.domain.schedule import SchedulingMode
+from planboard.services import scheduling
 from planboard.services.access import Access, Caller, authorize
 from planboard.services.activity import (
     Actor,
@@ -515,6 +518,7 @@ async def _write_changes(
     values.update(tasks.sort_shadows(after))
     shown = _shown(changes, phase_names(project))
     version = int(str(current["version"]))
+    moved = await _rescheduled(ctx, project, current, after, changes)
     try:
         async with ctx.write(project["_id"]) as unit:
             session = unit.session
@@ -525,6 +529,7 @@ async def _write_changes(
                 if expected_version is not None:
                     raise VersionMismatch("the task changed meanwhile; read it again")
                 raise Retry
+            await _write_rescheduled(ctx, project, actor, current, moved, now, session)
             action = "status_changed" if set(changes) == {"status"} else "updated"
             await record_change(
                 db,
@@ -559,6 +564,121 @@ async def _write_changes(
     after.update(values)
     after["version"] = version + 1
     return cast(TaskDoc, after)
+
+
+# --------------------------------------------------------------------------- rescheduling
+
+# What a change must touch to move other tasks of an automatic project.
+SCHEDULE_INPUTS = frozenset({"start_date", "estimate_hours", "status", "milestone"})
+
+
+@dataclass(frozen=True, slots=True)
+class Moved:
+    """A dependent whose dates a change moved: its stored start day and computed dates."""
+
+    doc: Document
+    start_date: str
+    start: tuple[datetime, datetime]
+    finish: tuple[datetime, datetime]
+
+
+async def _rescheduled(
+    ctx: ServiceContext,
+    project: ProjectDoc,
+    current: TaskDoc,
+    after: Mapping[str, Any],
+    changes: Changes,
+) -> list[Moved]:
+    """In an automatic project, the other tasks whose early dates the change moves
+    (the schedule before and after it, docs/scheduling.md "The API"); nothing otherwise."""
+    if scheduling.mode_of(project) is not SchedulingMode.AUTOMATIC:
+        return []
+    if not SCHEDULE_INPUTS & set(changes):
+        return []
+    db = ctx.db
+    calendar = (await scheduling.effective_calendar(db, project)).calendar
+    docs = await tasks.schedule_of(db, project["_id"])
+    changed = [{**d, **after} if d["_id"] == current["_id"] else d for d in docs]
+    try:
+        before = scheduling.compute(project, docs, calendar).by_id()
+        later = scheduling.compute(project, changed, calendar).by_id()
+    except WorkTimeOutOfRange as error:
+        raise ValidationFailed(
+            [(sorted(SCHEDULE_INPUTS & set(changes))[0], f"the schedule would break: {error}")]
+        ) from None
+    moved = []
+    for doc in docs:
+        task_id = str(doc["_id"])
+        old, new = before.get(task_id), later.get(task_id)
+        if task_id == current["_id"] or old is None or new is None:
+            continue
+        if (old.early_start, old.early_finish) == (new.early_start, new.early_finish):
+            continue
+        day = new.early_start.astimezone(calendar.zone).date().isoformat()
+        moved.append(
+            Moved(
+                doc=doc,
+                start_date=day,
+                start=(old.early_start, new.early_start),
+                finish=(old.early_finish, new.early_finish),
+            )
+        )
+    return moved
+
+
+async def _write_rescheduled(
+    ctx: ServiceContext,
+    project: ProjectDoc,
+    actor: Actor,
+    cause: TaskDoc,
+    moved: Sequence[Moved],
+    now: datetime,
+    session: Any,
+) -> None:
+    """Store the moved tasks' new start days and record ``task.rescheduled`` for each."""
+    if not moved:
+        return
+    for item in moved:
+        if item.doc.get("start_date") == item.start_date:
+            continue
+        # a start past the due date (or off a milestone's day) is not stored: the task
+        # keeps consistent dates and the schedule shows the slip
+        if date_problems({**item.doc, "start_date": item.start_date}, ["start_date"]):
+            continue
+        await tasks.set_start(ctx.db, str(item.doc["_id"]), item.start_date, now, session=session)
+    await record_change(
+        ctx.db,
+        events=[
+            event(
+                "task.rescheduled",
+                project,
+                actor,
+                task_id=item.doc["_id"],
+                key=item.doc["key"],
+                start_date=[item.doc.get("start_date"), item.start_date],
+                early_start=[item.start[0], item.start[1]],
+                early_finish=[item.finish[0], item.finish[1]],
+                cause_task_id=cause["_id"],
+                cause_key=cause["key"],
+            )
+            for item in moved
+        ],
+        entries=[
+            entry(
+                project=project,
+                actor=actor,
+                entity="task",
+                entity_id=str(item.doc["_id"]),
+                action="rescheduled",
+                at=now,
+                task=item.doc,
+                changes={"start_date": (item.doc.get("start_date"), item.start_date)},
+                data={"cause": cause["key"]},
+            )
+            for item in moved
+        ],
+        session=session,
+    )
 
 
 async def bulk_status(

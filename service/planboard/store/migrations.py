@@ -388,6 +388,11 @@ async def _typed_links(db: AsyncDatabase[Document]) -> None:
         await db["tasks"].bulk_write(updates, ordered=False)
 
 
+async def _baselines(db: AsyncDatabase[Document]) -> None:
+    # by project (pages go by _id, which the dev server cannot hold in a compound index)
+    await db["baselines"].create_indexes([IndexModel([("project_id", ASCENDING)])])
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core collections and indexes", _core),
     Migration(2, "identity: users, sessions, tokens, memberships, invitations, mail", _identity),
@@ -403,6 +408,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(12, "counters of live children for limits and the last owner", _quota_counters),
     # 13 is taken by another branch
     Migration(14, "typed dependencies: existing links become FS with lag 0", _typed_links),
+    Migration(15, "baselines: index by project", _baselines),
 )
 
 

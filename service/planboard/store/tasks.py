@@ -270,6 +270,22 @@ async def update_guarded(
     return result.matched_count == 1
 
 
+async def set_start(
+    db: AsyncDatabase[Document],
+    task_id: str,
+    start_date: str,
+    now: datetime,
+    *,
+    session: AsyncClientSession | None = None,
+) -> None:
+    """A rescheduled task's new start day (services/tasks.py: automatic projects)."""
+    await db[TASKS].update_one(
+        {"_id": task_id},
+        {"$set": {"start_date": start_date, **stamped(now)}, "$inc": {"version": 1}},
+        session=session,
+    )
+
+
 async def add_blocker(
     db: AsyncDatabase[Document],
     task_id: str,

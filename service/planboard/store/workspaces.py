@@ -16,6 +16,7 @@ WORKSPACES = "workspaces"
 # Everything that belongs to a workspace, deleted with it.
 OWNED_COLLECTIONS = (
     "comments",
+    "baselines",
     "activity",
     "tasks",
     "projects",
