@@ -381,11 +381,12 @@ async def forecast(request: web.Request) -> web.Response:
             headers={"Location": f"/api/v1/jobs/{job['_id']}"},
         )
     body = await scheduling.project_forecast(
-        db,
+        context_of(request),
         project,
         runs=query["runs"],
         seed=query["seed"],
         memory_budget=scheduling.REQUEST_MEMORY,
+        actor=actor_of(request, access),
     )
     return json_response(body)
 

@@ -22,6 +22,7 @@ from planboard.events import outbox
 from planboard.events.envelope import Event
 from planboard.services import exports, scheduling
 from planboard.services.access import Access, Caller, authorize
+from planboard.services.activity import Actor
 from planboard.services.context import ServiceContext
 from planboard.services.plans import import_plan
 from planboard.store import jobs, projects
@@ -31,7 +32,7 @@ from planboard.store.ids import new_id, utcnow
 
 log = logging.getLogger(__name__)
 
-KINDS = ("export", "import")
+KINDS = ("export", "import", "forecast")
 OWNER = f"{socket.gethostname()}:{os.getpid()}"
 
 
@@ -123,7 +124,11 @@ async def _execute(ctx: ServiceContext, job: Document) -> Document:
             raise DomainError("the project no longer exists")
         await jobs.set_progress(db, job_id, 10, utcnow())
         return await scheduling.project_forecast(
-            db, project, runs=int(params["runs"]), seed=int(params["seed"])
+            ctx,
+            project,
+            runs=int(params["runs"]),
+            seed=int(params["seed"]),
+            actor=Actor(str(job["created_by"]), None),
         )
     if job["kind"] == "import":
         if "json" in params:

@@ -3,6 +3,7 @@ list with filters, and the derived ``ready`` / ``blocked_by_open`` of each task.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Mapping, Sequence
@@ -582,36 +583,53 @@ class Moved:
     finish: tuple[datetime, datetime]
 
 
+@dataclass(frozen=True, slots=True)
+class Exhausted:
+    """A task whose total slack the change brought from above zero to zero (or less)."""
+
+    doc: Document
+    slack: tuple[float, float]
+
+
+@dataclass(frozen=True, slots=True)
+class Reschedule:
+    moved: list[Moved]
+    exhausted: list[Exhausted]
+
+
 async def _rescheduled(
     ctx: ServiceContext,
     project: ProjectDoc,
     current: TaskDoc,
     after: Mapping[str, Any],
     changes: Changes,
-) -> list[Moved]:
-    """In an automatic project, the other tasks whose early dates the change moves
-    (the schedule before and after it, docs/scheduling.md "The API"); nothing otherwise."""
+) -> Reschedule:
+    """In an automatic project, the other tasks whose early dates the change moves and
+    those whose slack it used up (the schedule before and after it, docs/scheduling.md
+    "The API"); nothing otherwise."""
     if scheduling.mode_of(project) is not SchedulingMode.AUTOMATIC:
-        return []
+        return Reschedule([], [])
     if not SCHEDULE_INPUTS & set(changes):
-        return []
+        return Reschedule([], [])
     db = ctx.db
     calendar = (await scheduling.effective_calendar(db, project)).calendar
     docs = await tasks.schedule_of(db, project["_id"])
     changed = [{**d, **after} if d["_id"] == current["_id"] else d for d in docs]
     try:
-        before = scheduling.compute(project, docs, calendar).by_id()
-        later = scheduling.compute(project, changed, calendar).by_id()
+        before = (await asyncio.to_thread(scheduling.compute, project, docs, calendar)).by_id()
+        later = (await asyncio.to_thread(scheduling.compute, project, changed, calendar)).by_id()
     except WorkTimeOutOfRange as error:
         raise ValidationFailed(
             [(sorted(SCHEDULE_INPUTS & set(changes))[0], f"the schedule would break: {error}")]
         ) from None
-    moved = []
+    moved, exhausted = [], []
     for doc in docs:
         task_id = str(doc["_id"])
         old, new = before.get(task_id), later.get(task_id)
         if task_id == current["_id"] or old is None or new is None:
             continue
+        if old.total_slack_hours > 0 and new.critical:
+            exhausted.append(Exhausted(doc, (old.total_slack_hours, new.total_slack_hours)))
         if (old.early_start, old.early_finish) == (new.early_start, new.early_finish):
             continue
         day = new.early_start.astimezone(calendar.zone).date().isoformat()
@@ -623,7 +641,7 @@ async def _rescheduled(
                 finish=(old.early_finish, new.early_finish),
             )
         )
-    return moved
+    return Reschedule(moved, exhausted)
 
 
 async def _write_rescheduled(
@@ -631,13 +649,13 @@ async def _write_rescheduled(
     project: ProjectDoc,
     actor: Actor,
     cause: TaskDoc,
-    moved: Sequence[Moved],
+    found: Reschedule,
     now: datetime,
     session: Any,
 ) -> None:
-    """Store the moved tasks' new start days and record ``task.rescheduled`` for each."""
-    if not moved:
-        return
+    """Store the moved tasks' new start days and record ``task.rescheduled`` for each,
+    and ``task.slack_exhausted`` for each task whose slack the change used up."""
+    moved = found.moved
     for item in moved:
         if item.doc.get("start_date") == item.start_date:
             continue
@@ -646,23 +664,39 @@ async def _write_rescheduled(
         if date_problems({**item.doc, "start_date": item.start_date}, ["start_date"]):
             continue
         await tasks.set_start(ctx.db, str(item.doc["_id"]), item.start_date, now, session=session)
+    events = [
+        event(
+            "task.rescheduled",
+            project,
+            actor,
+            task_id=item.doc["_id"],
+            key=item.doc["key"],
+            start_date=[item.doc.get("start_date"), item.start_date],
+            early_start=[item.start[0], item.start[1]],
+            early_finish=[item.finish[0], item.finish[1]],
+            cause_task_id=cause["_id"],
+            cause_key=cause["key"],
+        )
+        for item in moved
+    ]
+    events += [
+        event(
+            "task.slack_exhausted",
+            project,
+            actor,
+            task_id=item.doc["_id"],
+            key=item.doc["key"],
+            total_slack_hours=[round(item.slack[0], 4), round(item.slack[1], 4)],
+            cause_task_id=cause["_id"],
+            cause_key=cause["key"],
+        )
+        for item in found.exhausted
+    ]
+    if not events:
+        return
     await record_change(
         ctx.db,
-        events=[
-            event(
-                "task.rescheduled",
-                project,
-                actor,
-                task_id=item.doc["_id"],
-                key=item.doc["key"],
-                start_date=[item.doc.get("start_date"), item.start_date],
-                early_start=[item.start[0], item.start[1]],
-                early_finish=[item.finish[0], item.finish[1]],
-                cause_task_id=cause["_id"],
-                cause_key=cause["key"],
-            )
-            for item in moved
-        ],
+        events=events,
         entries=[
             entry(
                 project=project,

@@ -53,6 +53,8 @@ class ProjectDoc(TypedDict, total=False):
     plan: dict[str, Any]
     calendar: CalendarDoc | None
     scheduling_mode: str
+    baseline_count: int
+    forecast_days: dict[str, str]
 
 
 class CalendarDoc(TypedDict, total=False):

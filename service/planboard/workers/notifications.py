@@ -12,7 +12,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from planboard.config import Settings
 from planboard.events.consumer import ConsumerGroup
 from planboard.events.envelope import Event
-from planboard.services.notifications import deliver, notices_for
+from planboard.services.notifications import deliver, notices_for, ready_notices
 from planboard.store import mail_queue, tasks
 from planboard.store.document import Document
 from planboard.store.ids import utcnow
@@ -32,7 +32,9 @@ def compose(settings: Settings, mail: Document) -> EmailMessage:
     return message
 
 
-NOTIFYING_EVENTS = frozenset({"task.created", "task.updated", "comment.created"})
+NOTIFYING_EVENTS = frozenset(
+    {"task.created", "task.updated", "task.slack_exhausted", "comment.created"}
+)
 
 
 def notifications_group(settings: Settings, db: AsyncDatabase[Document]) -> ConsumerGroup:
@@ -42,6 +44,8 @@ def notifications_group(settings: Settings, db: AsyncDatabase[Document]) -> Cons
             task = await tasks.get(db, str(task_id)) if task_id else None
             for notice in notices_for(event, task):
                 await deliver(db, event, notice, task)
+            for notice, dependent in await ready_notices(db, event, task):
+                await deliver(db, event, notice, dependent)
             return
         mail_id = str(event.data.get("mail_id", ""))
         mail = await mail_queue.get(db, mail_id)
