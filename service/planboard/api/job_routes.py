@@ -34,7 +34,7 @@ class JobQueuedOut(m.Schema):
 
 class JobOut(m.Schema):
     id = fields.String(required=True)
-    kind = fields.String(validate=validate.OneOf(("export", "import")))
+    kind = fields.String(validate=validate.OneOf(("export", "import", "forecast")))
     status = fields.String(validate=validate.OneOf(("queued", "running", "succeeded", "failed")))
     progress = fields.Integer(metadata={"description": "0-100"})
     result = fields.Dict(allow_none=True)

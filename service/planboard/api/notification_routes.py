@@ -10,6 +10,7 @@ from marshmallow import fields, validate
 from planboard.api.authn import caller_of
 from planboard.api.http import pager_of
 from planboard.api.json import json_response
+from planboard.api.planning_schemas import StrictBool
 from planboard.api.schemas import Strict
 from planboard.api.validation import query_of, validated
 from planboard.services import notifications as service
@@ -47,8 +48,8 @@ class NotificationPageOut(m.Schema):
 
 
 class ChannelPrefs(Strict):
-    in_app = fields.Boolean()
-    email = fields.Boolean()
+    in_app = StrictBool()  # only true / false (0.0 is not a boolean)
+    email = StrictBool()
 
 
 class PreferencesBody(Strict):
@@ -56,6 +57,8 @@ class PreferencesBody(Strict):
     mention = fields.Nested(ChannelPrefs)
     status_change = fields.Nested(ChannelPrefs)
     due_soon = fields.Nested(ChannelPrefs)
+    task_ready = fields.Nested(ChannelPrefs)
+    slack_zero = fields.Nested(ChannelPrefs)
 
 
 def _out(doc: Document) -> dict[str, object]:

@@ -236,6 +236,7 @@ CONDITIONAL_WRITES = {
     ("delete", "/api/v1/projects/{project_id}"),
     ("patch", "/api/v1/tasks/{task}"),
     ("delete", "/api/v1/tasks/{task}"),
+    ("patch", "/api/v1/tasks/{task}/dependencies/{blocker}"),
     ("patch", "/api/v1/comments/{comment_id}"),
     ("patch", "/api/v1/workspaces/{workspace_id}/webhooks/{webhook_id}"),
 }

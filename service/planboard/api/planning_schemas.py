@@ -15,7 +15,8 @@ import marshmallow as m
 from marshmallow import fields, validate, validates_schema
 
 from planboard.api.schemas import Strict, Trimmed, name_field
-from planboard.domain.model import Complexity, TaskStatus
+from planboard.domain.links import MAX_LAG, LagUnit, LinkType
+from planboard.domain.model import Complexity, Priority, TaskStatus
 from planboard.domain.plan import MAX_ESTIMATE_HOURS
 from planboard.domain.text import (
     MAX_CHECKLIST,
@@ -27,6 +28,12 @@ from planboard.domain.text import (
 )
 from planboard.services.exports import DIAGRAMS, EXPORT_FORMATS
 from planboard.services.projects import PROJECT_SORTS, PROJECT_STATUSES
+from planboard.services.scheduling import (
+    DEFAULT_FORECAST_RUNS,
+    MAX_FORECAST_RUNS,
+    MAX_HOLIDAYS,
+    SCHEDULING_MODES,
+)
 from planboard.services.tasks import MAX_BATCH, PLAN_REF_RE, TASK_SORTS
 
 MAX_DESCRIPTION = 20_000
@@ -36,6 +43,9 @@ MAX_LABEL = 50
 
 TASK_STATUSES = [s.value for s in TaskStatus]
 COMPLEXITIES = [c.value for c in Complexity]
+PRIORITIES = [p.value for p in Priority]
+LINK_TYPES = [t.value for t in LinkType]
+LAG_UNITS = [u.value for u in LagUnit]
 # Fields a task representation has (``?fields=`` picks among them; ``id`` is always sent).
 TASK_OUT_FIELDS = (
     "id",
@@ -54,7 +64,11 @@ TASK_OUT_FIELDS = (
     "assignee_id",
     "labels",
     "due_date",
+    "start_date",
+    "priority",
+    "milestone",
     "blocked_by",
+    "dependencies",
     "blocks",
     "blocked_by_open",
     "ready",
@@ -155,6 +169,70 @@ class PageParams(Strict):
     cursor = fields.String(validate=validate.Length(min=1, max=500))
 
 
+# --- calendars and scheduling ------------------------------------------------------------
+
+
+class CalendarBody(Strict):
+    """A working calendar (domain/calendar.py); missing fields take the defaults."""
+
+    weekdays = fields.List(
+        fields.Integer(strict=True, validate=validate.Range(min=0, max=6)),
+        validate=validate.Length(min=1, max=7),
+        metadata={"description": "working weekdays, 0 = Monday … 6 = Sunday; default 0-4"},
+    )
+    hours_per_day = StrictFloat(
+        validate=validate.Range(min=0, max=24, min_inclusive=False),
+        metadata={"description": "working hours per day, more than 0, at most 24; default 8"},
+    )
+    holidays = fields.List(
+        IsoDate(),
+        validate=validate.Length(max=MAX_HOLIDAYS),
+        metadata={"description": f"dates without work, at most {MAX_HOLIDAYS}"},
+    )
+    timezone = fields.String(
+        validate=validate.Length(min=1, max=64),
+        metadata={"description": "an IANA time zone (Europe/Berlin); default UTC"},
+    )
+    day_start = fields.String(
+        allow_none=True,
+        validate=validate.Regexp(r"^([01][0-9]|2[0-3]):[0-5][0-9]$", error="HH:MM, such as 08:30"),
+        metadata={"description": "local start of the working window; default 09:00"},
+    )
+
+
+class CalendarOut(m.Schema):
+    weekdays = fields.List(fields.Integer())
+    hours_per_day = fields.Float()
+    holidays = fields.List(fields.String())
+    timezone = fields.String()
+    day_start = fields.String(allow_none=True)
+
+
+def calendar_field() -> fields.Field:
+    return fields.Nested(
+        CalendarBody,
+        allow_none=True,
+        metadata={"description": "the working calendar; null for the default (or inherited)"},
+    )
+
+
+def mode_field() -> fields.Field:
+    return fields.String(
+        validate=validate.OneOf(SCHEDULING_MODES),
+        metadata={"description": "automatic (dates follow dependencies) or manual (default)"},
+    )
+
+
+class WorkspacePatch(Strict):
+    name = name_field()
+    calendar = calendar_field()
+
+    @validates_schema
+    def _something(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if not data:
+            raise m.ValidationError("give name or calendar", "name")
+
+
 # --- projects ---------------------------------------------------------------------------
 
 
@@ -168,6 +246,8 @@ class ProjectBody(Strict):
     status = fields.String(validate=validate.OneOf(PROJECT_STATUSES))
     start_date = IsoDate(allow_none=True)
     target_date = IsoDate(allow_none=True)
+    calendar = calendar_field()
+    scheduling_mode = mode_field()
 
 
 class ProjectPatch(Strict):
@@ -176,6 +256,8 @@ class ProjectPatch(Strict):
     status = fields.String(validate=validate.OneOf(PROJECT_STATUSES))
     start_date = IsoDate(allow_none=True)
     target_date = IsoDate(allow_none=True)
+    calendar = calendar_field()
+    scheduling_mode = mode_field()
     version = version_field()
 
 
@@ -226,6 +308,8 @@ class ProjectOut(m.Schema):
     status = fields.String()
     start_date = fields.String(allow_none=True)
     target_date = fields.String(allow_none=True)
+    calendar = fields.Nested(CalendarOut, allow_none=True)
+    scheduling_mode = fields.String()
     target_users = fields.String(allow_none=True)
     project_type = fields.String(allow_none=True)
     phases = fields.List(fields.Nested(PhaseOut))
@@ -262,6 +346,139 @@ class PhaseDeleteQuery(Strict):
 
 class PhaseListOut(m.Schema):
     items = fields.List(fields.Nested(PhaseOut))
+
+
+# --- schedule ---------------------------------------------------------------------------
+
+
+class ScheduleCalendarOut(CalendarOut):
+    source = fields.String(metadata={"description": "project, workspace or default"})
+
+
+class ScheduledTaskRefOut(m.Schema):
+    task_id = fields.String()
+    key = fields.String()
+    plan_ref = fields.String(allow_none=True)
+
+
+class ScheduledTaskOut(ScheduledTaskRefOut):
+    early_start = fields.DateTime()
+    early_finish = fields.DateTime()
+    late_start = fields.DateTime()
+    late_finish = fields.DateTime()
+    duration_hours = fields.Float(metadata={"description": "working hours"})
+    total_slack_hours = fields.Float()
+    free_slack_hours = fields.Float()
+    critical = fields.Boolean()
+
+
+class ViolationOut(ScheduledTaskRefOut):
+    predecessor_id = fields.String()
+    predecessor_key = fields.String()
+    type = fields.String()
+    lag_hours = fields.Float()
+    shortfall_hours = fields.Float()
+
+
+class ScheduleOut(m.Schema):
+    project_id = fields.String()
+    mode = fields.String()
+    calendar = fields.Nested(ScheduleCalendarOut)
+    project_start = fields.DateTime()
+    project_finish = fields.DateTime()
+    duration_hours = fields.Float()
+    critical_path = fields.List(fields.Nested(ScheduledTaskRefOut))
+    tasks = fields.List(fields.Nested(ScheduledTaskOut))
+    violations = fields.List(fields.Nested(ViolationOut))
+
+
+class ForecastQuery(Strict):
+    runs = fields.Integer(
+        strict=False,
+        load_default=DEFAULT_FORECAST_RUNS,
+        validate=validate.Range(min=100, max=MAX_FORECAST_RUNS),
+        metadata={"description": f"simulated runs, 100 to {MAX_FORECAST_RUNS}"},
+    )
+    seed = fields.Integer(
+        strict=False,
+        load_default=0,
+        validate=validate.Range(min=0, max=2**32 - 1),
+        metadata={"description": "the same seed gives the same forecast"},
+    )
+
+
+class PercentilesOut(m.Schema):
+    p50 = fields.DateTime()
+    p85 = fields.DateTime()
+    p95 = fields.DateTime()
+    p50_hours = fields.Float()
+    p85_hours = fields.Float()
+    p95_hours = fields.Float()
+
+
+class PhaseForecastOut(PercentilesOut):
+    phase_id = fields.String(allow_none=True)
+    name = fields.String(allow_none=True)
+
+
+class CriticalityOut(ScheduledTaskRefOut):
+    index = fields.Float(metadata={"description": "share of runs in which it was critical"})
+
+
+class ForecastOut(m.Schema):
+    project_id = fields.String()
+    runs = fields.Integer()
+    seed = fields.Integer()
+    mode = fields.String()
+    calendar_source = fields.String()
+    project_start = fields.DateTime()
+    project = fields.Nested(PercentilesOut)
+    phases = fields.List(fields.Nested(PhaseForecastOut))
+    criticality = fields.List(fields.Nested(CriticalityOut))
+
+
+class BaselineBody(Strict):
+    name = name_field(MAX_PHASE_NAME)
+
+
+class BaselineOut(m.Schema):
+    id = fields.String()
+    project_id = fields.String()
+    name = fields.String()
+    mode = fields.String()
+    project_start = fields.DateTime()
+    project_finish = fields.DateTime()
+    task_count = fields.Integer()
+    created_by = fields.String(allow_none=True)
+    created_at = fields.DateTime()
+
+
+class BaselineListOut(m.Schema):
+    items = fields.List(fields.Nested(BaselineOut))
+    next_cursor = fields.String(allow_none=True)
+
+
+class TaskChangeOut(ScheduledTaskRefOut):
+    baseline_start = fields.DateTime()
+    baseline_finish = fields.DateTime()
+    current_start = fields.DateTime()
+    current_finish = fields.DateTime()
+    start_change_hours = fields.Float(metadata={"description": "working hours, later > 0"})
+    finish_change_hours = fields.Float(metadata={"description": "working hours, later > 0"})
+    finish_change_seconds = fields.Float(metadata={"description": "calendar time"})
+
+
+class BaselineCompareOut(m.Schema):
+    baseline = fields.Nested(BaselineOut)
+    baseline_finish = fields.DateTime()
+    current_finish = fields.DateTime()
+    finish_change_hours = fields.Float()
+    finish_change_seconds = fields.Float()
+    slipped = fields.List(fields.Nested(TaskChangeOut))
+    pulled_in = fields.List(fields.Nested(TaskChangeOut))
+    unchanged = fields.Integer()
+    new_tasks = fields.List(fields.String())
+    removed_tasks = fields.List(fields.String())
 
 
 # --- progress ---------------------------------------------------------------------------
@@ -317,7 +534,17 @@ def _task_fields(required_title: bool) -> dict[str, fields.Field]:
             Trimmed(validate=validate.Length(min=1, max=MAX_LABEL)),
             validate=validate.Length(max=MAX_LABELS),
         ),
-        "due_date": IsoDate(allow_none=True),
+        "due_date": IsoDate(
+            allow_none=True, metadata={"description": "the day it must be finished by"}
+        ),
+        "start_date": IsoDate(
+            allow_none=True,
+            metadata={"description": "the first day of work; on or before due_date"},
+        ),
+        "priority": fields.String(allow_none=True, validate=validate.OneOf(PRIORITIES)),
+        "milestone": StrictBool(
+            metadata={"description": "a zero-duration task: no estimate but 0, one day"}
+        ),
         "phase": fields.String(
             allow_none=True,
             validate=validate.Length(min=1, max=100),
@@ -397,6 +624,13 @@ class ChecklistItemOut(m.Schema):
     done = fields.Boolean()
 
 
+class LinkOut(m.Schema):
+    task_id = fields.String()
+    type = fields.String(metadata={"description": "FS, SS, FF or SF"})
+    lag = fields.Float(metadata={"description": "signed; negative is a lead"})
+    lag_unit = fields.String(metadata={"description": "h (working hours) or d (working days)"})
+
+
 class TaskOut(m.Schema):
     id = fields.String(required=True)
     key = fields.String()
@@ -414,7 +648,14 @@ class TaskOut(m.Schema):
     assignee_id = fields.String(allow_none=True)
     labels = fields.List(fields.String())
     due_date = fields.String(allow_none=True)
+    start_date = fields.String(allow_none=True)
+    priority = fields.String(allow_none=True)
+    milestone = fields.Boolean()
     blocked_by = fields.List(fields.String())
+    dependencies = fields.List(
+        fields.Nested(LinkOut),
+        metadata={"description": "the blocked_by tasks with their link type and lag, in order"},
+    )
     blocks = fields.List(fields.String())
     blocked_by_open = fields.List(fields.String())
     ready = fields.Boolean()
@@ -435,12 +676,46 @@ class TaskItemsOut(m.Schema):
 # --- dependencies -----------------------------------------------------------------------
 
 
-class DependencyBody(Strict):
-    blocked_by = fields.String(
-        required=True,
-        validate=validate.Length(min=1, max=100),
-        metadata={"description": "id or key of a task of the same project"},
-    )
+def _link_fields() -> dict[str, fields.Field]:
+    return {
+        "type": fields.String(
+            validate=validate.OneOf(LINK_TYPES),
+            metadata={"description": "FS (default), SS, FF or SF"},
+        ),
+        "lag": StrictFloat(
+            validate=validate.Range(min=-MAX_LAG, max=MAX_LAG),
+            metadata={"description": "signed (negative: a lead); default 0"},
+        ),
+        "lag_unit": fields.String(
+            validate=validate.OneOf(LAG_UNITS),
+            metadata={"description": "h (working hours, default) or d (working days)"},
+        ),
+    }
+
+
+DependencyBody = Strict.from_dict(
+    {
+        "blocked_by": fields.String(
+            required=True,
+            validate=validate.Length(min=1, max=100),
+            metadata={"description": "id or key of a task of the same project"},
+        ),
+        **_link_fields(),
+    },
+    name="DependencyBody",
+)
+
+
+class _LinkPatch(Strict):
+    @validates_schema
+    def _something(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if not set(data) - {"version"}:
+            raise m.ValidationError("give type, lag or lag_unit", "type")
+
+
+DependencyPatch = _LinkPatch.from_dict(
+    {**_link_fields(), "version": version_field()}, name="DependencyPatch"
+)
 
 
 class TaskSummaryOut(m.Schema):
@@ -450,8 +725,14 @@ class TaskSummaryOut(m.Schema):
     status = fields.String()
 
 
+class LinkedTaskOut(TaskSummaryOut):
+    type = fields.String()
+    lag = fields.Float()
+    lag_unit = fields.String()
+
+
 class DependenciesOut(m.Schema):
-    blocked_by = fields.List(fields.Nested(TaskSummaryOut))
+    blocked_by = fields.List(fields.Nested(LinkedTaskOut))
     blocks = fields.List(fields.Nested(TaskSummaryOut))
     blocked_by_open = fields.List(fields.String())
     ready = fields.Boolean()

@@ -11,15 +11,16 @@ from planboard.api.authn import caller_of
 from planboard.api.conditional import expected_version, not_modified
 from planboard.api.http import BEARER, actor_of, cached_read, context_of, pager_of
 from planboard.api.job_routes import JobQueuedOut
-from planboard.api.json import json_response
+from planboard.api.json import json_response, parse_body
 from planboard.api.middleware import request_id_of
 from planboard.api.planning_serializers import activity_out
 from planboard.api.validation import query_of, validated
 from planboard.domain.access import Role
 from planboard.domain.errors import ValidationFailed
 from planboard.domain.plan import MAX_PLAN_BYTES, parse_plan
+from planboard.domain.plan_json import plan_from_json
 from planboard.services import activity as activity_service
-from planboard.services import exports, hot_reads
+from planboard.services import exports, hot_reads, scheduling
 from planboard.services import projects as service
 from planboard.services.access import Access, authorize
 from planboard.services.jobs import queue_job
@@ -33,6 +34,8 @@ from planboard.typedefs import (
 routes = web.RouteTableDef()
 ASYNC_IMPORT_TASKS = 500  # larger plans are imported as a job (202)
 MARKDOWN_TYPES = ("text/markdown", "text/x-markdown")
+JSON_TYPE = "application/json"
+MAX_JSON_PLAN_BYTES = 4 * 1024 * 1024  # a JSON export; the app's body limit
 
 
 async def _project(
@@ -114,9 +117,14 @@ async def list_projects(request: web.Request) -> web.Response:
 
 @docs(
     tags=["projects"],
-    summary="Import a Markdown plan (Content-Type: text/markdown) as a new project",
+    summary=(
+        "Import a plan as a new project: Markdown (Content-Type: text/markdown) or a JSON "
+        "export (application/json)"
+    ),
     description=(
-        "The body is a plan in the format of plan-template.md, at most 2 MiB. "
+        "The body is a plan in the format of plan-template.md (at most 2 MiB), or the "
+        "document GET /projects/{id}/export?format=json answers (format "
+        "planboard.project.v1, at most 4 MiB; docs/scheduling.md). "
         "A plan of up to 500 tasks is imported in the request (201 with the project); a "
         "larger one by the jobs worker (202 with the job to poll at Location)."
     ),
@@ -127,26 +135,35 @@ async def list_projects(request: web.Request) -> web.Response:
 @response_schema(JobQueuedOut, 202)
 @routes.post("/api/v1/workspaces/{workspace_id}/projects/import")
 async def import_project(request: web.Request) -> web.Response:
-    if request.content_type not in MARKDOWN_TYPES:
+    is_json = request.content_type == JSON_TYPE
+    if request.content_type not in MARKDOWN_TYPES and not is_json:
         raise web.HTTPUnsupportedMediaType(
-            text=f"send the plan as text/markdown (got {request.content_type or 'nothing'})"
+            text="send the plan as text/markdown or a JSON export as application/json "
+            f"(got {request.content_type or 'nothing'})"
         )
+    limit = MAX_JSON_PLAN_BYTES if is_json else MAX_PLAN_BYTES
     too_big = web.HTTPRequestEntityTooLarge(
-        max_size=MAX_PLAN_BYTES,
+        max_size=limit,
         actual_size=request.content_length or 0,
-        text=f"a plan is at most {MAX_PLAN_BYTES // (1024 * 1024)} MiB",
+        text=f"a plan is at most {limit // (1024 * 1024)} MiB",
     )
-    if (request.content_length or 0) > MAX_PLAN_BYTES:
+    if (request.content_length or 0) > limit:
         raise too_big
     access = await _workspace(request, "projects:write", Role.MEMBER)
     raw = await request.read()
-    if len(raw) > MAX_PLAN_BYTES:
+    if len(raw) > limit:
         raise too_big
-    try:
-        text = raw.decode(request.charset or "utf-8")
-    except (UnicodeDecodeError, LookupError):
-        raise ValidationFailed([("body", "the plan must be UTF-8 text")]) from None
-    plan = parse_plan(text)
+    if is_json:
+        text = raw.decode("utf-8", errors="replace")  # parse_body refused what is not UTF-8
+        plan = plan_from_json(parse_body(raw))
+        params = {"json": text}
+    else:
+        try:
+            text = raw.decode(request.charset or "utf-8")
+        except (UnicodeDecodeError, LookupError):
+            raise ValidationFailed([("body", "the plan must be UTF-8 text")]) from None
+        plan = parse_plan(text)
+        params = {"markdown": text}
     if len(plan.tasks()) > ASYNC_IMPORT_TASKS:
         # Very large plans are imported by the jobs worker: 202 and a job to poll.
         job = await queue_job(
@@ -154,7 +171,7 @@ async def import_project(request: web.Request) -> web.Response:
             kind="import",
             workspace_id=access.workspace_id,
             created_by=access.user_id,
-            params={"markdown": text, "key": query_of(request).get("key")},
+            params={**params, "key": query_of(request).get("key")},
             request_id=request_id_of(request),
         )
         return json_response(
@@ -312,6 +329,123 @@ async def delete_phase(request: web.Request) -> web.Response:
 async def progress(request: web.Request) -> web.Response:
     value = await cached_read(request, hot_reads.read_progress)
     return json_response(value["body"])
+
+
+@docs(
+    tags=["scheduling"],
+    summary="The project's schedule: CPM dates, slack, critical path, violations (issue 19)",
+    description=(
+        "Computed on each call over the stored tasks, typed dependencies and the working "
+        "calendar (the project's, else the workspace's, else Mon-Fri 8 h UTC); "
+        "docs/scheduling.md."
+    ),
+    security=BEARER,
+)
+@response_schema(ps.ScheduleOut, 200)
+@querystring_schema(ps.NoQuery)
+@routes.get("/api/v1/projects/{project_id}/schedule")
+async def schedule(request: web.Request) -> web.Response:
+    project, _ = await _project(request, "projects:read")
+    return json_response(await scheduling.project_schedule_out(request.app[db_key], project))
+
+
+@docs(
+    tags=["scheduling"],
+    summary="Monte Carlo forecast: P50/P85/P95 finish per project and phase, criticality",
+    description=(
+        "Projects of up to 500 tasks are forecast in the request (200); larger ones by the "
+        "jobs worker (202 with the job to poll at Location; its result is this answer)."
+    ),
+    security=BEARER,
+)
+@querystring_schema(ps.ForecastQuery)
+@response_schema(ps.ForecastOut, 200)
+@response_schema(JobQueuedOut, 202)
+@routes.get("/api/v1/projects/{project_id}/forecast")
+async def forecast(request: web.Request) -> web.Response:
+    project, access = await _project(request, "projects:read")
+    query = query_of(request)
+    db = request.app[db_key]
+    if int(project.get("task_count") or 0) > scheduling.FORECAST_SYNC_TASKS:
+        job = await queue_job(
+            db,
+            kind="forecast",
+            workspace_id=access.workspace_id,
+            created_by=access.user_id,
+            params={"project_id": project["_id"], "runs": query["runs"], "seed": query["seed"]},
+            request_id=request_id_of(request),
+        )
+        return json_response(
+            {"job_id": job["_id"], "status": "queued"},
+            status=202,
+            headers={"Location": f"/api/v1/jobs/{job['_id']}"},
+        )
+    body = await scheduling.project_forecast(
+        context_of(request),
+        project,
+        runs=query["runs"],
+        seed=query["seed"],
+        memory_budget=scheduling.REQUEST_MEMORY,
+        actor=actor_of(request, access),
+    )
+    return json_response(body)
+
+
+@docs(
+    tags=["scheduling"],
+    summary="Freeze the project's current schedule as a baseline (members and above)",
+    security=BEARER,
+)
+@request_schema(ps.BaselineBody)
+@response_schema(ps.BaselineOut, 201)
+@querystring_schema(ps.NoQuery)
+@routes.post("/api/v1/projects/{project_id}/baselines")
+async def create_baseline(request: web.Request) -> web.Response:
+    project, access = await _project(request, "projects:write", Role.MEMBER)
+    body = await scheduling.create_baseline(
+        context_of(request), project, actor_of(request, access), validated(request).get("name")
+    )
+    return json_response(
+        body,
+        status=201,
+        headers={"Location": f"/api/v1/projects/{project['_id']}/baselines/{body['id']}"},
+    )
+
+
+@docs(tags=["scheduling"], summary="The project's baselines, newest first", security=BEARER)
+@querystring_schema(ps.PageParams)
+@response_schema(ps.BaselineListOut, 200)
+@routes.get("/api/v1/projects/{project_id}/baselines")
+async def list_baselines(request: web.Request) -> web.Response:
+    project, _ = await _project(request, "projects:read")
+    query = query_of(request)
+    pager = pager_of(request, "baselines", project["_id"])
+    found, more = await scheduling.baseline_page(
+        request.app[db_key], project, after=pager.after(query.get("cursor")), limit=query["limit"]
+    )
+    return json_response(
+        {
+            "items": [scheduling.baseline_summary(doc) for doc in found],
+            "next_cursor": pager.next(found[-1] if found else None, "_id", more),
+        }
+    )
+
+
+@docs(
+    tags=["scheduling"],
+    summary="A baseline against the current schedule: slipped tasks, finish-date change",
+    security=BEARER,
+)
+@response_schema(ps.BaselineCompareOut, 200)
+@querystring_schema(ps.NoQuery)
+@routes.get("/api/v1/projects/{project_id}/baselines/{baseline_id}/compare")
+async def compare_baseline(request: web.Request) -> web.Response:
+    project, _ = await _project(request, "projects:read")
+    return json_response(
+        await scheduling.compare_baseline(
+            request.app[db_key], project, request.match_info["baseline_id"]
+        )
+    )
 
 
 @docs(

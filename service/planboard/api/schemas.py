@@ -144,6 +144,9 @@ class WorkspaceBody(Strict):
 class WorkspaceOut(m.Schema):
     id = fields.String(required=True)
     name = fields.String(required=True)
+    calendar = fields.Dict(
+        allow_none=True, metadata={"description": "the working calendar; null: the default"}
+    )
     role = fields.String()
     created_at = fields.DateTime()
     updated_at = fields.DateTime()

@@ -21,6 +21,7 @@ def workspace_out(workspace: Document, role: str | None = None) -> dict[str, Any
     out = {
         "id": workspace["_id"],
         "name": workspace["name"],
+        "calendar": workspace.get("calendar"),
         "created_at": workspace.get("created_at"),
         "updated_at": workspace.get("updated_at"),
         "version": workspace.get("version", 1),

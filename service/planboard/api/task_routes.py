@@ -25,7 +25,7 @@ from planboard.api.validation import query_of, validated
 from planboard.domain.access import Role
 from planboard.domain.errors import NotFound
 from planboard.services import activity as activity_service
-from planboard.services import cache, hot_reads
+from planboard.services import cache, hot_reads, representations
 from planboard.services import dependencies as dependency_service
 from planboard.services import projects as project_service
 from planboard.services import tasks as service
@@ -296,14 +296,53 @@ async def _dependencies_body(
 @routes.post("/api/v1/tasks/{task}/dependencies")
 async def add_dependency(request: web.Request) -> web.Response:
     task, project, access = await _task(request, "tasks:write", Role.MEMBER)
+    body = validated(request)
+    link = dependency_service.link_doc(
+        body.get("type", "FS"), body.get("lag", 0.0), body.get("lag_unit", "h")
+    )
     updated = await dependency_service.add_dependency(
         context_of(request),
         task,
         project,
         actor_of(request, access),
-        validated(request)["blocked_by"],
+        body["blocked_by"],
+        link,
     )
     return json_response(await _dependencies_body(request, project, updated), status=201)
+
+
+@docs(
+    tags=["dependencies"],
+    summary="Change a dependency's type or lag (blocker: id or key); If-Match or version",
+    security=BEARER,
+)
+@request_schema(ps.DependencyPatch)
+@response_schema(ps.DependenciesOut, 200)
+@querystring_schema(ps.NoQuery)
+@routes.patch("/api/v1/tasks/{task}/dependencies/{blocker}")
+async def update_dependency(request: web.Request) -> web.Response:
+    task, project, access = await _task(request, "tasks:write", Role.MEMBER)
+    body: dict[str, Any] = dict(validated(request))
+    expected = expected_version(request, task["_id"], body.pop("version", None))
+    blocker = await dependency_service.resolve_blocker(
+        request.app[db_key], project, request.match_info["blocker"], field="blocker"
+    )
+    current = representations.link_of(task, blocker["_id"])
+    link = dependency_service.link_doc(
+        body.get("type", current["type"]),
+        body.get("lag", current["lag"]),
+        body.get("lag_unit", current["lag_unit"]),
+    )
+    updated = await dependency_service.update_dependency(
+        context_of(request),
+        task,
+        project,
+        actor_of(request, access),
+        blocker["_id"],
+        link,
+        expected,
+    )
+    return json_response(await _dependencies_body(request, project, updated))
 
 
 @docs(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp_apigami import docs, querystring_schema, request_schema, response_schema
 
+from planboard.api import planning_schemas as ps
 from planboard.api import schemas as s
 from planboard.api.authn import caller_of, principal_of
 from planboard.api.http import context_of, pager_of
@@ -91,8 +92,12 @@ async def get_workspace(request: web.Request) -> web.Response:
     return json_response(workspace_out(workspace, access.role.value))
 
 
-@docs(tags=["workspaces"], summary="Rename a workspace (admin)", security=BEARER)
-@request_schema(s.WorkspaceBody)
+@docs(
+    tags=["workspaces"],
+    summary="Rename a workspace or set its working calendar (admin)",
+    security=BEARER,
+)
+@request_schema(ps.WorkspacePatch)
 @response_schema(s.WorkspaceOut, 200)
 @routes.patch("/api/v1/workspaces/{workspace_id}")
 async def rename_workspace(request: web.Request) -> web.Response:
@@ -100,8 +105,8 @@ async def rename_workspace(request: web.Request) -> web.Response:
     access = await authorize(
         db, caller_of(request), _workspace_id(request), scope="workspaces:write", role=Role.ADMIN
     )
-    workspace = await service.rename_workspace(
-        db, access, validated(request)["name"], request_id_of(request)
+    workspace = await service.update_workspace(
+        db, access, validated(request), request_id_of(request)
     )
     return json_response(workspace_out(workspace, access.role.value))
 

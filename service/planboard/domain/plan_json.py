@@ -168,6 +168,16 @@ class _Phase(_Strict):
     task_count = _Integer()
 
 
+class _Calendar(_Strict):
+    """A project's working calendar: exported, not part of a plan."""
+
+    weekdays = _List(_Integer(), 7)
+    hours_per_day = _Number()
+    holidays = _List(_text(10), 1000)
+    timezone = _text(64)
+    day_start = _text(5, allow_none=True)
+
+
 class _Project(_Strict):
     name = fields.String(required=True)
     description = fields.String(allow_none=True, load_default="")
@@ -181,6 +191,8 @@ class _Project(_Strict):
     start_date = _Day(allow_none=True)
     target_date = _Day(allow_none=True)
     phases = _List(fields.Nested(_Phase), MAX_PHASES)
+    calendar = fields.Nested(_Calendar, allow_none=True)
+    scheduling_mode = _choice(["automatic", "manual"])
     created_by = _id(allow_none=True)
     created_at = _text(MAX_STAMP, allow_none=True)
     updated_at = _text(MAX_STAMP, allow_none=True)

@@ -27,17 +27,36 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
 from planboard.domain.dag import find_cycle_if_added
-from planboard.domain.errors import Conflict, CycleDetected, NotFound, ValidationFailed
+from planboard.domain.errors import (
+    Conflict,
+    CycleDetected,
+    NotFound,
+    ValidationFailed,
+    VersionMismatch,
+)
+from planboard.domain.links import Lag, LagUnit, LinkType
 from planboard.services.activity import Actor, Retry, entry, event, record_change, with_retries
 from planboard.services.context import ServiceContext
 from planboard.services.projects import OBJECT_ID_RE
 from planboard.store import projects, tasks
 from planboard.store.document import Document
-from planboard.store.documents import ProjectDoc, TaskDoc
+from planboard.store.documents import LinkDoc, ProjectDoc, TaskDoc
 from planboard.store.ids import new_id, utcnow
 
 FIELD = "blocked_by"
 RESERVATION_TTL = timedelta(seconds=30)
+FS_NO_LAG: LinkDoc = {"type": "FS", "lag": 0.0, "lag_unit": "h"}
+
+
+def link_doc(type_: str = "FS", lag: float = 0.0, lag_unit: str = "h") -> LinkDoc:
+    """A link's type and lag as stored, through the domain's rules (``Lag``: at most
+    10,000, four decimals, a zero lag is ``0 h``); a bad value is a 422 naming it."""
+    try:
+        link_type, unit = LinkType(type_), LagUnit(lag_unit)
+    except ValueError:
+        raise ValidationFailed([("type", "use FS, SS, FF or SF; lag_unit h or d")]) from None
+    amount = Lag(lag, unit)
+    return {"type": link_type.value, "lag": amount.amount, "lag_unit": amount.unit.value}
 
 
 async def resolve_blocker(
@@ -64,8 +83,10 @@ async def add_dependency(
     project: ProjectDoc,
     actor: Actor,
     blocker_ref: str,
+    link: LinkDoc = FS_NO_LAG,
 ) -> TaskDoc:
-    """``task`` becomes blocked by the task ``blocker_ref``; returns the updated task."""
+    """``task`` becomes blocked by the task ``blocker_ref`` with the link's type and lag
+    (FS without lag by default); returns the updated task."""
     db = ctx.db
     blocker = await resolve_blocker(db, project, blocker_ref)
     task_id, blocker_id = task["_id"], blocker["_id"]
@@ -101,10 +122,10 @@ async def add_dependency(
                     db, guard, [*pending, reservation], session=session
                 ):
                     raise Retry
-                await tasks.add_blocker(db, task_id, blocker_id, now, session=session)
+                await tasks.add_blocker(db, task_id, blocker_id, now, link, session=session)
                 await tasks.add_blocks(db, blocker_id, task_id, now, session=session)
                 await _record(
-                    db, project, actor, "dependency_added", current, blocker, now, session
+                    db, project, actor, "dependency_added", current, blocker, now, session, link
                 )
                 await projects.release_edge(db, project_id, str(reservation["id"]), session=session)
         except Retry:
@@ -163,7 +184,9 @@ async def _record(
     blocker: TaskDoc,
     now: datetime,
     session: AsyncClientSession | None,
+    link: LinkDoc | None = None,
 ) -> None:
+    typed = dict(link) if link is not None else {}
     await record_change(
         db,
         events=[
@@ -175,6 +198,7 @@ async def _record(
                 key=task["key"],
                 blocked_by=blocker["_id"],
                 blocked_by_key=blocker["key"],
+                **typed,
             )
         ],
         entries=[
@@ -186,7 +210,7 @@ async def _record(
                 action=action,
                 at=now,
                 task=task,
-                data={"blocked_by": blocker["key"], "blocked_by_id": blocker["_id"]},
+                data={"blocked_by": blocker["key"], "blocked_by_id": blocker["_id"], **typed},
             ),
             entry(
                 project=project,
@@ -203,22 +227,62 @@ async def _record(
     )
 
 
+async def update_dependency(
+    ctx: ServiceContext,
+    task: TaskDoc,
+    project: ProjectDoc,
+    actor: Actor,
+    blocker_ref: str,
+    link: LinkDoc,
+    expected_version: int | None,
+) -> TaskDoc:
+    """Change the type and lag of the link from ``task`` to ``blocker_ref`` (same graph:
+    no cycle can appear); under the task's version guard."""
+    db = ctx.db
+    blocker = await resolve_blocker(db, project, blocker_ref, field="blocker")
+    current = await tasks.get(db, task["_id"])
+    if current is None:
+        raise NotFound("task not found")
+    if blocker["_id"] not in tasks.id_list(current, "blocked_by"):
+        raise NotFound(f"{current['key']} is not blocked by {blocker['key']}")
+    version = int(str(current["version"]))
+    if expected_version is not None and expected_version != version:
+        raise VersionMismatch("the task changed meanwhile; read it again")
+    now = utcnow()
+    async with ctx.write(project["_id"]) as unit:
+        session = unit.session
+        if not await tasks.set_link(
+            db, current["_id"], blocker["_id"], version, link, now, session=session
+        ):
+            raise VersionMismatch("the task changed meanwhile; read it again")
+        await _record(
+            db, project, actor, "dependency_changed", current, blocker, now, session, link
+        )
+    updated = await tasks.get(db, task["_id"])
+    if updated is None:
+        raise NotFound("task not found")
+    return updated
+
+
 async def dependencies_of(db: AsyncDatabase[Document], task: TaskDoc) -> dict[str, list[Document]]:
     """``blocked_by`` and ``blocks`` summaries ``{id, key, title, status}`` in stored order."""
     blocked_by = tasks.id_list(task, "blocked_by")
     blocks = tasks.id_list(task, "blocks")
     found = await tasks.many(db, blocked_by + blocks, {"_id": 1, "key": 1, "title": 1, "status": 1})
 
-    def summary(ids: list[str]) -> list[Document]:
+    links = task.get("link_types") or {}
+
+    def summary(ids: list[str], typed: bool) -> list[Document]:
         return [
             {
                 "id": found[i]["_id"],
                 "key": found[i]["key"],
                 "title": found[i]["title"],
                 "status": found[i]["status"],
+                **(dict(links.get(i) or FS_NO_LAG) if typed else {}),
             }
             for i in ids
             if i in found
         ]
 
-    return {"blocked_by": summary(blocked_by), "blocks": summary(blocks)}
+    return {"blocked_by": summary(blocked_by, True), "blocks": summary(blocks, False)}

@@ -17,7 +17,7 @@ import csv
 import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import orjson
@@ -25,12 +25,14 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from planboard.domain import diagrams
 from planboard.domain.errors import Conflict
+from planboard.domain.links import Dependency, Lag, LagUnit, LinkType, format_dependency
 from planboard.domain.model import (
     ChecklistItem,
     Complexity,
     PlanDocument,
     PlanPhase,
     PlanTask,
+    Priority,
     TaskStatus,
 )
 from planboard.domain.plan import render_plan
@@ -38,7 +40,7 @@ from planboard.domain.progress import critical_path
 from planboard.services import projects as project_service
 from planboard.services import tasks as task_service
 from planboard.services.projects import hours_of, ordered_phases, task_nodes
-from planboard.services.representations import phase_out, project_out, task_out
+from planboard.services.representations import link_of, phase_out, project_out, task_out
 from planboard.services.tasks import TaskView
 from planboard.store import tasks as task_store
 from planboard.store.document import Document
@@ -66,7 +68,27 @@ CSV_COLUMNS = [
     "description",
     "created_at",
     "updated_at",
+    "start_date",
+    "priority",
+    "milestone",
+    "dependencies",
 ]
+
+
+def links_of(doc: Mapping[str, Any], refs: Mapping[str, str]) -> tuple[Dependency, ...]:
+    """``doc``'s typed dependencies, predecessors named by ``refs`` (task id -> ref or key);
+    links to tasks ``refs`` does not hold are left out."""
+    out = []
+    for blocker in id_list(doc, "blocked_by"):
+        if blocker in refs:
+            link = link_of(doc, blocker)
+            lag = Lag(float(link["lag"]), LagUnit(link["lag_unit"]))
+            out.append(Dependency(refs[blocker], LinkType(link["type"]), lag))
+    return tuple(out)
+
+
+def _day(value: object) -> date | None:
+    return date.fromisoformat(value) if isinstance(value, str) else None
 
 
 def plan_refs(docs: Sequence[Mapping[str, Any]]) -> dict[str, str]:
@@ -100,7 +122,11 @@ def plan_document(project: Mapping[str, Any], docs: Sequence[Mapping[str, Any]])
             status=TaskStatus(doc["status"]),
             complexity=Complexity(str(doc["complexity"])) if doc.get("complexity") else None,
             estimate_hours=doc.get("estimate_hours"),
-            dependencies=tuple(refs[b] for b in id_list(doc, "blocked_by") if b in refs),
+            links=links_of(doc, refs),
+            priority=Priority(str(doc["priority"])) if doc.get("priority") else None,
+            start=_day(doc.get("start_date")),
+            due=_day(doc.get("due_date")),
+            milestone=bool(doc.get("milestone")),
             checklist=tuple(
                 ChecklistItem(str(item["text"]), bool(item.get("done")))
                 for item in doc.get("checklist") or []
@@ -180,6 +206,10 @@ def csv_text(views: Sequence[TaskView], keys: Mapping[str, str]) -> str:
             "description": doc.get("description") or "",
             "created_at": doc.get("created_at"),
             "updated_at": doc.get("updated_at"),
+            "start_date": doc.get("start_date"),
+            "priority": doc.get("priority"),
+            "milestone": bool(doc.get("milestone")),
+            "dependencies": ";".join(format_dependency(link) for link in links_of(doc, keys)),
         }
         writer.writerow([safe_cell(row[column]) for column in CSV_COLUMNS])
     return out.getvalue()

@@ -7,6 +7,7 @@ import os
 import socket
 from typing import Any
 
+import orjson
 from bson import ObjectId
 from bson.errors import InvalidId
 from gridfs.asynchronous.grid_file import AsyncGridOut
@@ -16,10 +17,12 @@ from pymongo.asynchronous.database import AsyncDatabase
 from planboard.domain.access import Role
 from planboard.domain.errors import DomainError, NotFound
 from planboard.domain.plan import parse_plan
+from planboard.domain.plan_json import plan_from_json
 from planboard.events import outbox
 from planboard.events.envelope import Event
-from planboard.services import exports
+from planboard.services import exports, scheduling
 from planboard.services.access import Access, Caller, authorize
+from planboard.services.activity import Actor
 from planboard.services.context import ServiceContext
 from planboard.services.plans import import_plan
 from planboard.store import jobs, projects
@@ -29,7 +32,7 @@ from planboard.store.ids import new_id, utcnow
 
 log = logging.getLogger(__name__)
 
-KINDS = ("export", "import")
+KINDS = ("export", "import", "forecast")
 OWNER = f"{socket.gethostname()}:{os.getpid()}"
 
 
@@ -115,8 +118,23 @@ async def _execute(ctx: ServiceContext, job: Document) -> Document:
             "size": len(rendered.body),
             "download_url": f"/api/v1/jobs/{job_id}/result",
         }
+    if job["kind"] == "forecast":
+        project = await projects.get(db, str(params["project_id"]))
+        if project is None:
+            raise DomainError("the project no longer exists")
+        await jobs.set_progress(db, job_id, 10, utcnow())
+        return await scheduling.project_forecast(
+            ctx,
+            project,
+            runs=int(params["runs"]),
+            seed=int(params["seed"]),
+            actor=Actor(str(job["created_by"]), None),
+        )
     if job["kind"] == "import":
-        plan = parse_plan(str(params["markdown"]))
+        if "json" in params:
+            plan = plan_from_json(orjson.loads(str(params["json"])))
+        else:
+            plan = parse_plan(str(params["markdown"]))
         await jobs.set_progress(db, job_id, 20, utcnow())
         project = await import_plan(
             ctx,

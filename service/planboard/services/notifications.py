@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -9,20 +10,23 @@ from typing import Any
 from pymongo.asynchronous.database import AsyncDatabase
 
 from planboard.domain.errors import NotFound
+from planboard.domain.model import TaskStatus
 from planboard.events.envelope import Event
 from planboard.services.mail import queue_mail
-from planboard.store import notifications, users
+from planboard.store import notifications, tasks, users
 from planboard.store.document import Document
 from planboard.store.documents import TaskDoc
 from planboard.store.ids import new_id, utcnow
 from planboard.store.pagination import Position
 
-KINDS = ("assignment", "mention", "status_change", "due_soon")
+KINDS = ("assignment", "mention", "status_change", "due_soon", "task_ready", "slack_zero")
 DEFAULT_PREFERENCES: dict[str, dict[str, bool]] = {
     "assignment": {"in_app": True, "email": True},
     "mention": {"in_app": True, "email": True},
     "status_change": {"in_app": True, "email": False},
     "due_soon": {"in_app": True, "email": True},
+    "task_ready": {"in_app": True, "email": False},
+    "slack_zero": {"in_app": True, "email": False},
 }
 
 
@@ -43,6 +47,7 @@ class Notice:
     kind: str
     title: str
     body: str
+    once: str | None = None  # the notification's id when it must not repeat across events
 
 
 def notices_for(event: Event, task: TaskDoc | None) -> list[Notice]:
@@ -80,6 +85,17 @@ def notices_for(event: Event, task: TaskDoc | None) -> list[Notice]:
                     f"{label} moved from {old} to {new}.",
                 )
             )
+    elif event.type == "task.slack_exhausted" and task and task.get("assignee_id"):
+        cause = event.data.get("cause_key")
+        found.append(
+            Notice(
+                str(task["assignee_id"]),
+                "slack_zero",
+                f"No slack left: {label}",
+                f"{label} has no slack left after a change to {cause}: any delay now moves "
+                "the project's finish.",
+            )
+        )
     elif event.type == "comment.created":
         for user_id in event.data.get("mentions") or []:
             found.append(
@@ -91,6 +107,62 @@ def notices_for(event: Event, task: TaskDoc | None) -> list[Notice]:
                 )
             )
     return [n for n in found if n.user_id != actor]
+
+
+async def ready_notices(
+    db: AsyncDatabase[Document], event: Event, task: TaskDoc | None
+) -> list[tuple[Notice, TaskDoc]]:
+    """A ``task.updated`` that closed ``task`` (done or cancelled): the assignees of its
+    dependents that wait for nothing else now hear that they can start."""
+    changes: Any = event.data.get("changes") or {}
+    if task is None or event.type != "task.updated" or "status" not in changes:
+        return []
+    old, new = changes["status"]
+    try:
+        closed_now = TaskStatus(str(old)).is_open and not TaskStatus(str(new)).is_open
+    except ValueError:  # not a status change this version knows
+        return []
+    if not closed_now:
+        return []
+    dependents = await tasks.many(db, tasks.id_list(task, "blocks"))
+    blockers = await tasks.many(
+        db,
+        [b for d in dependents.values() for b in tasks.id_list(d, "blocked_by")],
+        {"status": 1},
+    )
+    found: list[tuple[Notice, TaskDoc]] = []
+    for dependent in dependents.values():
+        assignee = dependent.get("assignee_id")
+        if not assignee or assignee == event.actor_id:
+            continue
+        if not TaskStatus(dependent["status"]).is_open:
+            continue
+        waiting = [
+            b
+            for b in tasks.id_list(dependent, "blocked_by")
+            if b in blockers and TaskStatus(str(blockers[b]["status"])).is_open
+        ]
+        if waiting:
+            continue
+        label = f"{dependent['key']} {dependent['title']}"
+        # Events of blockers closed close together may each find the dependent ready (the
+        # worker reads the current state): it becomes ready once per set of blockers.
+        waited = hashlib.sha256(
+            ",".join(sorted(tasks.id_list(dependent, "blocked_by"))).encode()
+        ).hexdigest()[:16]
+        found.append(
+            (
+                Notice(
+                    str(assignee),
+                    "task_ready",
+                    f"Ready to start: {label}",
+                    f"{task['key']} is {new}; {label} waits for nothing now.",
+                    once=f"ready:{dependent['_id']}:{assignee}:{waited}",
+                ),
+                dependent,
+            )
+        )
+    return found
 
 
 async def deliver(
@@ -105,7 +177,7 @@ async def deliver(
     created = await notifications.insert_once(
         db,
         {
-            "_id": f"{event.id}:{notice.user_id}",
+            "_id": notice.once or f"{event.id}:{notice.user_id}",
             "seq": new_id(),  # time-ordered, for newest-first pages
             "user_id": notice.user_id,
             "workspace_id": event.workspace_id,

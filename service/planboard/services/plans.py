@@ -6,13 +6,20 @@ from pymongo.errors import DuplicateKeyError
 
 from planboard.domain.errors import Conflict, ValidationFailed
 from planboard.domain.keys import PROJECT_KEY_RE, derive_project_key, task_key
+from planboard.domain.links import Dependency
 from planboard.domain.model import PlanDocument
 from planboard.events.envelope import Event
 from planboard.services.activity import Actor, entry, record_change
 from planboard.services.context import ServiceContext
+from planboard.services.scheduling import DEFAULT_MODE
 from planboard.store import projects, tasks
-from planboard.store.documents import PhaseDoc, ProjectDoc, TaskDoc
+from planboard.store.documents import LinkDoc, PhaseDoc, ProjectDoc, TaskDoc
 from planboard.store.ids import new_id, utcnow
+
+
+def link_doc(link: Dependency) -> LinkDoc:
+    """A typed dependency as stored in ``link_types``."""
+    return {"type": link.type.value, "lag": link.lag.amount, "lag_unit": link.lag.unit.value}
 
 
 def _task_documents(
@@ -45,8 +52,12 @@ def _task_documents(
                     "phase_id": phase_ids[phase.name],
                     "assignee_id": None,
                     "labels": [],
-                    "due_date": None,
+                    "due_date": task.due.isoformat() if task.due else None,
+                    "start_date": task.start.isoformat() if task.start else None,
+                    "priority": task.priority.value if task.priority else None,
+                    "milestone": task.milestone,
                     "blocked_by": [ids[d] for d in task.dependencies],
+                    "link_types": {ids[link.predecessor]: link_doc(link) for link in task.links},
                     "blocks": blocks[task.ref],
                     "created_at": now,
                     "updated_at": now,
@@ -98,6 +109,8 @@ async def import_plan(
         "graph_version": 0,
         "start_date": None,
         "target_date": None,
+        "calendar": None,
+        "scheduling_mode": DEFAULT_MODE,
         "task_seq": len(plan.tasks()),
         "task_count": len(plan.tasks()),  # store/quotas.py
         "created_by": actor_id,

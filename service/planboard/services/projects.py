@@ -22,6 +22,7 @@ from planboard.domain.model import TaskNode, TaskStatus
 from planboard.domain.progress import compute_progress
 from planboard.domain.text import MAX_PHASES
 from planboard.events import outbox
+from planboard.services import scheduling
 from planboard.services.access import Access, Caller, authorize
 from planboard.services.activity import (
     Actor,
@@ -34,13 +35,31 @@ from planboard.services.activity import (
     with_retries,
 )
 from planboard.services.context import ServiceContext
-from planboard.store import activity, attachments, comments, projects, tasks
+from planboard.store import activity, attachments, baselines, comments, projects, tasks
 from planboard.store.document import Document
 from planboard.store.documents import ProjectDoc
 from planboard.store.ids import new_id, utcnow
 
 PROJECT_STATUSES = ("planned", "active", "paused", "completed", "cancelled", "archived")
-PROJECT_FIELDS = ["name", "description", "status", "start_date", "target_date"]
+PROJECT_FIELDS = [
+    "name",
+    "description",
+    "status",
+    "start_date",
+    "target_date",
+    "calendar",
+    "scheduling_mode",
+]
+
+
+def _scheduling_values(values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` with a given calendar checked and in its stored form (null: none)."""
+    out = dict(values)
+    if out.get("calendar") is not None:
+        out["calendar"] = scheduling.calendar_doc(out["calendar"])
+    return out
+
+
 OBJECT_ID_RE = re.compile(r"^[0-9a-f]{24}$")
 
 # List sorts: API name -> stored field.
@@ -122,6 +141,7 @@ async def create_project(
     """Create a project; the key is derived from the name unless given (409 if taken)."""
     db = ctx.db
     _check_dates(values)
+    values = _scheduling_values(values)
     given = normalize_key(values["key"]) if values.get("key") else None
     for _ in range(5):
         key = given or derive_project_key(
@@ -138,6 +158,8 @@ async def create_project(
             "status": values.get("status") or "active",
             "start_date": values.get("start_date"),
             "target_date": values.get("target_date"),
+            "calendar": values.get("calendar"),
+            "scheduling_mode": values.get("scheduling_mode") or scheduling.DEFAULT_MODE,
             "target_users": None,
             "project_type": None,
             "phases": [],
@@ -224,6 +246,7 @@ async def update_project(
     """Change fields under a version guard (a stale ``expected_version`` is a 412)."""
     db = ctx.db
     project_id = project["_id"]
+    values = _scheduling_values(values)
 
     async def attempt() -> ProjectDoc:
         current = await projects.get(db, project_id)
@@ -292,6 +315,7 @@ async def delete_project(
         if not await projects.delete_guarded(db, project_id, version, session=session):
             raise VersionMismatch("the project changed meanwhile; read it again")
         removed = await tasks.delete_in_project(db, project_id, session=session)
+        await baselines.delete_of_project(db, project_id, session=session)
         await comments.delete_of_project(db, project_id, session=session)
         await attachments.mark_deleted_where(
             db, {"project_id": project_id}, utcnow(), session=session

@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 
 from planboard.services.projects import ordered_phases
+from planboard.services.scheduling import DEFAULT_MODE
 from planboard.services.tasks import TaskView
 
 
@@ -64,6 +65,8 @@ def project_out(project: Mapping[str, Any]) -> dict[str, Any]:
         "status": project.get("status", "active"),
         "start_date": project.get("start_date"),
         "target_date": project.get("target_date"),
+        "calendar": project.get("calendar"),
+        "scheduling_mode": project.get("scheduling_mode") or DEFAULT_MODE,
         "target_users": project.get("target_users"),
         "project_type": project.get("project_type"),
         "phases": [phase_out(p) for p in ordered_phases(project)],
@@ -72,6 +75,22 @@ def project_out(project: Mapping[str, Any]) -> dict[str, Any]:
         "updated_at": project.get("updated_at"),
         "version": project.get("version", 1),
     }
+
+
+def link_of(doc: Mapping[str, Any], blocker_id: str) -> dict[str, Any]:
+    """The type and lag of ``doc``'s link to ``blocker_id``: FS with no lag unless stored
+    (migration 14 gave every existing link its entry)."""
+    stored = (doc.get("link_types") or {}).get(blocker_id) or {}
+    return {
+        "type": stored.get("type", "FS"),
+        "lag": stored.get("lag", 0.0),
+        "lag_unit": stored.get("lag_unit", "h"),
+    }
+
+
+def links_out(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """``[{task_id, type, lag, lag_unit}]`` in ``blocked_by`` order."""
+    return [{"task_id": b, **link_of(doc, str(b))} for b in doc.get("blocked_by") or []]
 
 
 def task_out(view: TaskView, fields: Iterable[str] | None = None) -> dict[str, Any]:
@@ -96,7 +115,11 @@ def task_out(view: TaskView, fields: Iterable[str] | None = None) -> dict[str, A
         "assignee_id": doc.get("assignee_id"),
         "labels": list(doc.get("labels") or []),
         "due_date": doc.get("due_date"),
+        "start_date": doc.get("start_date"),
+        "priority": doc.get("priority"),
+        "milestone": bool(doc.get("milestone")),
         "blocked_by": list(doc.get("blocked_by") or []),
+        "dependencies": links_out(doc),
         "blocks": list(doc.get("blocks") or []),
         "blocked_by_open": view.blocked_by_open,
         "ready": view.ready,

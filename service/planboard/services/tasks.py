@@ -3,6 +3,7 @@ list with filters, and the derived ``ready`` / ``blocked_by_open`` of each task.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Mapping, Sequence
@@ -14,10 +15,13 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from planboard.domain.access import Role
+from planboard.domain.calendar import WorkTimeOutOfRange
 from planboard.domain.dag import is_ready
 from planboard.domain.errors import Conflict, NotFound, ValidationFailed, VersionMismatch
 from planboard.domain.keys import parse_task_key, task_key
 from planboard.domain.model import TaskStatus
+from planboard.domain.schedule import SchedulingMode
+from planboard.services import scheduling
 from planboard.services.access import Access, Caller, authorize
 from planboard.services.activity import (
     Actor,
@@ -70,7 +74,12 @@ TASK_FIELDS = [
     "due_date",
     "phase_id",
     "plan_ref",
+    "start_date",
+    "priority",
+    "milestone",
 ]
+# The fields whose combination ``date_problems`` checks.
+DATE_FIELDS = ("start_date", "due_date", "milestone", "estimate_hours")
 TASK_SORTS = {
     "key": "seq",
     "due_date": "due_sort",
@@ -163,6 +172,40 @@ async def find_in_project(
     return found
 
 
+def date_problems(
+    task: Mapping[str, Any], changed: Sequence[str], prefix: str = ""
+) -> list[tuple[str, str]]:
+    """What is wrong with a task's dates and milestone flag taken together (the plan
+    format's rules, docs/scheduling.md): start on or before due; a milestone takes no time
+    (no estimate but 0) and, with both dates, they are one day. Each problem names the
+    field of ``changed`` that made it (the first of the pair when both changed)."""
+
+    def name(*candidates: str) -> str:
+        return prefix + next((c for c in candidates if c in changed), candidates[0])
+
+    problems: list[tuple[str, str]] = []
+    start, due = task.get("start_date"), task.get("due_date")
+    if start is not None and due is not None and start > due:
+        problems.append((name("start_date", "due_date"), "the start must be on or before due_date"))
+    if task.get("milestone"):
+        estimate = task.get("estimate_hours")
+        if estimate:
+            problems.append(
+                (
+                    name("milestone", "estimate_hours"),
+                    "a milestone takes no time: its estimate must be unset or 0",
+                )
+            )
+        if start is not None and due is not None and start != due:
+            problems.append(
+                (
+                    name("milestone", "start_date", "due_date"),
+                    "a milestone is one day: start_date and due_date must be the same",
+                )
+            )
+    return problems
+
+
 # --------------------------------------------------------------------------- views
 
 
@@ -250,6 +293,7 @@ async def create_tasks(
     for index, item in enumerate(items):
         where = f"{prefix}{index}." if prefix else ""
         resolved.append(_resolve_fields(project, item, members, where, errors))
+        errors += date_problems(item, list(item), where)
         ref = item.get("plan_ref")
         if ref is not None:
             if ref in refs:
@@ -372,7 +416,11 @@ def new_task_document(
         "assignee_id": values.get("assignee_id"),
         "labels": list(values.get("labels") or []),
         "due_date": values.get("due_date"),
+        "start_date": values.get("start_date"),
+        "priority": values.get("priority"),
+        "milestone": bool(values.get("milestone")),
         "blocked_by": [],
+        "link_types": {},
         "blocks": [],
         "created_by": actor.user_id,
         "created_at": now,
@@ -433,6 +481,10 @@ async def update_task(
             raise NotFound("task not found")
         check_version(current, expected_version)
         merged = {**current, **resolved}
+        if any(field in resolved for field in DATE_FIELDS):
+            problems = date_problems(merged, list(resolved))
+            if problems:
+                raise ValidationFailed(problems)
         changes = {
             field: (current.get(field), merged.get(field))
             for field in TASK_FIELDS
@@ -467,6 +519,7 @@ async def _write_changes(
     values.update(tasks.sort_shadows(after))
     shown = _shown(changes, phase_names(project))
     version = int(str(current["version"]))
+    moved = await _rescheduled(ctx, project, current, after, changes)
     try:
         async with ctx.write(project["_id"]) as unit:
             session = unit.session
@@ -477,6 +530,7 @@ async def _write_changes(
                 if expected_version is not None:
                     raise VersionMismatch("the task changed meanwhile; read it again")
                 raise Retry
+            await _write_rescheduled(ctx, project, actor, current, moved, now, session)
             action = "status_changed" if set(changes) == {"status"} else "updated"
             await record_change(
                 db,
@@ -511,6 +565,154 @@ async def _write_changes(
     after.update(values)
     after["version"] = version + 1
     return cast(TaskDoc, after)
+
+
+# --------------------------------------------------------------------------- rescheduling
+
+# What a change must touch to move other tasks of an automatic project.
+SCHEDULE_INPUTS = frozenset({"start_date", "estimate_hours", "status", "milestone"})
+
+
+@dataclass(frozen=True, slots=True)
+class Moved:
+    """A dependent whose dates a change moved: its stored start day and computed dates."""
+
+    doc: Document
+    start_date: str
+    start: tuple[datetime, datetime]
+    finish: tuple[datetime, datetime]
+
+
+@dataclass(frozen=True, slots=True)
+class Exhausted:
+    """A task whose total slack the change brought from above zero to zero (or less)."""
+
+    doc: Document
+    slack: tuple[float, float]
+
+
+@dataclass(frozen=True, slots=True)
+class Reschedule:
+    moved: list[Moved]
+    exhausted: list[Exhausted]
+
+
+async def _rescheduled(
+    ctx: ServiceContext,
+    project: ProjectDoc,
+    current: TaskDoc,
+    after: Mapping[str, Any],
+    changes: Changes,
+) -> Reschedule:
+    """In an automatic project, the other tasks whose early dates the change moves and
+    those whose slack it used up (the schedule before and after it, docs/scheduling.md
+    "The API"); nothing otherwise."""
+    if scheduling.mode_of(project) is not SchedulingMode.AUTOMATIC:
+        return Reschedule([], [])
+    if not SCHEDULE_INPUTS & set(changes):
+        return Reschedule([], [])
+    db = ctx.db
+    calendar = (await scheduling.effective_calendar(db, project)).calendar
+    docs = await tasks.schedule_of(db, project["_id"])
+    changed = [{**d, **after} if d["_id"] == current["_id"] else d for d in docs]
+    try:
+        before = (await asyncio.to_thread(scheduling.compute, project, docs, calendar)).by_id()
+        later = (await asyncio.to_thread(scheduling.compute, project, changed, calendar)).by_id()
+    except WorkTimeOutOfRange as error:
+        raise ValidationFailed(
+            [(sorted(SCHEDULE_INPUTS & set(changes))[0], f"the schedule would break: {error}")]
+        ) from None
+    moved, exhausted = [], []
+    for doc in docs:
+        task_id = str(doc["_id"])
+        old, new = before.get(task_id), later.get(task_id)
+        if task_id == current["_id"] or old is None or new is None:
+            continue
+        if old.total_slack_hours > 0 and new.critical:
+            exhausted.append(Exhausted(doc, (old.total_slack_hours, new.total_slack_hours)))
+        if (old.early_start, old.early_finish) == (new.early_start, new.early_finish):
+            continue
+        day = new.early_start.astimezone(calendar.zone).date().isoformat()
+        moved.append(
+            Moved(
+                doc=doc,
+                start_date=day,
+                start=(old.early_start, new.early_start),
+                finish=(old.early_finish, new.early_finish),
+            )
+        )
+    return Reschedule(moved, exhausted)
+
+
+async def _write_rescheduled(
+    ctx: ServiceContext,
+    project: ProjectDoc,
+    actor: Actor,
+    cause: TaskDoc,
+    found: Reschedule,
+    now: datetime,
+    session: Any,
+) -> None:
+    """Store the moved tasks' new start days and record ``task.rescheduled`` for each,
+    and ``task.slack_exhausted`` for each task whose slack the change used up."""
+    moved = found.moved
+    for item in moved:
+        if item.doc.get("start_date") == item.start_date:
+            continue
+        # a start past the due date (or off a milestone's day) is not stored: the task
+        # keeps consistent dates and the schedule shows the slip
+        if date_problems({**item.doc, "start_date": item.start_date}, ["start_date"]):
+            continue
+        await tasks.set_start(ctx.db, str(item.doc["_id"]), item.start_date, now, session=session)
+    events = [
+        event(
+            "task.rescheduled",
+            project,
+            actor,
+            task_id=item.doc["_id"],
+            key=item.doc["key"],
+            start_date=[item.doc.get("start_date"), item.start_date],
+            early_start=[item.start[0], item.start[1]],
+            early_finish=[item.finish[0], item.finish[1]],
+            cause_task_id=cause["_id"],
+            cause_key=cause["key"],
+        )
+        for item in moved
+    ]
+    events += [
+        event(
+            "task.slack_exhausted",
+            project,
+            actor,
+            task_id=item.doc["_id"],
+            key=item.doc["key"],
+            total_slack_hours=[round(item.slack[0], 4), round(item.slack[1], 4)],
+            cause_task_id=cause["_id"],
+            cause_key=cause["key"],
+        )
+        for item in found.exhausted
+    ]
+    if not events:
+        return
+    await record_change(
+        ctx.db,
+        events=events,
+        entries=[
+            entry(
+                project=project,
+                actor=actor,
+                entity="task",
+                entity_id=str(item.doc["_id"]),
+                action="rescheduled",
+                at=now,
+                task=item.doc,
+                changes={"start_date": (item.doc.get("start_date"), item.start_date)},
+                data={"cause": cause["key"]},
+            )
+            for item in moved
+        ],
+        session=session,
+    )
 
 
 async def bulk_status(

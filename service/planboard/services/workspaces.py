@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import cast
+from typing import Any, cast
 
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
@@ -15,6 +16,7 @@ from planboard.domain.access import Role, can_assign
 from planboard.domain.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from planboard.events import outbox
 from planboard.events.envelope import Event
+from planboard.services import scheduling
 from planboard.services.access import Access
 from planboard.services.activity import Retry, with_retries
 from planboard.services.context import ServiceContext
@@ -61,15 +63,35 @@ async def create_workspace(
     return workspace
 
 
-async def rename_workspace(
-    db: AsyncDatabase[Document], access: Access, name: str, request_id: str | None
+async def update_workspace(
+    db: AsyncDatabase[Document],
+    access: Access,
+    values: Mapping[str, Any],
+    request_id: str | None,
 ) -> Document:
-    updated = await workspaces.rename(db, access.workspace_id, name, utcnow())
+    """Rename and/or set the working calendar (``calendar``: null for the default); the
+    calendar is checked by the domain (422 naming ``calendar.<field>``)."""
+    stored: Document = {}
+    if "name" in values:
+        stored["name"] = values["name"]
+    if "calendar" in values:
+        given = values["calendar"]
+        stored["calendar"] = scheduling.calendar_doc(given) if given is not None else None
+    updated = await workspaces.update(db, access.workspace_id, stored, utcnow())
     if updated is None:
         raise NotFound("workspace not found")
     await outbox.record(
         db,
-        [_event("workspace.updated", access.workspace_id, access.user_id, request_id, name=name)],
+        [
+            _event(
+                "workspace.updated",
+                access.workspace_id,
+                access.user_id,
+                request_id,
+                name=updated["name"],
+                fields=sorted(stored),
+            )
+        ],
     )
     return updated
 

@@ -51,6 +51,29 @@ class ProjectDoc(TypedDict, total=False):
     updated_ms: int
     created_ms: int
     plan: dict[str, Any]
+    calendar: CalendarDoc | None
+    scheduling_mode: str
+    baseline_count: int
+    forecast_days: dict[str, str]
+
+
+class CalendarDoc(TypedDict, total=False):
+    """A working calendar (domain/calendar.py) as stored on a workspace or a project."""
+
+    weekdays: list[int]
+    hours_per_day: float
+    holidays: list[str]
+    timezone: str
+    day_start: str
+
+
+class LinkDoc(TypedDict):
+    """A dependency's type and lag (domain/links.py), kept per predecessor id in
+    ``TaskDoc.link_types``; a predecessor without an entry is FS with no lag."""
+
+    type: str
+    lag: float
+    lag_unit: str
 
 
 class TaskDoc(TypedDict, total=False):
@@ -71,7 +94,11 @@ class TaskDoc(TypedDict, total=False):
     assignee_id: str | None
     labels: list[str]
     due_date: str | None
+    start_date: str | None
+    priority: str | None
+    milestone: bool
     blocked_by: list[str]
+    link_types: dict[str, LinkDoc]
     blocks: list[str]
     plan_ref: str
     created_by: str | None

@@ -373,6 +373,39 @@ async def _pipeline_single_field_indexes(db: AsyncDatabase[Document]) -> None:
     await db.webhook_deliveries.create_indexes([IndexModel([("status", ASCENDING)], name="status")])
 
 
+FS_NO_LAG: Document = {"type": "FS", "lag": 0.0, "lag_unit": "h"}
+
+
+async def _typed_links(db: AsyncDatabase[Document]) -> None:
+    """Issue 19: every existing dependency becomes finish-to-start without lag, written
+    in ``link_types`` next to ``blocked_by``; tasks without dependencies get an empty
+    map. A link that already has an entry keeps it (a rerun changes nothing)."""
+    updates: list[UpdateOne] = []
+    cursor = db["tasks"].find({}, {"_id": 1, "blocked_by": 1, "link_types": 1})
+    async for doc in cursor:
+        links = doc.get("link_types")
+        known = links if isinstance(links, dict) else {}
+        listed = doc.get("blocked_by")
+        missing = [b for b in (listed if isinstance(listed, list) else []) if str(b) not in known]
+        if not isinstance(links, dict):
+            values: Document = {"link_types": {str(b): dict(FS_NO_LAG) for b in missing}}
+        elif missing:
+            values = {f"link_types.{b}": dict(FS_NO_LAG) for b in missing}
+        else:
+            continue
+        updates.append(UpdateOne({"_id": doc["_id"]}, {"$set": values}))
+        if len(updates) >= 500:
+            await db["tasks"].bulk_write(updates, ordered=False)
+            updates = []
+    if updates:
+        await db["tasks"].bulk_write(updates, ordered=False)
+
+
+async def _baselines(db: AsyncDatabase[Document]) -> None:
+    # by project (pages go by _id, which the dev server cannot hold in a compound index)
+    await db["baselines"].create_indexes([IndexModel([("project_id", ASCENDING)])])
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core collections and indexes", _core),
     Migration(2, "identity: users, sessions, tokens, memberships, invitations, mail", _identity),
@@ -387,6 +420,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(11, "notifications: index of the visible ones per user", _visible_notifications),
     Migration(12, "counters of live children for limits and the last owner", _quota_counters),
     Migration(13, "event pipeline: single-field indexes", _pipeline_single_field_indexes),
+    Migration(14, "typed dependencies: existing links become FS with lag 0", _typed_links),
+    Migration(15, "baselines: index by project", _baselines),
 )
 
 

@@ -262,3 +262,17 @@ async def release_task_seqs(
         {"_id": project_id, "task_seq": first + count - 1}, {"$inc": {"task_seq": -count}}
     )
     return result.modified_count == 1
+
+
+async def set_forecast_days(
+    db: AsyncDatabase[Document],
+    project_id: str,
+    days: dict[str, str],
+    *,
+    session: AsyncClientSession | None = None,
+) -> None:
+    """The P50/P85/P95 finish days of the project's latest forecast (no version change:
+    the project's representation does not show them)."""
+    await db["projects"].update_one(
+        {"_id": project_id}, {"$set": {"forecast_days": days}}, session=session
+    )

@@ -22,7 +22,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from planboard.store.counting import count
 from planboard.store.document import Document
-from planboard.store.documents import TaskDoc, TaskShadows
+from planboard.store.documents import LinkDoc, TaskDoc, TaskShadows
 from planboard.store.pagination import keyset_page
 
 TASKS = "tasks"
@@ -41,6 +41,15 @@ GRAPH_FIELDS = {
     "estimate_hours": 1,
     "phase_id": 1,
     "blocked_by": 1,
+}
+# ... and what a schedule needs besides (services/scheduling.py).
+SCHEDULE_FIELDS = {
+    **GRAPH_FIELDS,
+    "link_types": 1,
+    "start_date": 1,
+    "due_date": 1,
+    "milestone": 1,
+    "complexity": 1,
 }
 
 
@@ -107,6 +116,12 @@ async def insert_many(
 
 async def in_project(db: AsyncDatabase[Document], project_id: str) -> list[TaskDoc]:
     cursor = collection(db).find({"project_id": project_id}).sort("seq", ASCENDING)
+    return [doc async for doc in cursor]
+
+
+async def schedule_of(db: AsyncDatabase[Document], project_id: str) -> list[Document]:
+    """Every task of a project with what a schedule needs, in key order."""
+    cursor = db[TASKS].find({"project_id": project_id}, SCHEDULE_FIELDS).sort("seq", ASCENDING)
     return [doc async for doc in cursor]
 
 
@@ -255,24 +270,64 @@ async def update_guarded(
     return result.matched_count == 1
 
 
+async def set_start(
+    db: AsyncDatabase[Document],
+    task_id: str,
+    start_date: str,
+    now: datetime,
+    *,
+    session: AsyncClientSession | None = None,
+) -> None:
+    """A rescheduled task's new start day (services/tasks.py: automatic projects)."""
+    await db[TASKS].update_one(
+        {"_id": task_id},
+        {"$set": {"start_date": start_date, **stamped(now)}, "$inc": {"version": 1}},
+        session=session,
+    )
+
+
 async def add_blocker(
     db: AsyncDatabase[Document],
     task_id: str,
     blocker_id: str,
     now: datetime,
+    link: LinkDoc,
     *,
     session: AsyncClientSession | None = None,
 ) -> None:
-    """Add ``blocker_id`` to ``blocked_by`` (the caller holds the edge reservation)."""
+    """Add ``blocker_id`` to ``blocked_by`` with the link's type and lag in ``link_types``
+    (the caller holds the edge reservation)."""
     await db[TASKS].update_one(
         {"_id": task_id},
         {
             "$addToSet": {"blocked_by": blocker_id},
             "$inc": {"version": 1},
-            "$set": stamped(now),
+            "$set": {**stamped(now), f"link_types.{blocker_id}": dict(link)},
         },
         session=session,
     )
+
+
+async def set_link(
+    db: AsyncDatabase[Document],
+    task_id: str,
+    blocker_id: str,
+    version: int,
+    link: LinkDoc,
+    now: datetime,
+    *,
+    session: AsyncClientSession | None = None,
+) -> bool:
+    """Change the type and lag of an existing link, if the task is still at ``version``."""
+    result = await db[TASKS].update_one(
+        {"_id": task_id, "version": version, "blocked_by": blocker_id},
+        {
+            "$inc": {"version": 1},
+            "$set": {**stamped(now), f"link_types.{blocker_id}": dict(link)},
+        },
+        session=session,
+    )
+    return result.matched_count == 1
 
 
 async def remove_blocker(
@@ -292,7 +347,13 @@ async def remove_blocker(
         {"$pull": {"blocked_by": blocker_id}, "$inc": {"version": 1}, "$set": stamped(now)},
         session=session,
     )
-    return result.matched_count == 1
+    if result.matched_count != 1:
+        return False
+    # a separate write: the dev server drops an ``$unset`` that comes with these operators
+    await db[TASKS].update_one(
+        {"_id": task_id}, {"$unset": {f"link_types.{blocker_id}": ""}}, session=session
+    )
+    return True
 
 
 async def add_blocks(
@@ -334,6 +395,11 @@ async def detach(
     session: AsyncClientSession | None = None,
 ) -> None:
     """Remove every edge to ``task_id`` from the other tasks of the project."""
+    await db[TASKS].update_many(  # first: the query finds them by their blocked_by
+        {"project_id": project_id, "blocked_by": task_id},
+        {"$unset": {f"link_types.{task_id}": ""}},
+        session=session,
+    )
     for field in ("blocked_by", "blocks"):
         await db[TASKS].update_many(
             {"project_id": project_id, field: task_id},

@@ -16,6 +16,7 @@ WORKSPACES = "workspaces"
 # Everything that belongs to a workspace, deleted with it.
 OWNED_COLLECTIONS = (
     "comments",
+    "baselines",
     "activity",
     "tasks",
     "projects",
@@ -67,6 +68,17 @@ async def rename(
     return await db[WORKSPACES].find_one_and_update(
         {"_id": workspace_id},
         {"$set": {"name": name, "updated_at": now}, "$inc": {"version": 1}},
+        return_document=ReturnDocument.AFTER,
+    )
+
+
+async def update(
+    db: AsyncDatabase[Document], workspace_id: str, values: Document, now: datetime
+) -> Document | None:
+    """Set ``values`` (name, calendar) and bump the version."""
+    return await db[WORKSPACES].find_one_and_update(
+        {"_id": workspace_id},
+        {"$set": {**values, "updated_at": now}, "$inc": {"version": 1}},
         return_document=ReturnDocument.AFTER,
     )
 

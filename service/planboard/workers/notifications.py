@@ -13,7 +13,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from planboard.config import Settings
 from planboard.events.consumer import ConsumerGroup
 from planboard.events.envelope import Event
-from planboard.services.notifications import deliver, notices_for
+from planboard.services.notifications import deliver, notices_for, ready_notices
 from planboard.store import mail_queue, tasks
 from planboard.store.document import Document
 from planboard.store.documents import TaskDoc
@@ -34,13 +34,17 @@ def compose(settings: Settings, mail: Document) -> EmailMessage:
     return message
 
 
-NOTIFYING_EVENTS = frozenset({"task.created", "task.updated", "comment.created"})
+NOTIFYING_EVENTS = frozenset(
+    {"task.created", "task.updated", "task.slack_exhausted", "comment.created"}
+)
 
 
 def notifications_group(settings: Settings, db: AsyncDatabase[Document]) -> ConsumerGroup:
     async def notify(event: Event, task: TaskDoc | None) -> None:
         for notice in notices_for(event, task):
             await deliver(db, event, notice, task)
+        for notice, dependent in await ready_notices(db, event, task):
+            await deliver(db, event, notice, dependent)
 
     async def handle(event: Event) -> None:
         if event.type in NOTIFYING_EVENTS:

@@ -42,7 +42,16 @@ async def test_add_keeps_both_directions_and_readiness(client, db, owner, worksp
     a, b, c = [await new_task(client, owner, project["id"], title=t) for t in "abc"]
     body = await expect(await depend(client, owner, b["key"], a["key"]), 201)
     assert [t["key"] for t in body["blocked_by"]] == ["DEP-1"]
-    assert body["blocked_by"][0] == {"id": a["id"], "key": "DEP-1", "title": "a", "status": "todo"}
+    assert body["blocked_by"][0] == {
+        "id": a["id"],
+        "key": "DEP-1",
+        "title": "a",
+        "status": "todo",
+        # issue 19: a link made without a type is finish-to-start without lag
+        "type": "FS",
+        "lag": 0.0,
+        "lag_unit": "h",
+    }
     assert (body["blocks"], body["blocked_by_open"], body["ready"]) == ([], [a["id"]], False)
     await expect(await depend(client, owner, c["id"], b["id"]), 201)
     got_b = await expect(await client.get(f"/api/v1/tasks/{b['id']}", headers=owner.headers), 200)

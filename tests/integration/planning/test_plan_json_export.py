@@ -85,14 +85,14 @@ async def test_json_and_markdown_exports_hold_the_same_plan(client, owner, works
     assert [t.ref for t in from_json.tasks()] == ["X1", "HAND-2", "HAND-3"]
     assert [p.name for p in from_json.phases] == ["Only", "Unphased"]
     assert from_json.tasks()[2].dependencies == ("HAND-2",)
-    # the due date is in the JSON export; the Markdown export does not write it yet
-    assert from_json.tasks()[1].due is not None and from_markdown.tasks()[1].due is None
+    # the due date is in both exports
+    assert from_json.tasks()[1].due == from_markdown.tasks()[1].due
     assert from_json.tasks()[1].due.isoformat() == "2026-11-30"
     assert [
-        (t.ref, t.title, t.status, t.estimate_hours, t.links, t.checklist)
+        (t.ref, t.title, t.status, t.estimate_hours, t.links, t.checklist, t.due)
         for t in from_json.tasks()
     ] == [
-        (t.ref, t.title, t.status, t.estimate_hours, t.links, t.checklist)
+        (t.ref, t.title, t.status, t.estimate_hours, t.links, t.checklist, t.due)
         for t in from_markdown.tasks()
     ]
 

@@ -156,8 +156,9 @@ async def test_import_the_sample_plan(client, db, owner, workspace_id):
 async def test_import_refusals(client, db, owner, workspace_id):
     url = f"/api/v1/workspaces/{workspace_id}/projects/import"
     before = await db.projects.count_documents({"workspace_id": workspace_id})
+    # JSON is read as a JSON export (docs/scheduling.md): this is not one
     response = await client.post(url, json={"plan": SAMPLE_PLAN}, headers=owner.headers)
-    await expect_problem(response, 415)
+    await expect_problem(response, 422, "format")
     response = await client.post(
         url, data=SAMPLE_PLAN, headers=with_headers(owner, **{"Content-Type": "text/plain"})
     )

@@ -1,0 +1,539 @@
+"""Scheduling over stored projects (issue 19): working calendars of workspaces and
+projects, the stored tasks as the domain's ``ScheduleTask`` and the project's schedule
+(domain/schedule.py; docs/scheduling.md, "The API")."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from planboard.domain.baseline import Baseline, BaselineTask, TaskChange, compare, freeze
+from planboard.domain.calendar import WorkingCalendar, WorkTimeOutOfRange
+from planboard.domain.errors import Conflict, NotFound, ValidationFailed
+from planboard.domain.forecast import FinishPercentiles, forecast_project
+from planboard.domain.links import Dependency, Lag, LagUnit, LinkType
+from planboard.domain.model import Complexity, TaskStatus
+from planboard.domain.schedule import Schedule, ScheduleTask, SchedulingMode, schedule_project
+from planboard.services.activity import Actor, entry, event, record_change
+from planboard.services.context import ServiceContext
+from planboard.store import baselines, projects, quotas, tasks, workspaces
+from planboard.store.document import Document
+from planboard.store.documents import CalendarDoc, ProjectDoc
+from planboard.store.ids import new_id, utcnow
+
+MAX_HOLIDAYS = 1000
+SCHEDULING_MODES = tuple(m.value for m in SchedulingMode)
+DEFAULT_MODE = SchedulingMode.MANUAL.value
+_ONE_MINUTE = 1 / 60
+
+
+# --------------------------------------------------------------------------- calendars
+
+
+def calendar_doc(values: Mapping[str, Any], field: str = "calendar") -> CalendarDoc:
+    """A calendar as stored, checked by the domain's ``WorkingCalendar`` (a 422 naming
+    ``calendar.<field>`` for each bad value). Missing fields take the defaults (Mon-Fri,
+    8 hours, no holidays, UTC, the window from 09:00)."""
+    day_start = values.get("day_start")
+    try:
+        calendar = WorkingCalendar(
+            weekdays=frozenset(values.get("weekdays", [0, 1, 2, 3, 4])),
+            hours_per_day=values.get("hours_per_day", 8.0),
+            holidays=frozenset(date.fromisoformat(day) for day in values.get("holidays", [])),
+            timezone=values.get("timezone", "UTC"),
+            day_start=time.fromisoformat(day_start) if day_start is not None else None,
+        )
+    except ValidationFailed as error:
+        raise ValidationFailed(
+            [(f"{field}.{name}", message) for name, message in error.errors], str(error)
+        ) from None
+    doc: CalendarDoc = {
+        "weekdays": sorted(calendar.weekdays),
+        "hours_per_day": float(calendar.hours_per_day),
+        "holidays": sorted(day.isoformat() for day in calendar.holidays),
+        "timezone": calendar.timezone,
+    }
+    if calendar.day_start is not None:
+        doc["day_start"] = calendar.day_start.strftime("%H:%M")
+    return doc
+
+
+def working_calendar(doc: Mapping[str, Any] | None) -> WorkingCalendar:
+    """The domain calendar of a stored one (the default for none)."""
+    if not doc:
+        return WorkingCalendar()
+    day_start = doc.get("day_start")
+    return WorkingCalendar(
+        weekdays=frozenset(doc.get("weekdays", [0, 1, 2, 3, 4])),
+        hours_per_day=float(doc.get("hours_per_day", 8.0)),
+        holidays=frozenset(date.fromisoformat(d) for d in doc.get("holidays", [])),
+        timezone=str(doc.get("timezone", "UTC")),
+        day_start=time.fromisoformat(day_start) if day_start else None,
+    )
+
+
+def calendar_out(calendar: WorkingCalendar) -> dict[str, Any]:
+    return {
+        "weekdays": sorted(calendar.weekdays),
+        "hours_per_day": float(calendar.hours_per_day),
+        "holidays": sorted(day.isoformat() for day in calendar.holidays),
+        "timezone": calendar.timezone,
+        "day_start": calendar.window_start.strftime("%H:%M"),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class EffectiveCalendar:
+    calendar: WorkingCalendar
+    source: str  # project, workspace or default
+
+
+async def effective_calendar(
+    db: AsyncDatabase[Document], project: Mapping[str, Any]
+) -> EffectiveCalendar:
+    """The project's own calendar, else its workspace's, else the default."""
+    if project.get("calendar"):
+        return EffectiveCalendar(working_calendar(project["calendar"]), "project")
+    workspace = await workspaces.get(db, str(project["workspace_id"]))
+    stored = workspace.get("calendar") if workspace is not None else None
+    if isinstance(stored, Mapping) and stored:
+        return EffectiveCalendar(working_calendar(stored), "workspace")
+    return EffectiveCalendar(WorkingCalendar(), "default")
+
+
+# --------------------------------------------------------------------------- schedules
+
+
+def day_start(calendar: WorkingCalendar, day: date) -> datetime:
+    """The first working instant on or after ``day`` (local midnight) in the calendar."""
+    midnight = datetime.combine(day, time(0), tzinfo=calendar.zone)
+    return calendar.next_working_instant(midnight.astimezone(UTC))
+
+
+def day_end(calendar: WorkingCalendar, day: date) -> datetime:
+    """Where work stops at the end of ``day``: the end of the last working window on or
+    before it (a due date means "finished by the end of that day")."""
+    midnight = datetime.combine(day + timedelta(days=1), time(0), tzinfo=calendar.zone)
+    back = calendar.add_working_hours(midnight.astimezone(UTC), -_ONE_MINUTE)
+    return calendar.add_working_hours(back, _ONE_MINUTE)
+
+
+def project_start(calendar: WorkingCalendar, project: Mapping[str, Any]) -> datetime:
+    """The project's start: its ``start_date``, else the day it was created."""
+    start = project.get("start_date")
+    if isinstance(start, str):
+        return day_start(calendar, date.fromisoformat(start))
+    created = project.get("created_at")
+    day = (
+        created.astimezone(calendar.zone).date() if isinstance(created, datetime) else date.today()
+    )
+    return day_start(calendar, day)
+
+
+def _day(value: object) -> date | None:
+    return date.fromisoformat(value) if isinstance(value, str) else None
+
+
+def schedule_task(
+    doc: Mapping[str, Any], calendar: WorkingCalendar, mode: SchedulingMode
+) -> ScheduleTask:
+    """A stored task as the scheduler sees it: its estimate is its duration (none, or a
+    milestone: 0); in automatic mode its ``start_date`` is a floor ("start no earlier
+    than"), in manual mode its own dates pin it (the start, else the due date as its
+    finish)."""
+    links = doc.get("link_types") or {}
+    predecessors = []
+    for blocker in tasks.id_list(doc, "blocked_by"):
+        link = links.get(blocker) or {}
+        lag = Lag(float(link.get("lag", 0.0)), LagUnit(link.get("lag_unit", "h")))
+        predecessors.append(Dependency(blocker, LinkType(link.get("type", "FS")), lag))
+    estimate = doc.get("estimate_hours")
+    duration = 0.0 if doc.get("milestone") or not estimate else float(estimate)
+    start, due = _day(doc.get("start_date")), _day(doc.get("due_date"))
+    floor = planned_start = planned_finish = None
+    if mode is SchedulingMode.AUTOMATIC:
+        floor = day_start(calendar, start) if start else None
+    elif start is not None:
+        planned_start = day_start(calendar, start)
+    elif due is not None:
+        planned_finish = day_end(calendar, due)
+    complexity = doc.get("complexity")
+    return ScheduleTask(
+        id=str(doc["_id"]),
+        duration_hours=duration,
+        predecessors=tuple(predecessors),
+        status=TaskStatus(str(doc["status"])),
+        start_no_earlier_than=floor,
+        planned_start=planned_start,
+        planned_finish=planned_finish,
+        complexity=Complexity(str(complexity)) if complexity else None,
+        phase=str(doc["phase_id"]) if doc.get("phase_id") else None,
+    )
+
+
+def mode_of(project: Mapping[str, Any]) -> SchedulingMode:
+    return SchedulingMode(str(project.get("scheduling_mode") or DEFAULT_MODE))
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectSchedule:
+    schedule: Schedule
+    calendar: EffectiveCalendar
+    docs: Sequence[Document]
+
+
+def compute(
+    project: Mapping[str, Any], docs: Sequence[Mapping[str, Any]], calendar: WorkingCalendar
+) -> Schedule:
+    mode = mode_of(project)
+    return schedule_project(
+        [schedule_task(doc, calendar, mode) for doc in docs],
+        calendar=calendar,
+        project_start=project_start(calendar, project),
+        mode=mode,
+    )
+
+
+async def project_schedule(db: AsyncDatabase[Document], project: ProjectDoc) -> ProjectSchedule:
+    """The project's schedule over its stored tasks, links and calendar."""
+    calendar = await effective_calendar(db, project)
+    docs = await tasks.schedule_of(db, project["_id"])
+    # CPU-bound (about 0.25 s at 10,000 tasks): off the event loop
+    schedule = await asyncio.to_thread(compute, project, docs, calendar.calendar)
+    return ProjectSchedule(schedule, calendar, docs)
+
+
+async def project_schedule_out(db: AsyncDatabase[Document], project: ProjectDoc) -> dict[str, Any]:
+    """``GET /projects/{id}/schedule``: the schedule with each task's key and ref."""
+    try:
+        found = await project_schedule(db, project)
+    except WorkTimeOutOfRange as error:
+        raise Conflict(f"the schedule cannot be computed: {error}") from None
+    return schedule_out(project, found)
+
+
+def _hours(value: float) -> float:
+    return round(value, 4)
+
+
+def schedule_out(project: Mapping[str, Any], found: ProjectSchedule) -> dict[str, Any]:
+    schedule = found.schedule
+    names = {str(d["_id"]): d for d in found.docs}
+
+    def who(task_id: str) -> dict[str, Any]:
+        doc = names[task_id]
+        return {"task_id": task_id, "key": doc.get("key"), "plan_ref": doc.get("plan_ref")}
+
+    return {
+        "project_id": project["_id"],
+        "mode": schedule.mode.value,
+        "calendar": {**calendar_out(found.calendar.calendar), "source": found.calendar.source},
+        "project_start": schedule.project_start,
+        "project_finish": schedule.project_finish,
+        "duration_hours": _hours(schedule.duration_hours),
+        "critical_path": [who(task_id) for task_id in schedule.critical_path],
+        "tasks": [
+            {
+                **who(task.id),
+                "early_start": task.early_start,
+                "early_finish": task.early_finish,
+                "late_start": task.late_start,
+                "late_finish": task.late_finish,
+                "duration_hours": _hours(task.duration_hours),
+                "total_slack_hours": _hours(task.total_slack_hours),
+                "free_slack_hours": _hours(task.free_slack_hours),
+                "critical": task.critical,
+            }
+            for task in schedule.tasks
+        ],
+        "violations": [
+            {
+                **who(v.task),
+                "predecessor_id": v.predecessor,
+                "predecessor_key": names[v.predecessor].get("key"),
+                "type": v.type.value,
+                "lag_hours": _hours(v.lag_hours),
+                "shortfall_hours": _hours(v.shortfall_hours),
+            }
+            for v in schedule.violations
+        ],
+    }
+
+
+# --------------------------------------------------------------------------- baselines
+
+
+def baseline_summary(doc: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "id": doc["_id"],
+        "project_id": doc["project_id"],
+        "name": doc.get("name"),
+        "mode": doc.get("mode"),
+        "project_start": doc.get("project_start"),
+        "project_finish": doc.get("project_finish"),
+        "task_count": doc.get("task_count", 0),
+        "created_by": doc.get("created_by"),
+        "created_at": doc.get("created_at"),
+    }
+
+
+async def create_baseline(
+    ctx: ServiceContext, project: ProjectDoc, actor: Actor, name: str | None
+) -> dict[str, Any]:
+    """Freeze the project's current schedule (its early dates) as a baseline."""
+    db = ctx.db
+    try:
+        found = await project_schedule(db, project)
+    except WorkTimeOutOfRange as error:
+        raise Conflict(f"the schedule cannot be computed: {error}") from None
+    frozen = freeze(found.schedule)
+    now = utcnow()
+    doc: Document = {
+        "_id": new_id(),
+        "project_id": project["_id"],
+        "workspace_id": project["workspace_id"],
+        "name": name or f"Baseline {now.strftime('%Y-%m-%d %H:%M')}",
+        "mode": found.schedule.mode.value,
+        "project_start": frozen.project_start,
+        "project_finish": frozen.project_finish,
+        "task_count": len(frozen.tasks),
+        "tasks": [{"id": t.id, "start": t.start, "finish": t.finish} for t in frozen.tasks],
+        "created_by": actor.user_id,
+        "created_at": now,
+    }
+    if not await baselines.take_place(db, project["_id"]):
+        raise Conflict(
+            f"a project keeps at most {baselines.MAX_PER_PROJECT} baselines",
+        )
+    try:
+        async with ctx.write() as unit:
+            await baselines.insert(db, doc, session=unit.session)
+            await record_change(
+                db,
+                events=[
+                    event(
+                        "project.baseline_created",
+                        project,
+                        actor,
+                        baseline_id=doc["_id"],
+                        name=doc["name"],
+                        project_finish=frozen.project_finish,
+                    )
+                ],
+                entries=[
+                    entry(
+                        project=project,
+                        actor=actor,
+                        entity="project",
+                        entity_id=project["_id"],
+                        action="baseline_created",
+                        at=now,
+                        data={"baseline_id": doc["_id"], "name": doc["name"]},
+                    )
+                ],
+                session=unit.session,
+            )
+    except BaseException as error:
+        if not quotas.outcome_unknown(error):
+            await baselines.give_back(db, project["_id"])
+        raise
+    return baseline_summary(doc)
+
+
+def _as_utc(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _stored_baseline(doc: Mapping[str, Any]) -> Baseline:
+    return Baseline(
+        project_start=_as_utc(doc["project_start"]),
+        project_finish=_as_utc(doc["project_finish"]),
+        tasks=tuple(
+            BaselineTask(str(t["id"]), _as_utc(t["start"]), _as_utc(t["finish"]))
+            for t in doc.get("tasks") or []
+        ),
+    )
+
+
+async def compare_baseline(
+    db: AsyncDatabase[Document], project: ProjectDoc, baseline_id: str
+) -> dict[str, Any]:
+    """The baseline against the project's current schedule (domain/baseline.compare)."""
+    doc = await baselines.get(db, project["_id"], baseline_id[:100])
+    if doc is None:
+        raise NotFound("baseline not found")
+    try:
+        found = await project_schedule(db, project)
+    except WorkTimeOutOfRange as error:
+        raise Conflict(f"the schedule cannot be computed: {error}") from None
+    result = compare(
+        _stored_baseline(doc), freeze(found.schedule), calendar=found.calendar.calendar
+    )
+    keys = {str(d["_id"]): d for d in found.docs}
+
+    def change(c: TaskChange) -> dict[str, Any]:
+        task = keys.get(c.id, {})
+        return {
+            "task_id": c.id,
+            "key": task.get("key"),
+            "plan_ref": task.get("plan_ref"),
+            "baseline_start": c.baseline_start,
+            "baseline_finish": c.baseline_finish,
+            "current_start": c.current_start,
+            "current_finish": c.current_finish,
+            "start_change_hours": _hours(c.start_change_hours),
+            "finish_change_hours": _hours(c.finish_change_hours),
+            "finish_change_seconds": c.finish_change.total_seconds(),
+        }
+
+    return {
+        "baseline": baseline_summary(doc),
+        "baseline_finish": result.baseline_finish,
+        "current_finish": result.current_finish,
+        "finish_change_hours": _hours(result.finish_change_hours),
+        "finish_change_seconds": result.finish_change.total_seconds(),
+        "slipped": [change(c) for c in result.slipped],
+        "pulled_in": [change(c) for c in result.pulled_in],
+        "unchanged": result.unchanged,
+        "new_tasks": list(result.new_tasks),
+        "removed_tasks": list(result.removed_tasks),
+    }
+
+
+async def baseline_page(
+    db: AsyncDatabase[Document], project: ProjectDoc, *, after: Any, limit: int
+) -> tuple[list[Document], bool]:
+    return await baselines.page(db, project["_id"], after=after, limit=limit)
+
+
+# --------------------------------------------------------------------------- forecast
+
+#: Projects up to this many tasks are forecast in the request; larger ones by a job.
+FORECAST_SYNC_TASKS = 500
+DEFAULT_FORECAST_RUNS = 1000
+MAX_FORECAST_RUNS = 10_000
+#: Memory for the simulation's matrices: in a request, and in the jobs worker.
+REQUEST_MEMORY = 64 * 1024 * 1024
+JOB_MEMORY = 256 * 1024 * 1024
+
+
+def _percentiles_out(p: FinishPercentiles) -> dict[str, Any]:
+    return {
+        "p50": p.p50,
+        "p85": p.p85,
+        "p95": p.p95,
+        "p50_hours": _hours(p.p50_hours),
+        "p85_hours": _hours(p.p85_hours),
+        "p95_hours": _hours(p.p95_hours),
+    }
+
+
+def forecast_out(
+    project: Mapping[str, Any],
+    docs: Sequence[Mapping[str, Any]],
+    calendar: EffectiveCalendar,
+    *,
+    runs: int,
+    seed: int,
+    memory_budget: int,
+) -> dict[str, Any]:
+    """The Monte Carlo forecast of the project (domain/forecast.py; CPU-bound: the API
+    runs it in a thread, the jobs worker for big projects)."""
+    mode = mode_of(project)
+    cal = calendar.calendar
+    try:
+        result = forecast_project(
+            [schedule_task(doc, cal, mode) for doc in docs],
+            calendar=cal,
+            project_start=project_start(cal, project),
+            runs=runs,
+            seed=seed,
+            mode=mode,
+            memory_budget=memory_budget,
+        )
+    except WorkTimeOutOfRange as error:
+        raise Conflict(f"the forecast cannot be computed: {error}") from None
+    phase_names = {str(p["id"]): str(p["name"]) for p in project.get("phases") or []}
+    by_id = {str(d["_id"]): d for d in docs}
+    return {
+        "project_id": project["_id"],
+        "runs": result.runs,
+        "seed": result.seed,
+        "mode": mode.value,
+        "calendar_source": calendar.source,
+        "project_start": project_start(cal, project),
+        "project": _percentiles_out(result.project),
+        "phases": [
+            {"phase_id": p.name, "name": phase_names.get(p.name), **_percentiles_out(p.finish)}
+            for p in result.phases
+        ],
+        "criticality": [
+            {
+                "task_id": task_id,
+                "key": by_id[task_id].get("key"),
+                "plan_ref": by_id[task_id].get("plan_ref"),
+                "index": round(index, 4),
+            }
+            for task_id, index in result.criticality.items()
+        ],
+    }
+
+
+async def project_forecast(
+    ctx: ServiceContext,
+    project: ProjectDoc,
+    *,
+    runs: int,
+    seed: int,
+    memory_budget: int = JOB_MEMORY,
+    actor: Actor | None = None,
+) -> dict[str, Any]:
+    """The forecast; when its P50/P85/P95 finish days differ from the project's last
+    forecast, the new ones are kept on the project and ``project.forecast_changed`` is
+    recorded (the first forecast of a project is kept without an event)."""
+    db = ctx.db
+    calendar = await effective_calendar(db, project)
+    docs = await tasks.schedule_of(db, project["_id"])
+    body = await asyncio.to_thread(
+        forecast_out,
+        project,
+        docs,
+        calendar,
+        runs=runs,
+        seed=seed,
+        memory_budget=memory_budget,
+    )
+    zone = calendar.calendar.zone
+    days = {
+        name: body["project"][name].astimezone(zone).date().isoformat()
+        for name in ("p50", "p85", "p95")
+    }
+    current = await projects.get(db, project["_id"])
+    previous = current.get("forecast_days") if current is not None else None
+    if current is None or previous == days:
+        return body
+    async with ctx.write() as unit:
+        await projects.set_forecast_days(db, project["_id"], days, session=unit.session)
+        if previous is not None:
+            await record_change(
+                db,
+                events=[
+                    event(
+                        "project.forecast_changed",
+                        current,
+                        actor or Actor(None, None),
+                        before=previous,
+                        after=days,
+                        runs=runs,
+                        seed=seed,
+                    )
+                ],
+                entries=[],
+                session=unit.session,
+            )
+    return body
