@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from planboard.api.middleware import SECURITY_HEADERS
-from tests.utils.api import new_user, new_workspace
+from tests.utils.api import new_project, new_task, new_user, new_workspace
 
 pytestmark = pytest.mark.integration
 
@@ -132,15 +132,18 @@ async def test_jobs_are_private_to_their_workspace_and_validated(client) -> None
         problem = await bad.json()
         assert bad.status == 422, problem
         assert [e["field"] for e in problem["errors"]] == ["diagram"]
-    # A gantt chart of a project without dates: the job fails and says why.
+    # A gantt chart of a project with nothing to draw (no estimate, milestone or due
+    # date): the job fails and says why.
+    empty = await new_project(client, owner, workspace_id, key="BLANK")
+    await new_task(client, owner, empty["id"], title="Someday")
     queued = await client.post(
-        f"/api/v1/projects/{project['id']}/exports",
+        f"/api/v1/projects/{empty['id']}/exports",
         json={"format": "mermaid", "diagram": "gantt"},
         headers=owner.headers,
     )
     job = await wait_job(client, owner, (await queued.json())["job_id"])
     assert job["status"] == "failed"
-    assert "has a date yet" in job["error"]
+    assert "has an estimate, a due date or the milestone flag" in job["error"]
     other = await client.post(
         f"/api/v1/projects/{project['id']}/exports",
         json={"format": "csv"},

@@ -133,7 +133,7 @@ def test_conditional_and_non_json_operations_are_described(spec: dict[str, Any])
         "text/csv",
         "text/vnd.mermaid",
     }
-    assert "409" in export["responses"]  # a gantt chart without dates
+    assert "409" in export["responses"]  # a gantt chart with nothing to draw
     assert spec["paths"]["/api/v1/tokens/{token_id}"]["delete"]["responses"]["204"]
     assert spec["components"]["schemas"]["LoginBody"]["example"]["email"]
     upload = spec["paths"]["/api/v1/tasks/{task}/attachments"]["post"]

@@ -100,3 +100,49 @@ def test_a_stored_task_as_the_scheduler_sees_it():
         {**doc, "milestone": True}, calendar, SchedulingMode.AUTOMATIC
     )
     assert milestone.duration_hours == 0.0
+
+
+def test_stored_status_changes_become_history_samples_of_done_tasks():
+    monday = datetime(2026, 3, 2, 9, tzinfo=UTC)  # default calendar: Mon-Fri 09:00-17:00 UTC
+    rows = [
+        ("a", "in_progress", monday.replace(tzinfo=None)),  # stored times are naive UTC
+        ("a", "done", monday + timedelta(days=1, hours=4)),  # 12 working hours
+        ("b", "in_progress", monday),
+        ("b", "done", monday + timedelta(hours=2)),
+        ("c", "in_progress", monday),
+        ("c", "done", monday + timedelta(hours=3)),
+        ("d", "done", monday + timedelta(hours=3)),  # never started: no duration
+        ("e", "in_progress", monday),
+        ("e", "done", monday + timedelta(hours=1)),
+        ("x", "weird", monday),
+        ("x", "done", "not a time"),
+    ]
+    changes = scheduling.status_history(rows)
+    assert len(changes) == 9 and changes[0].at == monday
+    spans = scheduling.work_spans(changes)
+    docs = {
+        "a": {"status": "done", "estimate_hours": 4, "complexity": "high"},
+        "b": {"status": "done", "estimate_hours": 2.0},
+        "c": {"status": "in_progress", "estimate_hours": 2.0},  # reopened
+        "d": {"status": "done", "estimate_hours": 2.0},
+        "e": {"status": "done"},  # no estimate
+    }
+    samples = scheduling.history_samples(spans, docs, WorkingCalendar())
+    assert sorted(samples, key=lambda s: s.estimate_hours) == [
+        scheduling.HistorySample(2.0, 2.0, None),
+        scheduling.HistorySample(4.0, 12.0, scheduling.Complexity.HIGH),
+    ]
+
+
+def test_a_done_tasks_actual_span_pins_it_and_an_open_ones_does_not():
+    calendar = WorkingCalendar()
+    span = scheduling.WorkSpan(
+        datetime(2026, 3, 2, 9, tzinfo=UTC), datetime(2026, 3, 3, tzinfo=UTC)
+    )
+    doc = {"_id": "t", "status": "done", "estimate_hours": 3}
+    task = scheduling.schedule_task(doc, calendar, SchedulingMode.AUTOMATIC, span)
+    assert (task.actual_start, task.actual_finish) == (span.started, span.finished)
+    reopened = scheduling.schedule_task(
+        {**doc, "status": "in_progress"}, calendar, SchedulingMode.MANUAL, span
+    )
+    assert (reopened.actual_start, reopened.actual_finish) == (None, None)

@@ -220,7 +220,7 @@ OVERRIDES: dict[tuple[str, str], Operation] = {
 # Errors the rules below do not derive from an operation's shape.
 EXTRA_ERRORS: dict[tuple[str, str], tuple[str, ...]] = {
     ("get", "/api/v1/jobs/{job_id}/result"): ("409",),  # the job has no result (yet)
-    ("get", "/api/v1/projects/{project_id}/export"): ("409",),  # a gantt chart without dates
+    ("get", "/api/v1/projects/{project_id}/export"): ("409",),  # a gantt chart with nothing to draw
     ("get", "/api/v1/files/{attachment_id}/{variant}"): ("403", "404", "416"),
 }
 

@@ -425,12 +425,28 @@ class CriticalityOut(ScheduledTaskRefOut):
     index = fields.Float(metadata={"description": "share of runs in which it was critical"})
 
 
+class CalibrationOut(m.Schema):
+    calibrated = fields.Boolean(
+        metadata={"description": "whether durations were drawn from history, not the defaults"}
+    )
+    source = fields.String(
+        metadata={
+            "description": "project or workspace (whose done tasks calibrated it), "
+            "or default (fewer than 20 usable done tasks)"
+        }
+    )
+    samples = fields.Integer(
+        metadata={"description": "done tasks with an estimate and a timed in_progress → done"}
+    )
+
+
 class ForecastOut(m.Schema):
     project_id = fields.String()
     runs = fields.Integer()
     seed = fields.Integer()
     mode = fields.String()
     calendar_source = fields.String()
+    calibration = fields.Nested(CalibrationOut)
     project_start = fields.DateTime()
     project = fields.Nested(PercentilesOut)
     phases = fields.List(fields.Nested(PhaseForecastOut))

@@ -14,11 +14,12 @@ rendered SVG as markup: ``<script>`` is drawn as the text ``<script>``.
 Node ids come from task keys (``BOOK-3`` → ``BOOK_3``): stable across exports, and
 letters, digits and ``_`` only.
 
-The gantt chart draws only what is known: a task with scheduled ``start`` and ``end``
-dates as a bar, a task with only a due date as a milestone on that day (a deadline on a
-timeline; no bar is invented from an estimate), a dateless task not at all. Start/end
-dates are what the scheduling engine will fill in; until then every dated task is a
-milestone.
+The gantt chart draws what it is given: a task with ``start`` and ``end`` dates as a bar
+(a ``milestone`` as a milestone on its ``start``), a task with only a due date as a
+milestone on that day, a dateless task not at all. The export (services/exports.py)
+fills ``start``/``end`` from the project's schedule (domain/schedule.py: each task's
+early start and finish on the project's calendar, done tasks at their actual dates) for
+tasks with an estimate and for milestones, and passes the schedule's critical path.
 """
 
 from __future__ import annotations
@@ -110,7 +111,8 @@ class DiagramTask:
 
     ``ref`` is how people name it (the plan ref, else the key); ``blocked_by`` holds
     task ids; ``phase`` is an index into the phase names, None for no phase. ``start``
-    and ``end`` (inclusive) are scheduled dates, ``due`` the due date.
+    and ``end`` (inclusive) are scheduled dates, ``due`` the due date; a ``milestone``
+    with dates is drawn as a milestone on its ``start``.
     """
 
     id: str
@@ -124,6 +126,7 @@ class DiagramTask:
     due: date | None = None
     start: date | None = None
     end: date | None = None
+    milestone: bool = False
 
     @property
     def scheduled(self) -> bool:
@@ -258,10 +261,12 @@ def gantt(
 ) -> str | None:
     """The gantt chart of the dated tasks, one section per phase; None if none has a date.
 
-    A scheduled task is a bar from ``start`` to ``end`` (inclusive), a task with only a
-    due date a milestone on it; done tasks are ``done``, in-progress ones ``active``,
-    critical ones ``crit``. Cancelled and dateless tasks are left out (a comment counts
-    them). The project's start and target dates, when set, open the chart as milestones.
+    A scheduled task is a bar from ``start`` to ``end`` (inclusive), a scheduled
+    milestone a milestone on its ``start``, a task with only a due date a milestone on
+    it; done tasks are ``done``, in-progress ones ``active``, critical ones ``crit``.
+    Cancelled and dateless tasks are left out (a comment counts them). The project's
+    start and target dates, when set, open the chart as milestones. Tasks keep their
+    order within a section.
     """
     drawn = [task for task in tasks if _drawn(task)]
     if not drawn:
@@ -277,7 +282,7 @@ def gantt(
         f"{INDENT}title {title_text(project_name, project_key)}",
         f"{INDENT}dateFormat YYYY-MM-DD",
     ]
-    if any(task.scheduled for task in drawn):
+    if any(task.scheduled and not task.milestone for task in drawn):
         lines.append(f"{INDENT}inclusiveEndDates")
     if project_start is not None or project_target is not None:
         lines.append(f"{INDENT}section Project")
@@ -304,13 +309,15 @@ def gantt(
 
 def _gantt_line(task: DiagramTask, node_id: str, critical: bool) -> str:
     tags = []
-    if not task.scheduled:
+    if task.milestone or not task.scheduled:
         tags.append("milestone")
     if task.status in _GANTT_STATE:
         tags.append(_GANTT_STATE[task.status])
     if critical:
         tags.append("crit")
-    if task.start is not None and task.end is not None and task.scheduled:
+    if task.start is not None and task.scheduled and task.milestone:
+        when = f"{task.start.isoformat()}, 0d"
+    elif task.start is not None and task.end is not None and task.scheduled:
         when = f"{task.start.isoformat()}, {task.end.isoformat()}"
     elif task.due is not None:
         when = f"{task.due.isoformat()}, 0d"

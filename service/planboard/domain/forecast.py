@@ -23,7 +23,7 @@ import numpy.typing as npt
 from .calendar import MICROS_PER_HOUR, WorkingCalendar, hours_to_micros
 from .errors import ValidationFailed
 from .links import LinkType
-from .model import Complexity
+from .model import Complexity, TaskStatus
 from .schedule import Link, Network, ScheduleTask, SchedulingMode, compile_network
 
 Matrix = npt.NDArray[np.float64]
@@ -56,6 +56,41 @@ class HistorySample:
     estimate_hours: float
     actual_hours: float
     complexity: Complexity | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    """A recorded status change of a task (from the activity log): the status it got."""
+
+    task_id: str
+    at: datetime
+    status: TaskStatus
+
+
+@dataclass(frozen=True, slots=True)
+class WorkSpan:
+    """A task's last move to done and the latest move to in_progress before it (None when
+    it reached done without one since its previous done)."""
+
+    started: datetime | None
+    finished: datetime
+
+
+def work_spans(changes: Iterable[StatusChange]) -> dict[str, WorkSpan]:
+    """Per task that was ever done: its last done and the in_progress paired with it.
+
+    Changes may come in any order; they are taken by ``at`` (ties in the order given).
+    Each done pairs with the latest in_progress before it that no earlier done used, so
+    a task reopened and done again without being started again has no start.
+    """
+    started: dict[str, datetime | None] = {}
+    spans: dict[str, WorkSpan] = {}
+    for change in sorted(changes, key=lambda c: c.at):
+        if change.status is TaskStatus.IN_PROGRESS:
+            started[change.task_id] = change.at
+        elif change.status is TaskStatus.DONE:
+            spans[change.task_id] = WorkSpan(started.pop(change.task_id, None), change.at)
+    return spans
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ import orjson
 from pymongo.asynchronous.database import AsyncDatabase
 
 from planboard.domain import diagrams
+from planboard.domain.calendar import WorkTimeOutOfRange
 from planboard.domain.errors import Conflict
 from planboard.domain.links import Dependency, Lag, LagUnit, LinkType, format_dependency
 from planboard.domain.model import (
@@ -38,6 +39,7 @@ from planboard.domain.model import (
 from planboard.domain.plan import render_plan
 from planboard.domain.progress import critical_path
 from planboard.services import projects as project_service
+from planboard.services import scheduling
 from planboard.services import tasks as task_service
 from planboard.services.projects import hours_of, ordered_phases, task_nodes
 from planboard.services.representations import link_of, phase_out, project_out, task_out
@@ -215,14 +217,32 @@ def csv_text(views: Sequence[TaskView], keys: Mapping[str, str]) -> str:
     return out.getvalue()
 
 
+def _scheduled_days(
+    doc: Mapping[str, Any], found: scheduling.ProjectSchedule | None
+) -> tuple[date | None, date | None]:
+    """A task's first and last day in the schedule (the calendar's zone), for tasks with
+    an estimate and milestones; (None, None) otherwise."""
+    if found is None or not (doc.get("milestone") or hours_of(doc.get("estimate_hours"))):
+        return None, None
+    task = found.schedule.by_id().get(str(doc["_id"]))
+    if task is None:
+        return None, None
+    zone = found.calendar.calendar.zone
+    start, end = task.early_start.astimezone(zone).date(), task.early_finish.astimezone(zone).date()
+    return (end, end) if doc.get("milestone") else (start, end)
+
+
 def diagram_tasks(
-    project: Mapping[str, Any], docs: Sequence[Mapping[str, Any]]
+    project: Mapping[str, Any],
+    docs: Sequence[Mapping[str, Any]],
+    found: scheduling.ProjectSchedule | None = None,
 ) -> tuple[list[str], list[diagrams.DiagramTask]]:
     """The phase names in order and the tasks as the pictures need them (refs as in the
-    Markdown export)."""
+    Markdown export); with the project's schedule, the dates it gives them, earliest first."""
     refs = plan_refs(docs)
     phases = ordered_phases(project)
     position = {str(p["id"]): index for index, p in enumerate(phases)}
+    days = {str(doc["_id"]): _scheduled_days(doc, found) for doc in docs}
     tasks = [
         diagrams.DiagramTask(
             id=doc["_id"],
@@ -234,36 +254,62 @@ def diagram_tasks(
             phase=position.get(str(doc.get("phase_id"))),
             blocked_by=tuple(id_list(doc, "blocked_by")),
             due=diagrams.parse_date(doc.get("due_date")),
+            start=days[str(doc["_id"])][0],
+            end=days[str(doc["_id"])][1],
+            milestone=bool(doc.get("milestone")),
         )
         for doc in docs
     ]
+    if found is not None:
+        by_id = found.schedule.by_id()
+        never = (datetime.max.replace(tzinfo=UTC),) * 2
+
+        def when(task: diagrams.DiagramTask) -> tuple[datetime, datetime]:
+            scheduled = by_id.get(task.id)
+            if task.start is None or scheduled is None:
+                return never
+            return scheduled.early_start, scheduled.early_finish
+
+        tasks.sort(key=when)  # stable: key order among equals
     return [str(p["name"]) for p in phases], tasks
 
 
-def mermaid(project: ProjectDoc, docs: Sequence[Mapping[str, object]], diagram: str) -> str:
+def mermaid(
+    project: ProjectDoc,
+    docs: Sequence[Mapping[str, object]],
+    diagram: str,
+    found: scheduling.ProjectSchedule | None = None,
+) -> str:
     """The project's dependency graph (``graph``) or gantt chart (``gantt``) in mermaid.
 
-    Conflict when a gantt chart is asked for and no task has a date to draw.
+    The gantt chart draws the tasks at their dates in ``found``, the project's schedule
+    (bars for tasks with an estimate, milestones for milestones, its critical path as
+    ``crit``); a task with neither but a due date is a milestone on that day. Conflict
+    when it would draw nothing.
     """
-    phases, tasks = diagram_tasks(project, docs)
-    path = critical_path(task_nodes(project, docs))
-    name, key = project["name"], project["key"]
     if diagram == "graph":
-        return diagrams.flowchart(name, key, phases, tasks, path.ids, path.hours)
+        phases, tasks = diagram_tasks(project, docs)
+        path = critical_path(task_nodes(project, docs))
+        return diagrams.flowchart(
+            project["name"], project["key"], phases, tasks, path.ids, path.hours
+        )
+    name, key = project["name"], project["key"]
+    phases, tasks = diagram_tasks(project, docs, found)
     chart = diagrams.gantt(
         name,
         key,
         phases,
         tasks,
-        path.ids,
+        found.schedule.critical_path if found is not None else (),
         project_start=diagrams.parse_date(project.get("start_date")),
         project_target=diagrams.parse_date(project.get("target_date")),
         unphased=UNPHASED,
     )
     if chart is None:
         raise Conflict(
-            f"no task of project {key} has a date yet, so there is no gantt chart to draw: "
-            "set due_date on tasks (the dependency graph, diagram=graph, needs none)"
+            f"no task of project {key} has an estimate, a due date or the milestone flag, "
+            "so there is no gantt chart to draw: set estimate_hours on tasks (the "
+            "dependency graph, diagram=graph, needs none)"
         )
     return chart
 
@@ -293,7 +339,13 @@ async def render(
     if kind == "mermaid":
         if diagram not in DIAGRAMS:
             raise ValueError(f"unknown diagram {diagram!r}")
-        text = mermaid(project, docs, diagram)
+        found = None
+        if diagram == "gantt":
+            try:
+                found = await scheduling.project_schedule(db, project)
+            except WorkTimeOutOfRange as error:
+                raise Conflict(f"the schedule cannot be computed: {error}") from None
+        text = mermaid(project, docs, diagram, found)
         return Rendered(text.encode(), MERMAID_TYPE, f"{key}-{diagram}.mmd")
     views = await task_service.views(db, project, docs)
     if kind == "json":

@@ -15,13 +15,24 @@ from pymongo.asynchronous.database import AsyncDatabase
 from planboard.domain.baseline import Baseline, BaselineTask, TaskChange, compare, freeze
 from planboard.domain.calendar import WorkingCalendar, WorkTimeOutOfRange
 from planboard.domain.errors import Conflict, NotFound, ValidationFailed
-from planboard.domain.forecast import FinishPercentiles, forecast_project
+from planboard.domain.forecast import (
+    MIN_HISTORY_SAMPLES,
+    DurationModel,
+    FinishPercentiles,
+    HistorySample,
+    StatusChange,
+    WorkSpan,
+    calibrate,
+    default_models,
+    forecast_project,
+    work_spans,
+)
 from planboard.domain.links import Dependency, Lag, LagUnit, LinkType
 from planboard.domain.model import Complexity, TaskStatus
 from planboard.domain.schedule import Schedule, ScheduleTask, SchedulingMode, schedule_project
 from planboard.services.activity import Actor, entry, event, record_change
 from planboard.services.context import ServiceContext
-from planboard.store import baselines, projects, quotas, tasks, workspaces
+from planboard.store import activity, baselines, projects, quotas, tasks, workspaces
 from planboard.store.document import Document
 from planboard.store.documents import CalendarDoc, ProjectDoc
 from planboard.store.ids import new_id, utcnow
@@ -140,12 +151,16 @@ def _day(value: object) -> date | None:
 
 
 def schedule_task(
-    doc: Mapping[str, Any], calendar: WorkingCalendar, mode: SchedulingMode
+    doc: Mapping[str, Any],
+    calendar: WorkingCalendar,
+    mode: SchedulingMode,
+    actual: WorkSpan | None = None,
 ) -> ScheduleTask:
     """A stored task as the scheduler sees it: its estimate is its duration (none, or a
     milestone: 0); in automatic mode its ``start_date`` is a floor ("start no earlier
     than"), in manual mode its own dates pin it (the start, else the due date as its
-    finish)."""
+    finish). A done task's ``actual`` span (its last in_progress → done, from the
+    activity log) pins it in every mode; without a recorded start its finish does."""
     links = doc.get("link_types") or {}
     predecessors = []
     for blocker in tasks.id_list(doc, "blocked_by"):
@@ -163,6 +178,7 @@ def schedule_task(
     elif due is not None:
         planned_finish = day_end(calendar, due)
     complexity = doc.get("complexity")
+    done = doc.get("status") == TaskStatus.DONE.value and actual is not None
     return ScheduleTask(
         id=str(doc["_id"]),
         duration_hours=duration,
@@ -171,6 +187,8 @@ def schedule_task(
         start_no_earlier_than=floor,
         planned_start=planned_start,
         planned_finish=planned_finish,
+        actual_start=actual.started if done and actual is not None else None,
+        actual_finish=actual.finished if done and actual is not None else None,
         complexity=Complexity(str(complexity)) if complexity else None,
         phase=str(doc["phase_id"]) if doc.get("phase_id") else None,
     )
@@ -188,11 +206,16 @@ class ProjectSchedule:
 
 
 def compute(
-    project: Mapping[str, Any], docs: Sequence[Mapping[str, Any]], calendar: WorkingCalendar
+    project: Mapping[str, Any],
+    docs: Sequence[Mapping[str, Any]],
+    calendar: WorkingCalendar,
+    actuals: Mapping[str, WorkSpan] | None = None,
 ) -> Schedule:
+    """The schedule of the tasks; ``actuals`` (by task id) pin the done ones."""
     mode = mode_of(project)
+    spans = actuals or {}
     return schedule_project(
-        [schedule_task(doc, calendar, mode) for doc in docs],
+        [schedule_task(doc, calendar, mode, spans.get(str(doc["_id"]))) for doc in docs],
         calendar=calendar,
         project_start=project_start(calendar, project),
         mode=mode,
@@ -200,11 +223,13 @@ def compute(
 
 
 async def project_schedule(db: AsyncDatabase[Document], project: ProjectDoc) -> ProjectSchedule:
-    """The project's schedule over its stored tasks, links and calendar."""
+    """The project's schedule over its stored tasks, links and calendar, its done tasks
+    at their actual dates."""
     calendar = await effective_calendar(db, project)
     docs = await tasks.schedule_of(db, project["_id"])
+    actuals = await status_spans(db, "project_id", project["_id"])
     # CPU-bound (about 0.25 s at 10,000 tasks): off the event loop
-    schedule = await asyncio.to_thread(compute, project, docs, calendar.calendar)
+    schedule = await asyncio.to_thread(compute, project, docs, calendar.calendar, actuals)
     return ProjectSchedule(schedule, calendar, docs)
 
 
@@ -215,6 +240,101 @@ async def project_schedule_out(db: AsyncDatabase[Document], project: ProjectDoc)
     except WorkTimeOutOfRange as error:
         raise Conflict(f"the schedule cannot be computed: {error}") from None
     return schedule_out(project, found)
+
+
+# --------------------------------------------------------------------------- history
+
+_STATUSES = frozenset(status.value for status in TaskStatus)
+
+
+def status_history(rows: Sequence[tuple[str, Any, Any]]) -> list[StatusChange]:
+    """Stored status changes ``(task_id, status, at)`` as the domain's (unknown statuses
+    and missing times left out; stored times are UTC)."""
+    changes = []
+    for task_id, status, at in rows:
+        if isinstance(at, datetime) and status in _STATUSES:
+            changes.append(StatusChange(task_id, _as_utc(at), TaskStatus(status)))
+    return changes
+
+
+async def status_spans(
+    db: AsyncDatabase[Document], scope: str, scope_id: str
+) -> dict[str, WorkSpan]:
+    """Each task's last in_progress → done in the newest status changes of a project or
+    workspace (``scope``: ``project_id`` or ``workspace_id``)."""
+    rows = await activity.status_changes(db, scope, scope_id)
+    return work_spans(status_history(rows))
+
+
+def history_samples(
+    spans: Mapping[str, WorkSpan], docs: Mapping[str, Mapping[str, Any]], calendar: WorkingCalendar
+) -> list[HistorySample]:
+    """What the done tasks took: the working hours (on ``calendar``) of each span with a
+    start, against the task's estimate. Tasks not done now, without an estimate,
+    milestones and spans of no working time are left out."""
+    samples = []
+    for task_id, span in spans.items():
+        doc = docs.get(task_id)
+        if doc is None or span.started is None or doc.get("status") != TaskStatus.DONE.value:
+            continue
+        estimate = doc.get("estimate_hours")
+        if (
+            doc.get("milestone")
+            or isinstance(estimate, bool)
+            or not isinstance(estimate, int | float)
+        ):
+            continue
+        try:
+            actual = calendar.working_hours_between(span.started, span.finished)
+        except WorkTimeOutOfRange:
+            continue
+        if estimate > 0 and actual > 0:
+            complexity = doc.get("complexity")
+            samples.append(
+                HistorySample(
+                    float(estimate), actual, Complexity(str(complexity)) if complexity else None
+                )
+            )
+    return samples
+
+
+@dataclass(frozen=True, slots=True)
+class Calibration:
+    """The forecast's duration models; ``source`` is where their history came from
+    (project, workspace, or default: too little history), ``samples`` how many done
+    tasks that history held."""
+
+    models: Mapping[Complexity | None, DurationModel]
+    source: str
+    samples: int
+
+    @property
+    def calibrated(self) -> bool:
+        return self.source != "default"
+
+
+async def calibration(
+    db: AsyncDatabase[Document],
+    project: Mapping[str, Any],
+    docs: Sequence[Mapping[str, Any]],
+    spans: Mapping[str, WorkSpan],
+    calendar: WorkingCalendar,
+) -> Calibration:
+    """Models calibrated from the project's done tasks, else (fewer than
+    MIN_HISTORY_SAMPLES) from the workspace's, else the defaults."""
+    by_id = {str(d["_id"]): d for d in docs}
+    samples = history_samples(spans, by_id, calendar)
+    if len(samples) >= MIN_HISTORY_SAMPLES:
+        return Calibration(calibrate(samples), "project", len(samples))
+    wide = await status_spans(db, "workspace_id", str(project["workspace_id"]))
+    others = [task_id for task_id in wide if task_id not in by_id]
+    found = await tasks.many(
+        db, others, {"status": 1, "estimate_hours": 1, "milestone": 1, "complexity": 1}
+    )
+    samples = history_samples(wide, {**by_id, **found}, calendar)
+    if len(samples) >= MIN_HISTORY_SAMPLES:
+        return Calibration(calibrate(samples), "workspace", len(samples))
+    return Calibration(default_models(), "default", len(samples))
 
 
 def _hours(value: float) -> float:
@@ -441,18 +561,24 @@ def forecast_out(
     runs: int,
     seed: int,
     memory_budget: int,
+    actuals: Mapping[str, WorkSpan] | None = None,
+    models: Calibration | None = None,
 ) -> dict[str, Any]:
     """The Monte Carlo forecast of the project (domain/forecast.py; CPU-bound: the API
-    runs it in a thread, the jobs worker for big projects)."""
+    runs it in a thread, the jobs worker for big projects): done tasks at their
+    ``actuals``, the others drawn from the calibrated ``models`` (default: uncalibrated)."""
     mode = mode_of(project)
     cal = calendar.calendar
+    spans = actuals or {}
+    chosen = models or Calibration(default_models(), "default", 0)
     try:
         result = forecast_project(
-            [schedule_task(doc, cal, mode) for doc in docs],
+            [schedule_task(doc, cal, mode, spans.get(str(doc["_id"]))) for doc in docs],
             calendar=cal,
             project_start=project_start(cal, project),
             runs=runs,
             seed=seed,
+            models=chosen.models,
             mode=mode,
             memory_budget=memory_budget,
         )
@@ -466,6 +592,11 @@ def forecast_out(
         "seed": result.seed,
         "mode": mode.value,
         "calendar_source": calendar.source,
+        "calibration": {
+            "calibrated": chosen.calibrated,
+            "source": chosen.source,
+            "samples": chosen.samples,
+        },
         "project_start": project_start(cal, project),
         "project": _percentiles_out(result.project),
         "phases": [
@@ -499,6 +630,8 @@ async def project_forecast(
     db = ctx.db
     calendar = await effective_calendar(db, project)
     docs = await tasks.schedule_of(db, project["_id"])
+    actuals = await status_spans(db, "project_id", project["_id"])
+    models = await calibration(db, project, docs, actuals, calendar.calendar)
     body = await asyncio.to_thread(
         forecast_out,
         project,
@@ -507,6 +640,8 @@ async def project_forecast(
         runs=runs,
         seed=seed,
         memory_budget=memory_budget,
+        actuals=actuals,
+        models=models,
     )
     zone = calendar.calendar.zone
     days = {

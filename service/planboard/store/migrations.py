@@ -406,6 +406,22 @@ async def _baselines(db: AsyncDatabase[Document]) -> None:
     await db["baselines"].create_indexes([IndexModel([("project_id", ASCENDING)])])
 
 
+async def _status_history(db: AsyncDatabase[Document]) -> None:
+    # the task status changes of a project or workspace: the forecast's history and
+    # the schedule's actual dates (store/activity.status_changes)
+    await db["activity"].create_indexes(
+        [
+            IndexModel(
+                [("project_id", ASCENDING), ("changes.field", ASCENDING)], name="by_project_status"
+            ),
+            IndexModel(
+                [("workspace_id", ASCENDING), ("changes.field", ASCENDING)],
+                name="by_workspace_status",
+            ),
+        ]
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core collections and indexes", _core),
     Migration(2, "identity: users, sessions, tokens, memberships, invitations, mail", _identity),
@@ -422,6 +438,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(13, "event pipeline: single-field indexes", _pipeline_single_field_indexes),
     Migration(14, "typed dependencies: existing links become FS with lag 0", _typed_links),
     Migration(15, "baselines: index by project", _baselines),
+    Migration(16, "activity: index of task status changes", _status_history),
 )
 
 

@@ -20,6 +20,7 @@ from playwright.async_api import async_playwright
 from planboard.domain.diagrams import DiagramTask, flowchart, gantt, shown_as
 from planboard.domain.keys import PROJECT_KEY_RE
 from planboard.domain.model import TaskStatus
+from tests.integration.planning.test_schedule import network
 from tests.utils.api import (
     by_ref,
     expect,
@@ -141,62 +142,84 @@ async def test_the_sample_plan_as_a_dependency_graph(client, owner, workspace_id
     assert all(v["link"] is None and v["label_type"] == "string" for v in graph["vertices"])
 
 
-async def test_the_gantt_chart_waits_for_dates_then_draws_them(
-    client, owner, workspace_id, mermaid
-):
-    project = await import_plan(client, owner, workspace_id, key="GANTT")
-    problem = await expect_problem(await export(client, owner, project["id"], diagram="gantt"), 409)
-    assert "no task of project GANTT has a date yet" in problem["detail"]
+async def test_the_gantt_chart_draws_the_schedule(client, owner, workspace_id, mermaid):
+    # nothing to draw: no estimate, no milestone, no due date
+    empty = await new_project(client, owner, workspace_id, key="NODATE")
+    await new_task(client, owner, empty["id"], title="Someday")
+    problem = await expect_problem(await export(client, owner, empty["id"], diagram="gantt"), 409)
+    assert "no task of project NODATE has an estimate, a due date" in problem["detail"]
 
+    project = await import_plan(client, owner, workspace_id, key="GANTT")
     tasks = await by_ref(client, owner, project["id"])
-    for ref, due in (("T1.1", "2026-10-05"), ("T1.3", "2026-10-20"), ("T2.1", "2026-10-23")):
-        response = await client.patch(
-            f"/api/v1/tasks/{tasks[ref]['id']}", json={"due_date": due}, headers=owner.headers
-        )
-        await expect(response, 200)
+    response = await client.patch(
+        f"/api/v1/tasks/{tasks['T1.3']['id']}",
+        json={"due_date": "2026-10-20"},
+        headers=owner.headers,
+    )
+    await expect(response, 200)
     response = await client.patch(
         f"/api/v1/projects/{project['id']}",
         json={"start_date": "2026-10-01", "target_date": "2026-11-30"},
         headers=owner.headers,
     )
     await expect(response, 200)
+    schedule = await expect(
+        await client.get(f"/api/v1/projects/{project['id']}/schedule", headers=owner.headers), 200
+    )
 
     response = await export(client, owner, project["id"], diagram="gantt")
     assert response.status == 200
     assert response.headers["Content-Disposition"] == 'attachment; filename="GANTT-gantt.mmd"'
     chart = parsed(mermaid, await response.text())
     assert chart["type"] == "gantt" and chart["title"] == "Bookshelf"
-    assert chart["sections"] == ["Project", "Phase 1: Foundation", "Phase 2: Core API"]
-    drawn = {
-        gantt_text(t): (t["section"], t["start"], t["end"], t["milestone"], t["crit"], t["done"])
-        for t in chart["tasks"]
-    }
-    assert drawn == {
-        "Start": ("Project", "2026-10-01", "2026-10-01", True, False, False),
-        "Target": ("Project", "2026-11-30", "2026-11-30", True, False, False),
-        "[T1.1] Project Setup": (
-            "Phase 1: Foundation",
-            "2026-10-05",
-            "2026-10-05",
-            True,
+    assert chart["sections"][0] == "Project"
+    assert set(chart["sections"]) == {"Project", "Phase 1: Foundation", "Phase 2: Core API"}
+    drawn = {gantt_text(t): t for t in chart["tasks"]}
+    assert (drawn["Start"]["start"], drawn["Target"]["start"]) == ("2026-10-01", "2026-11-30")
+    critical = {t["key"] for t in schedule["critical_path"]}
+    titles = {t["key"]: (ref, t["title"]) for ref, t in tasks.items()}
+    # every task is a bar over its scheduled days, critical ones "crit"
+    assert len(chart["tasks"]) == 2 + len(schedule["tasks"])
+    for scheduled in schedule["tasks"]:
+        ref, title = titles[scheduled["key"]]
+        bar = drawn[f"[{ref}] {title}"]
+        last_day = date.fromisoformat(scheduled["early_finish"][:10])
+        assert (bar["start"], bar["end"], bar["milestone"]) == (
+            scheduled["early_start"][:10],
+            (last_day + timedelta(days=1)).isoformat(),  # inclusiveEndDates: the day after
             False,
-            True,
-        ),
-        "[T1.3] Authentication System": (
-            "Phase 1: Foundation",
-            "2026-10-20",
-            "2026-10-20",
-            True,
-            True,
-            False,
-        ),
-        "[T2.1] Books CRUD": ("Phase 2: Core API", "2026-10-23", "2026-10-23", True, False, False),
-    }
+        ), scheduled
+        assert bar["crit"] == (scheduled["key"] in critical)
+        assert bar["done"] == (tasks[ref]["status"] == "done")
+    assert critical and drawn["[T1.1] Project Setup"]["done"]
     assert [t["active"] for t in chart["tasks"] if t["id"] == "GANTT_3"] == [True]
     # The graph shows the due dates too.
     graph = parsed(mermaid, await (await export(client, owner, project["id"])).text())
     facts = {v["id"]: label(v)[1] for v in graph["vertices"]}
     assert facts["GANTT_3"] == "in progress · 6 h · due 2026-10-20"
+
+
+async def test_estimates_and_links_without_dates_make_bars_in_dependency_order(
+    client, owner, workspace_id, mermaid
+):
+    # A (8 h) -> B (16 h) -> D (milestone); C (4 h) SS+4h after A, before D; no task has a
+    # date, the project starts on Monday 2026-11-02 (Mon-Fri 09:00-17:00 UTC)
+    project, a, b, c, d = await network(client, owner, workspace_id, "automatic")
+    text = await (await export(client, owner, project["id"], diagram="gantt")).text()
+    chart = parsed(mermaid, text)
+    bars = [
+        (t["id"], t["start"], t["end"], t["milestone"], t["crit"])
+        for t in chart["tasks"]
+        if t["section"] == "Unphased"
+    ]
+    node = {t["key"]: t["key"].replace("-", "_") for t in (a, b, c, d)}
+    # earliest first; an end is the day after the last one (inclusiveEndDates)
+    assert bars == [
+        (node[a["key"]], "2026-11-02", "2026-11-03", False, True),
+        (node[c["key"]], "2026-11-02", "2026-11-03", False, False),
+        (node[b["key"]], "2026-11-03", "2026-11-05", False, True),
+        (node[d["key"]], "2026-11-04", "2026-11-04", True, True),
+    ]
 
 
 async def test_bad_mermaid_parameters_are_422_naming_the_field(client, owner, workspace_id):

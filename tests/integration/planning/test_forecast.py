@@ -100,3 +100,5 @@ async def test_a_big_project_is_forecast_by_a_job(client, db, owner, workspace_i
     assert job["kind"] == "forecast"
     assert (job["result"]["runs"], job["result"]["seed"]) == (200, 3)
     assert len(job["result"]["criticality"]) == 4
+    # no done task anywhere in the workspace: the default models, said so
+    assert job["result"]["calibration"] == {"calibrated": False, "source": "default", "samples": 0}

@@ -145,6 +145,32 @@ def test_gantt_milestones_on_due_dates_bars_for_scheduled_tasks() -> None:
     )
 
 
+def test_gantt_scheduled_milestones_are_milestones_on_their_day() -> None:
+    tasks = [
+        DiagramTask("a", "PB-1", "T1", "Build", start=date(2026, 11, 2), end=date(2026, 11, 3)),
+        DiagramTask(
+            "b",
+            "PB-2",
+            "T2",
+            "Ship",
+            start=date(2026, 11, 3),
+            end=date(2026, 11, 3),
+            milestone=True,
+        ),
+    ]
+    text = gantt("P", "PB", [], tasks, ["a", "b"])
+    assert text is not None
+    lines = [line.strip() for line in text.splitlines()]
+    assert "inclusiveEndDates" in lines
+    assert lines[-2:] == [
+        "[T1] Build :crit, PB_1, 2026-11-02, 2026-11-03",
+        "[T2] Ship :milestone, crit, PB_2, 2026-11-03, 0d",
+    ]
+    # only milestones: no bar, so no inclusive ends
+    only = gantt("P", "PB", [], tasks[1:], [])
+    assert only is not None and "inclusiveEndDates" not in only
+
+
 def _fields(task: DiagramTask) -> dict[str, object]:
     return {name: getattr(task, name) for name in DiagramTask.__slots__}  # type: ignore[attr-defined]
 
