@@ -392,6 +392,17 @@ class ScheduleOut(m.Schema):
     violations = fields.List(fields.Nested(ViolationOut))
 
 
+class TaskScheduleOut(ScheduledTaskOut):
+    project_id = fields.String()
+    mode = fields.String(metadata={"description": "the project's scheduling mode"})
+    project_finish = fields.DateTime()
+    on_critical_path = fields.Boolean()
+    violations = fields.List(
+        fields.Nested(ViolationOut),
+        metadata={"description": "manual mode: links into this task that its dates break"},
+    )
+
+
 class ForecastQuery(Strict):
     runs = fields.Integer(
         strict=False,

@@ -25,7 +25,7 @@ from planboard.api.validation import query_of, validated
 from planboard.domain.access import Role
 from planboard.domain.errors import NotFound
 from planboard.services import activity as activity_service
-from planboard.services import cache, hot_reads, representations
+from planboard.services import cache, hot_reads, representations, scheduling
 from planboard.services import dependencies as dependency_service
 from planboard.services import projects as project_service
 from planboard.services import tasks as service
@@ -354,6 +354,25 @@ async def update_dependency(request: web.Request) -> web.Response:
 async def list_dependencies(request: web.Request) -> web.Response:
     task, project, _ = await _task(request, "tasks:read")
     return json_response(await _dependencies_body(request, project, task))
+
+
+@docs(
+    tags=["scheduling"],
+    summary="The task's schedule: CPM dates, slack, critical flag, its violations (issue 19)",
+    description=(
+        "The task's line of `GET /projects/{id}/schedule`, computed on each call over the "
+        "project's stored tasks, typed dependencies and working calendar; docs/scheduling.md."
+    ),
+    security=BEARER,
+)
+@response_schema(ps.TaskScheduleOut, 200)
+@querystring_schema(ps.NoQuery)
+@routes.get("/api/v1/tasks/{task}/schedule")
+async def task_schedule(request: web.Request) -> web.Response:
+    task, project, _ = await _task(request, "tasks:read")
+    return json_response(
+        await scheduling.task_schedule_out(request.app[db_key], project, task["_id"])
+    )
 
 
 @docs(tags=["dependencies"], summary="Remove a dependency (blocker: id or key)", security=BEARER)

@@ -242,6 +242,25 @@ async def project_schedule_out(db: AsyncDatabase[Document], project: ProjectDoc)
     return schedule_out(project, found)
 
 
+async def task_schedule_out(
+    db: AsyncDatabase[Document], project: ProjectDoc, task_id: str
+) -> dict[str, Any]:
+    """``GET /tasks/{task}/schedule``: the task's line of its project's schedule (the
+    same computation as ``GET /projects/{id}/schedule``, never stored: slack depends on
+    the whole project and its calendar), with the project's finish and the violations of
+    the task's own links."""
+    whole = await project_schedule_out(db, project)
+    [mine] = [line for line in whole["tasks"] if line["task_id"] == task_id]
+    return {
+        **mine,
+        "project_id": whole["project_id"],
+        "mode": whole["mode"],
+        "project_finish": whole["project_finish"],
+        "on_critical_path": any(t["task_id"] == task_id for t in whole["critical_path"]),
+        "violations": [v for v in whole["violations"] if v["task_id"] == task_id],
+    }
+
+
 # --------------------------------------------------------------------------- history
 
 _STATUSES = frozenset(status.value for status in TaskStatus)

@@ -202,3 +202,53 @@ async def test_the_schedule_is_read_by_members_only(client, db, owner, workspace
     url = f"/api/v1/projects/{project['id']}/schedule"
     await expect_problem(await client.get(url, headers=stranger.headers), 404)
     await expect_problem(await client.get(url, params={"x": "1"}, headers=owner.headers), 422)
+
+
+async def test_a_task_answers_its_own_line_of_the_schedule(client, db, owner, workspace_id):
+    project, a, b, c, _ = await network(client, owner, workspace_id, "automatic")
+    whole = await schedule_of(client, owner, project["id"])
+    lines = {t["task_id"]: t for t in whole["tasks"]}
+    for task, on_path in ((a, True), (c, False)):
+        # by id and by key: the same line as the project's schedule, and the project's finish
+        for address in (task["id"], task["key"]):
+            mine = await expect(
+                await client.get(f"/api/v1/tasks/{address}/schedule", headers=owner.headers), 200
+            )
+            assert {k: mine[k] for k in lines[task["id"]]} == lines[task["id"]]
+            assert mine["on_critical_path"] is on_path
+            assert (mine["project_id"], mine["mode"]) == (project["id"], "automatic")
+            assert mine["project_finish"] == whole["project_finish"]
+            assert mine["violations"] == []
+    # manual mode: a task sees the violations of its own links only
+    manual, ma, mb, mc, _ = await network(client, owner, workspace_id, "manual")
+    await expect(
+        await client.patch(
+            f"/api/v1/tasks/{mb['id']}", json={"start_date": "2026-11-02"}, headers=owner.headers
+        ),
+        200,
+    )
+    broken = await expect(
+        await client.get(f"/api/v1/tasks/{mb['id']}/schedule", headers=owner.headers), 200
+    )
+    assert [(v["predecessor_key"], v["shortfall_hours"]) for v in broken["violations"]] == [
+        (ma["key"], 8.0)
+    ]
+    clean = await expect(
+        await client.get(f"/api/v1/tasks/{mc['id']}/schedule", headers=owner.headers), 200
+    )
+    assert clean["violations"] == []
+    # members only; a foreign or unknown task is a 404; no query parameters
+    viewer = await new_user(client)
+    await add_member(db, workspace_id, viewer, "viewer")
+    await expect(await client.get(f"/api/v1/tasks/{b['id']}/schedule", headers=viewer.headers), 200)
+    stranger = await new_user(client)
+    url = f"/api/v1/tasks/{b['id']}/schedule"
+    await expect_problem(await client.get(url, headers=stranger.headers), 404)
+    unknown = "0" * 24  # a well-formed id of no task (a malformed one is a 422 naming task)
+    await expect_problem(
+        await client.get(f"/api/v1/tasks/{unknown}/schedule", headers=owner.headers), 404
+    )
+    await expect_problem(
+        await client.get("/api/v1/tasks/nope/schedule", headers=owner.headers), 422
+    )
+    await expect_problem(await client.get(url, params={"x": "1"}, headers=owner.headers), 422)
