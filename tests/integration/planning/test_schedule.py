@@ -220,7 +220,7 @@ async def test_a_task_answers_its_own_line_of_the_schedule(client, db, owner, wo
             assert mine["project_finish"] == whole["project_finish"]
             assert mine["violations"] == []
     # manual mode: a task sees the violations of its own links only
-    manual, ma, mb, mc, _ = await network(client, owner, workspace_id, "manual")
+    _, ma, mb, mc, _ = await network(client, owner, workspace_id, "manual")
     await expect(
         await client.patch(
             f"/api/v1/tasks/{mb['id']}", json={"start_date": "2026-11-02"}, headers=owner.headers
