@@ -222,6 +222,11 @@ EXTRA_ERRORS: dict[tuple[str, str], tuple[str, ...]] = {
     ("get", "/api/v1/jobs/{job_id}/result"): ("409",),  # the job has no result (yet)
     ("get", "/api/v1/projects/{project_id}/export"): ("409",),  # a gantt chart with nothing to draw
     ("get", "/api/v1/files/{attachment_id}/{variant}"): ("403", "404", "416"),
+    # a schedule that cannot be computed (working time past the supported dates)
+    ("get", "/api/v1/projects/{project_id}/schedule"): ("409",),
+    ("get", "/api/v1/tasks/{task}/schedule"): ("409",),
+    ("get", "/api/v1/projects/{project_id}/forecast"): ("409",),
+    ("get", "/api/v1/projects/{project_id}/baselines/{baseline_id}/compare"): ("409",),
 }
 
 # Reads that answer ``If-None-Match`` with 304; writes that honour ``If-Match`` (412).
