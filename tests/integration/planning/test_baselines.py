@@ -13,20 +13,9 @@ from tests.utils.api import (
     expect,
     expect_problem,
     new_user,
-    new_workspace,
 )
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def owner(client):
-    return await new_user(client)
-
-
-@pytest.fixture
-async def workspace_id(client, owner):
-    return await new_workspace(client, owner)
 
 
 async def test_a_baseline_is_frozen_listed_and_compared(client, db, owner, workspace_id):

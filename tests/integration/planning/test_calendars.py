@@ -11,7 +11,6 @@ from tests.utils.api import (
     expect_problem,
     new_project,
     new_user,
-    new_workspace,
 )
 
 pytestmark = pytest.mark.integration
@@ -22,16 +21,6 @@ BERLIN = {
     "holidays": ["2026-12-25", "2026-12-24"],
     "timezone": "Europe/Berlin",
 }
-
-
-@pytest.fixture
-async def owner(client):
-    return await new_user(client)
-
-
-@pytest.fixture
-async def workspace_id(client, owner):
-    return await new_workspace(client, owner)
 
 
 async def test_a_project_calendar_and_mode_are_set_shown_and_cleared(client, owner, workspace_id):

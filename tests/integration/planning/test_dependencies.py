@@ -14,21 +14,9 @@ from tests.utils.api import (
     import_plan,
     new_project,
     new_task,
-    new_user,
-    new_workspace,
 )
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def owner(client):
-    return await new_user(client)
-
-
-@pytest.fixture
-async def workspace_id(client, owner):
-    return await new_workspace(client, owner)
 
 
 async def depend(client, user, task, blocker):

@@ -29,7 +29,6 @@ from tests.utils.api import (
     new_project,
     new_task,
     new_user,
-    new_workspace,
 )
 from tests.utils.jstools import MermaidParser, ensure_installed
 
@@ -56,16 +55,6 @@ def mermaid() -> Iterator[MermaidParser]:
     parser = MermaidParser()
     yield parser
     parser.close()
-
-
-@pytest.fixture
-async def owner(client):
-    return await new_user(client)
-
-
-@pytest.fixture
-async def workspace_id(client, owner):
-    return await new_workspace(client, owner)
 
 
 async def export(client, user, project_id: str, **params: str):

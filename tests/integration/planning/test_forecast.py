@@ -14,20 +14,9 @@ from tests.utils.api import (
     expect,
     expect_problem,
     new_user,
-    new_workspace,
 )
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def owner(client):
-    return await new_user(client)
-
-
-@pytest.fixture
-async def workspace_id(client, owner):
-    return await new_workspace(client, owner)
 
 
 async def test_a_small_project_is_forecast_in_the_request(client, db, owner, workspace_id):

@@ -15,22 +15,10 @@ from tests.utils.api import (
     import_plan,
     new_project,
     new_task,
-    new_user,
-    new_workspace,
     with_headers,
 )
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def owner(client):
-    return await new_user(client)
-
-
-@pytest.fixture
-async def workspace_id(client, owner):
-    return await new_workspace(client, owner)
 
 
 async def exported(client, user, project_id: str, fmt: str):

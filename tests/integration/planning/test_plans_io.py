@@ -17,8 +17,6 @@ from tests.utils.api import (
     import_plan,
     new_project,
     new_task,
-    new_user,
-    new_workspace,
     with_headers,
 )
 
@@ -108,16 +106,6 @@ def essentials(tasks: dict[str, dict]) -> dict[str, tuple]:
         )
         for ref, t in tasks.items()
     }
-
-
-@pytest.fixture
-async def owner(client):
-    return await new_user(client)
-
-
-@pytest.fixture
-async def workspace_id(client, owner):
-    return await new_workspace(client, owner)
 
 
 async def test_import_the_sample_plan(client, db, owner, workspace_id):

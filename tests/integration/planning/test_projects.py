@@ -20,16 +20,6 @@ from tests.utils.api import (
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-async def owner(client):
-    return await new_user(client)
-
-
-@pytest.fixture
-async def workspace_id(client, owner):
-    return await new_workspace(client, owner)
-
-
 async def events_of(db, project_id: str) -> list[dict]:
     return [e async for e in db.outbox.find({"key": project_id}).sort("occurred_at", 1)]
 

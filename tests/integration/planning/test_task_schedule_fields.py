@@ -19,8 +19,6 @@ from tests.utils.api import (
     expect_problem,
     new_project,
     new_task,
-    new_user,
-    new_workspace,
     tasks_of,
     with_headers,
 )
@@ -49,16 +47,6 @@ def scheduled_plan() -> str:
         "- **Due**: 2026-11-09\n- **Dependencies**: T2.2\n\n---\n\n## Progress Tracking"
     )
     return "\n".join(lines).replace("---\n\n## Progress Tracking", launch, 1)
-
-
-@pytest.fixture
-async def owner(client):
-    return await new_user(client)
-
-
-@pytest.fixture
-async def workspace_id(client, owner):
-    return await new_workspace(client, owner)
 
 
 @pytest.fixture

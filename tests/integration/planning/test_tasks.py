@@ -41,16 +41,6 @@ SPEC_FIELDS = {
 
 
 @pytest.fixture
-async def owner(client):
-    return await new_user(client)
-
-
-@pytest.fixture
-async def workspace_id(client, owner):
-    return await new_workspace(client, owner)
-
-
-@pytest.fixture
 async def project(client, owner, workspace_id):
     project = await new_project(client, owner, workspace_id, name="Tasks", key="TSK")
     for name in ("Design", "Build"):

@@ -11,16 +11,10 @@ from tests.utils.api import (
     expect_problem,
     new_project,
     new_task,
-    new_user,
     new_workspace,
 )
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def owner(client):
-    return await new_user(client)
 
 
 @pytest.fixture
