@@ -60,14 +60,23 @@ def install_kube(version: str | None = None) -> Path:
     A cold build downloads ~600 MB of Go modules and compiles for about 5 minutes on
     2 cores; afterwards this returns at once. Progress goes to stderr.
     """
+    return run_build_script((), _BINARIES, version)
+
+
+def run_build_script(
+    args: Sequence[str], binaries: Sequence[str], version: str | None = None
+) -> Path:
+    """``scripts/build-kube.sh [args]`` (cached builds under a lock): the ``bin``
+    directory it prints last, checked to hold ``binaries``."""
     env = dict(os.environ)
     env["PLANBOARD_KUBE_VERSION"] = version or os.environ.get(
         "PLANBOARD_KUBE_VERSION", KUBE_VERSION
     )
     env["PLANBOARD_CACHE_DIR"] = str(cache_dir())
     ensure_command("flock", "util-linux")
+    what = " ".join(["scripts/build-kube.sh", *args])
     result = subprocess.run(
-        ["bash", str(build_script())],
+        ["bash", str(build_script()), *args],
         stdout=subprocess.PIPE,
         stderr=None,
         env=env,
@@ -75,13 +84,11 @@ def install_kube(version: str | None = None) -> Path:
     )
     lines = result.stdout.decode(errors="replace").strip().splitlines()
     if result.returncode != 0 or not lines:
-        raise ServerError(
-            f"scripts/build-kube.sh failed (exit {result.returncode}); see its output above"
-        )
+        raise ServerError(f"{what} failed (exit {result.returncode}); see its output above")
     bin_dir = Path(lines[-1])
-    missing = [name for name in _BINARIES if not (bin_dir / name).is_file()]
+    missing = [name for name in binaries if not (bin_dir / name).is_file()]
     if missing:
-        raise ServerError(f"scripts/build-kube.sh did not produce {missing} in {bin_dir}")
+        raise ServerError(f"{what} did not produce {missing} in {bin_dir}")
     return bin_dir
 
 

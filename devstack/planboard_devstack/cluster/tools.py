@@ -24,7 +24,7 @@ from pathlib import Path
 import yaml
 
 from planboard_devstack.helm import ensure_helm, go_install_tool
-from planboard_devstack.kube import KUBE_VERSION, build_script, install_kube
+from planboard_devstack.kube import KUBE_VERSION, install_kube, run_build_script
 from planboard_devstack.paths import cache_dir
 from planboard_devstack.process import ServerError
 from planboard_devstack.system import ensure_command
@@ -81,30 +81,8 @@ def pause_image() -> str:
 def install_node(version: str | None = None) -> Path:
     """``scripts/build-kube.sh node``: the directory of kubelet, kube-scheduler,
     kube-proxy and pause."""
-    env = dict(os.environ)
-    env["PLANBOARD_KUBE_VERSION"] = version or os.environ.get(
-        "PLANBOARD_KUBE_VERSION", KUBE_VERSION
-    )
-    env["PLANBOARD_CACHE_DIR"] = str(cache_dir())
-    ensure_command("flock", "util-linux")
     ensure_command("cc", "gcc")
-    result = subprocess.run(
-        ["bash", str(build_script()), "node"],
-        stdout=subprocess.PIPE,
-        stderr=None,
-        env=env,
-        check=False,
-    )
-    lines = result.stdout.decode(errors="replace").strip().splitlines()
-    if result.returncode != 0 or not lines:
-        raise ServerError(
-            f"scripts/build-kube.sh node failed (exit {result.returncode}); see its output above"
-        )
-    bin_dir = Path(lines[-1])
-    missing = [name for name in NODE_BINARIES if not (bin_dir / name).is_file()]
-    if missing:
-        raise ServerError(f"scripts/build-kube.sh node did not produce {missing} in {bin_dir}")
-    return bin_dir
+    return run_build_script(("node",), NODE_BINARIES, version)
 
 
 def ensure_coredns(version: str = COREDNS_VERSION) -> Path:
