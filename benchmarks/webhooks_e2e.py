@@ -39,6 +39,7 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import aiohttp
@@ -157,29 +158,56 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-async def stages(uri: str, db_name: str, workspace_id: str) -> dict[str, Any]:
-    """Where the time goes, from the timestamps MongoDB keeps (outbox and deliveries)."""
+async def published_at(bootstrap: str, topics: list[str]) -> dict[str, float]:
+    """Event id → the record's Kafka timestamp (the relay's send), read from the topics."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    found: dict[str, float] = {}
+    try:
+        partitions = [
+            TopicPartition(topic, p)
+            for topic in topics
+            for p in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        if not partitions:
+            return found
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        while any(await consumer.position(tp) < end for tp, end in ends.items()):
+            batches = await consumer.getmany(timeout_ms=1000, max_records=5000)
+            for records in batches.values():
+                for record in records:
+                    event_id = dict(record.headers or ()).get("event-id")
+                    if event_id is not None:
+                        found[bytes(event_id).decode()] = record.timestamp / 1000
+    finally:
+        await consumer.stop()
+    return found
+
+
+async def stages(uri: str, db_name: str, workspace_id: str, kafka: str) -> dict[str, Any]:
+    """Where the time goes: the event's time (its envelope), the relay's send (the Kafka
+    record's timestamp), the delivery record's creation and delivery (MongoDB)."""
     from pymongo import AsyncMongoClient
 
+    bootstrap, _, prefix = kafka.partition("#")
+    sent = await published_at(bootstrap, [f"{prefix}task", f"{prefix}workspace"])
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri, tz_aware=True)
+    spans: dict[str, list[float]] = {"relay": [], "consume": [], "deliver": []}
     try:
-        db = client[db_name]
-        events = {
-            e["_id"]: e
-            async for e in db.outbox.find(
-                {"workspace_id": workspace_id},
-                {"occurred_at": 1, "published_at": 1},
-            )
-        }
-        spans: dict[str, list[float]] = {"relay": [], "consume": [], "deliver": []}
-        async for d in db.webhook_deliveries.find(
-            {"workspace_id": workspace_id}, {"event_id": 1, "created_at": 1, "delivered_at": 1}
+        async for d in client[db_name].webhook_deliveries.find(
+            {"workspace_id": workspace_id},
+            {"event_id": 1, "body": 1, "created_at": 1, "delivered_at": 1},
         ):
-            event = events.get(d["event_id"])
-            if not event or not event.get("published_at") or not d.get("delivered_at"):
+            published = sent.get(d["event_id"])
+            if published is None or not d.get("delivered_at"):
                 continue
-            spans["relay"].append((event["published_at"] - event["occurred_at"]).total_seconds())
-            spans["consume"].append((d["created_at"] - event["published_at"]).total_seconds())
+            occurred = datetime.fromisoformat(json.loads(d["body"])["occurred_at"]).timestamp()
+            spans["relay"].append(published - occurred)
+            spans["consume"].append(d["created_at"].timestamp() - published)
             spans["deliver"].append((d["delivered_at"] - d["created_at"]).total_seconds())
     finally:
         await client.close()
@@ -198,7 +226,7 @@ def _task(n: int) -> dict[str, Any]:
 
 
 async def run(
-    api: str, scenario: Scenario, wait_s: float = 300.0, mongodb: str = ""
+    api: str, scenario: Scenario, wait_s: float = 300.0, mongodb: str = "", kafka: str = ""
 ) -> dict[str, Any]:
     units = -(-scenario.events // scenario.per_write)  # write requests
     receiver = Receiver(expected=scenario.events)
@@ -307,9 +335,9 @@ async def run(
         raise SystemExit("no webhook arrived")
     low, high = times[len(times) // 10], times[(len(times) * 9) // 10]
     breakdown: dict[str, Any] = {}
-    if mongodb:
+    if mongodb and kafka:
         uri, _, db_name = mongodb.rpartition("#")
-        breakdown = await stages(uri, db_name or "planboard", workspace["id"])
+        breakdown = await stages(uri, db_name or "planboard", workspace["id"], kafka)
     return {
         "scenario": scenario.describe(),
         "events": scenario.events,
@@ -347,9 +375,14 @@ def main() -> int:
     parser.add_argument(
         "--mongodb",
         default="",
-        help="URI#db of the stack's MongoDB: adds a per-stage breakdown "
-        "(relay: write to published; consume: published to delivery created; deliver: "
+        help="URI#db of the stack's MongoDB: with --kafka, adds a per-stage breakdown "
+        "(relay: write to sent to Kafka; consume: sent to delivery created; deliver: "
         "created to delivered). Times within a stage are rounded to the millisecond.",
+    )
+    parser.add_argument(
+        "--kafka",
+        default=os.environ.get("PLANBOARD_KAFKA_BOOTSTRAP", ""),
+        help="BOOTSTRAP#TOPIC_PREFIX of the stack's Kafka (the records' timestamps)",
     )
     args = parser.parse_args()
     scenario = Scenario(
@@ -360,7 +393,7 @@ def main() -> int:
         bulk_size=args.bulk_size,
         projects=args.projects,
     )
-    result = asyncio.run(run(args.api, scenario, args.timeout, args.mongodb))
+    result = asyncio.run(run(args.api, scenario, args.timeout, args.mongodb, args.kafka))
     print(json.dumps({"machine": machine(), "result": result}, indent=2))
     ok = result["received"] == args.events and not result["bad_signatures"]
     return 0 if ok and not result["duplicates"] else 1

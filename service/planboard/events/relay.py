@@ -1,17 +1,18 @@
-"""The outbox relay: publishes stored events to Kafka, in order, then marks them.
+"""The outbox relay: publishes stored events to Kafka, in order, then deletes them.
 
 Only the holder of the ``relay`` lease publishes, so several relay replicas never
 publish the same event concurrently; a relay that dies after publishing and before
-marking leaves events that the next leader publishes again — consumers are
+deleting leaves events that the next leader publishes again — consumers are
 idempotent on the event id, which makes that at-least-once delivery safe.
 
 Per batch (up to ``PLANBOARD_RELAY_BATCH_SIZE`` events, oldest first): one ``find`` of
 the pending events, every send handed to the idempotent producer at once (it batches
 them per partition, ``linger_ms``), one wait for all acknowledgements, one
-``update_many`` marking them. The lease is renewed once a third of its time has passed,
-not per batch. Polling adapts: straight on after a full batch, after
-``POLL_MIN_S`` after a partial one, and while the outbox stays empty the wait doubles up
-to ``PLANBOARD_RELAY_POLL_MAX_MS`` (an empty poll is one indexed ``find``).
+``delete_many`` removing them from the outbox (Kafka keeps the history). The lease is
+renewed once a third of its time has passed, not per batch. Polling adapts: straight on
+after a full batch, after ``POLL_MIN_S`` after a partial one, and while the outbox stays
+empty the wait doubles up to ``PLANBOARD_RELAY_POLL_MAX_MS`` (an empty poll is one
+indexed ``find``).
 """
 
 from __future__ import annotations
@@ -135,7 +136,7 @@ class Relay:
                 for e in events
             ]
             await asyncio.gather(*futures)
-        await outbox.mark_published(self.db, [e.id for e in events])
+        await outbox.remove_published(self.db, [e.id for e in events])
         self.published += len(events)
         self._published_total.inc(len(events))
         return len(events)
