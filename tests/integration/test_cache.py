@@ -176,10 +176,14 @@ async def test_assignee_me_pages_are_per_caller(client, db) -> None:
 
 
 @pytest_asyncio.fixture
-async def rollups(settings, db, redis) -> AsyncIterator[None]:
-    runner = ConsumerRunner(settings, db, GROUPS["rollups"](WorkerDeps(settings, db, redis)))
+async def rollups(settings, db, redis) -> AsyncIterator[set[str]]:
+    """The rollups group running; yields the ids of the events it has handled."""
+    handled: set[str] = set()
+    runner = ConsumerRunner(
+        settings, db, GROUPS["rollups"](WorkerDeps(settings, db, redis)), on_handled=handled.update
+    )
     running = asyncio.create_task(runner.run())
-    yield
+    yield handled
     runner.stop()
     await running
 
@@ -190,10 +194,14 @@ async def test_rollups_worker_invalidates_on_events_from_other_processes(
     owner, project, tasks = await setup_project(client)
     h = owner.headers
     path = f"/api/v1/projects/{project['id']}/progress"
-    # the worker has invalidated for the setup's own events (else one may land mid-test)
-    setup = [f"rollups:{e['_id']}" async for e in db.outbox.find({"key": project["id"]})]
+    # the worker has invalidated for the setup's own events (else one may land mid-test):
+    # a marker event of the project's key is handled after every earlier one of that key
+    marker = Event(
+        type="task.updated", key=project["id"], workspace_id=project["workspace_id"], data={}
+    )
+    await outbox.record(db, [marker])
     deadline = asyncio.get_running_loop().time() + 60
-    while await db.processed_events.count_documents({"_id": {"$in": setup}}) < len(setup):
+    while marker.id not in rollups:
         assert asyncio.get_running_loop().time() < deadline, "setup events not consumed"
         await asyncio.sleep(0.1)
     assert (await get(client, path, h))["completed"] == 0

@@ -137,6 +137,41 @@ async def test_a_half_processed_batch_redelivered_has_each_effect_once(batch_env
     assert await db[PROCESSED].count_documents({"_id": {"$in": ours}}) == 20
 
 
+async def test_a_group_without_markers_runs_a_redelivered_batch_again_to_no_effect(
+    batch_env,
+) -> None:
+    settings, db = batch_env
+    key = f"nomark-{uuid.uuid4().hex[:8]}"
+    events = events_for(key, 20)
+    name = f"nomark-{uuid.uuid4().hex[:6]}"
+    effects = db[f"effects_{name.replace('-', '_')}"]
+    # A crashed run applied the effects of 0-14; Kafka hands the whole poll over again.
+    await effects.insert_many([{"_id": e.id} for e in events[:15]])
+    await publish(settings, events)
+    handed: list[str] = []
+    reported: list[str] = []
+
+    async def apply(seen: Sequence[Event]) -> None:
+        mine = [e for e in seen if e.key == key]
+        handed.extend(e.id for e in mine)
+        await insert_new(effects, [{"_id": e.id} for e in mine])  # deduplicates itself
+
+    group = ConsumerGroup(
+        name=name,
+        families=("task",),
+        handle=lambda e: apply([e]),
+        handle_batch=apply,
+        markers=False,
+    )
+    runner = ConsumerRunner(settings, db, group, on_handled=reported.extend)
+    await run_until(runner, lambda: len(handed) >= 20)
+    assert sorted(handed) == sorted(e.id for e in events)  # every event runs: no markers
+    assert {e.id for e in events} <= set(reported)  # the observer hears of each
+    stored = [d["_id"] async for d in effects.find({})]
+    assert sorted(stored) == sorted(e.id for e in events)  # and each effect exists once
+    assert await db[PROCESSED].count_documents({"group": name}) == 0
+
+
 async def test_a_failing_event_among_good_ones_is_retried_alone(batch_env) -> None:
     settings, db = batch_env
     key = f"fail-{uuid.uuid4().hex[:8]}"

@@ -6,9 +6,12 @@ partitions this member holds) is handled as one batch:
 1. records are decoded (one that is not an event goes straight to the dead letters),
    events the group does not want are dropped, and an event id seen twice in the poll
    is handled once;
-2. the group's processed markers (``processed_events``, ``<group>:<event id>``) of the
-   whole poll are read with one ``find``; events this group handled before are skipped
-   (a redelivery after a crash, a relay that published twice);
+2. for a group that keeps **processed markers** (``processed_events``,
+   ``<group>:<event id>``), the markers of the whole poll are read with one ``find``;
+   events this group handled before are skipped (a redelivery after a crash, a relay
+   that published twice). A group whose effects deduplicate themselves (unique keys,
+   re-reads of current state: ``ConsumerGroup(markers=False)``) skips steps 2 and 4,
+   which on the event path were two of the poll's MongoDB writes per event and group;
 3. the effects run. A group with a **batch handler** gets every fresh event of the poll
    in one call (``handle_batch``); should that fail, the runner falls back to the
    per-event handler for those events, so one bad event goes to the retry topic alone
@@ -16,14 +19,16 @@ partitions this member holds) is handled as one batch:
    grouped by partition key (the Kafka key: a project id, a workspace id, …): the
    events of one key run one at a time in the order of the poll, different keys run
    concurrently (``PLANBOARD_CONSUMER_CONCURRENCY`` at most, or the group's own limit);
-4. the markers of the events whose effect succeeded are written with one unordered
-   ``insert_many`` (a marker that exists already is fine);
+4. the markers (if kept) of the events whose effect succeeded are written with one
+   unordered ``insert_many`` (a marker that exists already is fine);
 5. the offsets are committed: only after every record of the poll has had its effect
    or has been handed to the retry/dead-letter topics.
 
 A crash anywhere before step 5 redelivers the whole poll; events marked in step 4 are
 then skipped and the others run again, so **every effect must be idempotent** (they
-are: unique ids and keys, conditional updates, re-reads of the current state).
+are: unique ids and keys, conditional updates, re-reads of the current state). Markers
+only save a redelivered event's second run; a group without them runs it again, to no
+effect.
 
 Ordering guarantee: Kafka keeps one key's events in one partition of their family's
 topic, in the order the relay published them (outbox order). A per-event handler
@@ -86,7 +91,9 @@ class ConsumerGroup:
     effects of many events at once (the runner calls it with every fresh event of a poll
     and falls back to ``handle`` per event if it raises); both must be idempotent.
     ``concurrency`` caps the partition keys ``handle`` runs for at once (None: the
-    runner's ``PLANBOARD_CONSUMER_CONCURRENCY``).
+    runner's ``PLANBOARD_CONSUMER_CONCURRENCY``). ``markers=False`` says the effects
+    deduplicate themselves, so the runner keeps no processed markers for the group (a
+    redelivered event runs again, to no effect; nothing is counted as a duplicate).
     """
 
     name: str
@@ -95,6 +102,7 @@ class ConsumerGroup:
     event_types: frozenset[str] | None = None  # None: every event of the families
     handle_batch: BatchHandler | None = None
     concurrency: int | None = None
+    markers: bool = True
 
     def wants(self, event: Event) -> bool:
         return self.event_types is None or event.type in self.event_types
@@ -252,7 +260,10 @@ class ConsumerRunner:
         batch_size: int | None = None,
         retry: RetryPolicy | None = None,
         metrics: ConsumerMetrics | None = None,
+        on_handled: Callable[[Sequence[str]], None] | None = None,
     ) -> None:
+        """``on_handled`` is told the ids of the events whose effect has been applied (or
+        that were skipped as already processed), after each poll and each retry."""
         self.settings = settings
         self.db = db
         self.group = group
@@ -260,6 +271,7 @@ class ConsumerRunner:
         self.concurrency = group.concurrency or settings.consumer_concurrency
         self.retry = retry or RetryPolicy()
         self.metrics = metrics or ConsumerMetrics()
+        self.on_handled = on_handled
         self.processed = 0
         self.skipped = 0
         self.failed = 0
@@ -301,16 +313,24 @@ class ConsumerRunner:
             self.skipped += count
             self.metrics.skipped.labels(self.group.name).inc(count)
 
+    def _handled(self, event_ids: Sequence[str]) -> None:
+        if self.on_handled is not None and event_ids:
+            self.on_handled(event_ids)
+
     async def handle(self, event: Event) -> None:
         """Apply the group's effect once per event id (one event: the retry path)."""
         if not self.group.wants(event):
             return
-        if await already_processed(self.db, self.group.name, event.id):
+        markers = self.group.markers
+        if markers and await already_processed(self.db, self.group.name, event.id):
             self._count_skipped(1)
+            self._handled([event.id])
             return
         await self.group.handle(event)
-        await mark_processed(self.db, self.group.name, event.id)
+        if markers:
+            await mark_processed(self.db, self.group.name, event.id)
         self._count_processed(1)
+        self._handled([event.id])
 
     async def handle_records(self, records: Sequence[ConsumerRecord[Any, Any]]) -> None:
         """One poll of the main topics, as a batch (the module docstring's steps 1-4)."""
@@ -334,17 +354,22 @@ class ConsumerRunner:
         if not items:
             return
         self.metrics.batch_size.labels(self.group.name).observe(len(items))
-        done = await processed_among(self.db, self.group.name, [e.id for _, e in items])
-        fresh = [item for item in items if item[1].id not in done]
-        self._count_skipped(len(items) - len(fresh))
+        fresh = items
+        if self.group.markers:
+            done = await processed_among(self.db, self.group.name, [e.id for _, e in items])
+            fresh = [item for item in items if item[1].id not in done]
+            self._count_skipped(len(items) - len(fresh))
+            self._handled(sorted(done))
         if not fresh:
             return
         if self.group.handle_batch is not None:
             succeeded = await self._run_batch(fresh)
         else:
             succeeded = await self._run_by_key(fresh)
-        await mark_processed_many(self.db, self.group.name, succeeded)
+        if self.group.markers:
+            await mark_processed_many(self.db, self.group.name, succeeded)
         self._count_processed(len(succeeded))
+        self._handled(succeeded)
 
     async def _run_batch(self, items: list[Item]) -> list[str]:
         """The group's batch handler over ``items``; event by event should it fail."""

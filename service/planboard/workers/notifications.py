@@ -88,4 +88,7 @@ def notifications_group(settings: Settings, db: AsyncDatabase[Document]) -> Cons
         handle=handle,
         handle_batch=handle_batch,
         event_types=frozenset({"mail.queued"}) | NOTIFYING_EVENTS,
+        # a notification's id is its event's (or its once-key): stored once, queued once;
+        # mail is sent only while the queued message is not marked sent
+        markers=False,
     )

@@ -38,4 +38,5 @@ def search_group(db: AsyncDatabase[Document], redis: Redis) -> ConsumerGroup:
         families=("project", "task", "comment"),
         handle=handle,
         handle_batch=handle_batch,
+        markers=False,  # entries are rebuilt from the entity's current state
     )

@@ -210,6 +210,7 @@ class WebhookWorker:
             families=service.FAMILIES,
             handle=self.handle,
             handle_batch=self.handle_batch,
+            markers=False,  # one delivery per webhook and event: unique dedupe_key
         )
 
     async def handle(self, event: Event) -> None:

@@ -20,7 +20,7 @@ import hmac
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest_asyncio
 from aiohttp import web
@@ -167,11 +167,24 @@ async def private_client(
     await test_client.close()
 
 
+class WorkerUnderTest(NamedTuple):
+    worker: WebhookWorker
+    runner: ConsumerRunner
+    handled: set[str]  # ids of the events the consumer has handled (its effect applied)
+
+    async def handled_event(self, event_id: str, timeout: float = 30.0) -> None:
+        """Until the consumer has handled ``event_id``."""
+        async with asyncio.timeout(timeout):
+            while event_id not in self.handled:
+                await asyncio.sleep(0.05)
+
+
 @pytest_asyncio.fixture(scope="package")
 async def webhook_worker(
     private_settings: Settings, wh_db: Any, wh_pipeline: None, redis: Any
-) -> AsyncIterator[tuple[WebhookWorker, ConsumerRunner]]:
+) -> AsyncIterator[WorkerUnderTest]:
     """The webhooks group (unique consumer group) and its delivery loop."""
+    handled: set[str] = set()
     worker = WebhookWorker(
         private_settings,
         wh_db,
@@ -180,9 +193,9 @@ async def webhook_worker(
         group_name=f"webhooks-test-{uuid.uuid4().hex[:8]}",
         redis=redis,
     )
-    runner = ConsumerRunner(private_settings, wh_db, worker.group())
+    runner = ConsumerRunner(private_settings, wh_db, worker.group(), on_handled=handled.update)
     tasks = [asyncio.create_task(runner.run()), worker.start_background()]
-    yield worker, runner
+    yield WorkerUnderTest(worker, runner, handled)
     runner.stop()
     worker.stop()
     await asyncio.gather(*tasks)

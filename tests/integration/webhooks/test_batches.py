@@ -16,7 +16,6 @@ import pytest
 from redis.asyncio import Redis
 
 from planboard.events import outbox
-from planboard.events.consumer import PROCESSED
 from planboard.services import webhooks as service
 from planboard.services.webhook_subscriptions import SubscriptionCache, bump
 from planboard.store import webhooks as store
@@ -109,17 +108,16 @@ async def test_staleness_is_bounded_by_the_ttl_and_redis_down_means_no_cache(wh_
     assert without_redis.loads == 2
 
 
-async def delivered_for(db, worker, event) -> list[dict]:
+async def delivered_for(db, under_test, event) -> list[dict]:
     """Once the worker has handled ``event``: the deliveries it made of it."""
-    marker = f"{worker.group_name}:{event.id}"
-    await eventually(lambda: db[PROCESSED].find_one({"_id": marker}))
+    await under_test.handled_event(event.id)
     return [d async for d in db.webhook_deliveries.find({"event_id": event.id})]
 
 
 async def test_webhook_changes_through_the_api_reach_the_fan_out_at_once(
     private_client, wh_db, receiver, webhook_worker
 ) -> None:
-    worker, _ = webhook_worker
+    worker = webhook_worker.worker
     owner, workspace_id, webhook = await hook_for(private_client, receiver, ["task.created"])
     path = f"/api/v1/workspaces/{workspace_id}/webhooks/{webhook['id']}"
 
@@ -130,7 +128,7 @@ async def test_webhook_changes_through_the_api_reach_the_fan_out_at_once(
                 type=kind, key=event.key, workspace_id=workspace_id, data=event.data
             )
         await outbox.record(wh_db, [event])
-        return await delivered_for(wh_db, worker, event)
+        return await delivered_for(wh_db, webhook_worker, event)
 
     assert len(await one_event()) == 1  # cached now
     loads = worker.subscriptions.loads
@@ -169,7 +167,7 @@ async def test_webhook_changes_through_the_api_reach_the_fan_out_at_once(
 async def test_a_burst_is_fanned_out_and_delivered_in_bulk_exactly_once(
     private_client, wh_db, receiver, webhook_worker
 ) -> None:
-    worker, runner = webhook_worker
+    worker, runner, _ = webhook_worker
     _, workspace_id, webhook = await hook_for(private_client, receiver, ["task.created"])
     delivered_before = (
         worker.metrics.registry.get_sample_value(
@@ -210,19 +208,16 @@ async def test_a_burst_is_fanned_out_and_delivered_in_bulk_exactly_once(
 async def test_a_half_processed_batch_redelivered_sends_each_webhook_once(
     private_client, wh_db, receiver, webhook_worker
 ) -> None:
-    worker, _ = webhook_worker
     _, workspace_id, webhook = await hook_for(private_client, receiver, ["task.created"])
     events = [task_created(workspace_id, n) for n in range(40)]
-    # a worker died after fanning out the first half, before marking or committing: its
+    # a worker died after fanning out the first half, before committing: its
     # deliveries exist (and go out), and Kafka hands the whole batch over again
     created = await service.fan_out_many(wh_db, events[:20], OPTIONS)
     assert len(created) == 20
     await outbox.record(wh_db, events)
     received = await receiver.wait_for(40, timeout=90)
-    markers = [f"{worker.group_name}:{e.id}" for e in events]
-    await eventually(
-        lambda: _count_is(wh_db[PROCESSED].count_documents({"_id": {"$in": markers}}), 40)
-    )
+    for event in events:
+        await webhook_worker.handled_event(event.id, timeout=90)
     await asyncio.sleep(1.0)
     ids = Counter(r.json()["id"] for r in receiver.requests)
     assert set(ids) == {e.id for e in events} and max(ids.values()) == 1
@@ -233,10 +228,6 @@ async def _all_settled(db, webhook_id: str, count: int) -> list[dict] | None:
     found = await deliveries_of(db, webhook_id)
     done = [d for d in found if d["status"] not in ("pending", "delivering")]
     return found if len(found) == count == len(done) else None
-
-
-async def _count_is(count, expected: int) -> bool:
-    return await count == expected
 
 
 async def test_deliveries_of_a_disabled_or_deleted_webhook_are_cancelled_not_sent(
