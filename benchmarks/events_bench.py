@@ -45,13 +45,13 @@ from io import BytesIO
 from pathlib import Path
 from typing import Any
 
+from procs import DOC, start, stop, write_section
 from webhooks_e2e import Scenario, machine, run
 
 from planboard_devstack.paths import free_port
 from planboard_devstack.stack import Endpoints, InfraStack
 
 ROOT = Path(__file__).resolve().parent.parent
-DOC = ROOT / "docs" / "benchmarks.md"
 SECTION = "Events and webhooks"
 THIS = "this tree"
 WEBHOOKS_ONLY = "throughput, webhooks worker only"
@@ -89,23 +89,6 @@ def group_names(env: dict[str, str]) -> list[str]:
         text=True,
     )
     return out.stdout.split()
-
-
-def start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    handle = log.open("wb")
-    return subprocess.Popen(
-        cmd, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
-    )
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 def wait_ready(url: str, timeout: float = 120.0) -> None:
@@ -392,16 +375,6 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace, command: str
     return "\n".join(out) + "\n"
 
 
-def write_section(text: str) -> None:
-    doc = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    pattern = re.compile(rf"^## {re.escape(SECTION)}\n.*?(?=^## |\Z)", re.M | re.S)
-    if pattern.search(doc):
-        doc = pattern.sub(lambda _: text + "\n", doc, count=1).rstrip("\n") + "\n"
-    else:
-        doc = doc.rstrip("\n") + "\n\n" + text
-    DOC.write_text(doc)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -479,7 +452,7 @@ def main() -> None:
     print()
     print(text)
     if not args.no_doc:
-        write_section(text)
+        write_section(text, SECTION)
         print(f"written to {DOC.relative_to(ROOT)} (section “{SECTION}”)")
 
 

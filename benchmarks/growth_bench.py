@@ -30,6 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import http_bench as hb
+from procs import write_section
 
 from planboard_devstack.paths import free_port
 from planboard_devstack.stack import InfraStack
@@ -201,7 +202,7 @@ def main() -> None:
     print()
     print(text)
     if not args.no_doc:
-        hb.DOC.write_text(replace_section(hb.DOC.read_text(), text))
+        write_section(text, SECTION)
         print(f"written to docs/benchmarks.md (section “{SECTION}”)")
 
 
@@ -252,15 +253,6 @@ def report(
     out.append("| growing to the size (s) | " + " | ".join(f"{r[2]:.0f}" for r in rows) + " |")
     out.append("| `planboard reindex` (s) | " + " | ".join(f"{r[3]:.0f}" for r in rows) + " |")
     return "\n".join(out) + "\n"
-
-
-def replace_section(doc: str, text: str) -> str:
-    import re
-
-    pattern = re.compile(rf"^## {re.escape(SECTION)}\n.*?(?=^## |\Z)", re.M | re.S)
-    if pattern.search(doc):
-        return pattern.sub(lambda _: text + "\n", doc, count=1).rstrip("\n") + "\n"
-    return doc.rstrip("\n") + "\n\n" + text
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ import os
 import platform
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -37,12 +36,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from procs import DOC, start, stop, write_section
+
 from planboard_devstack.paths import free_port
 from planboard_devstack.stack import InfraStack
 
 ROOT = Path(__file__).resolve().parent.parent
 LUA = ROOT / "benchmarks" / "wrk"
-DOC = ROOT / "docs" / "benchmarks.md"
 SECTION = "HTTP paths"
 FLOOR = "GET /healthz (the API's middlewares, no handler work)"
 PLANBOARD = str(Path(sys.executable).with_name("planboard"))
@@ -141,7 +141,7 @@ def bulk_tasks(
 ) -> list[dict[str, Any]]:
     statuses = ["todo", "todo", "in_progress", "done", "blocked"]
     created: list[dict[str, Any]] = []
-    for start in range(0, count, 500):
+    for first in range(0, count, 500):
         batch = [
             {
                 "title": f"{prefix} task {i + 1}",
@@ -151,7 +151,7 @@ def bulk_tasks(
                 "estimate_hours": 1 + i % 8,
                 "labels": ["bench", f"group{i % 10}"],
             }
-            for i in range(start, min(start + 500, count))
+            for i in range(first, min(first + 500, count))
         ]
         path = f"/api/v1/projects/{project_id}/tasks/bulk"
         answer = ok(*call(base, "POST", path, {"tasks": batch}, token), "bulk create")
@@ -566,16 +566,6 @@ def section_of(args: argparse.Namespace) -> str:
     return SECTION if args.processes == 1 else f"{SECTION}, {args.processes} API processes"
 
 
-def write_section(text: str, section: str) -> None:
-    doc = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    pattern = re.compile(rf"^## {re.escape(section)}\n.*?(?=^## |\Z)", re.M | re.S)
-    if pattern.search(doc):
-        doc = pattern.sub(lambda _: text + "\n", doc, count=1).rstrip("\n") + "\n"
-    else:
-        doc = doc.rstrip("\n") + "\n\n" + text
-    DOC.write_text(doc)
-
-
 # --- main -------------------------------------------------------------------------------
 
 HELLO = "hello-world (ceiling)"
@@ -625,23 +615,6 @@ def profiled(
     finally:
         spy.wait(duration + 30)
         print(f"    profile: {out}", flush=True)
-
-
-def start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    handle = log.open("wb")
-    return subprocess.Popen(
-        cmd, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
-    )
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 def main() -> None:
@@ -822,7 +795,7 @@ def main() -> None:
                 )
         finally:
             for proc in reversed(procs):
-                stop(proc)
+                stop(proc, grace_s=10)
             stack.stop()
 
     text = report(points, imports, import_ok, args, command)

@@ -160,30 +160,31 @@ def percentile(values: list[float], q: float) -> float:
 
 async def published_at(bootstrap: str, topics: list[str]) -> dict[str, float]:
     """Event id → the record's Kafka timestamp (the relay's send), read from the topics."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka import AIOKafkaConsumer
 
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
     found: dict[str, float] = {}
+
+    def note(batches: dict[Any, list[Any]]) -> None:
+        for records in batches.values():
+            for record in records:
+                event_id = dict(record.headers or ()).get("event-id")
+                if event_id is not None:
+                    found[bytes(event_id).decode()] = record.timestamp / 1000
+
+    # no group: every partition of the topics, from the beginning
+    consumer = AIOKafkaConsumer(
+        *topics, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+    )
+    await consumer.start()
     try:
-        partitions = [
-            TopicPartition(topic, p)
-            for topic in topics
-            for p in sorted(consumer.partitions_for_topic(topic) or ())
-        ]
-        if not partitions:
-            return found
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        while any(await consumer.position(tp) < end for tp, end in ends.items()):
-            batches = await consumer.getmany(timeout_ms=1000, max_records=5000)
-            for records in batches.values():
-                for record in records:
-                    event_id = dict(record.headers or ()).get("event-id")
-                    if event_id is not None:
-                        found[bytes(event_id).decode()] = record.timestamp / 1000
+        async with asyncio.timeout(120):
+            while not consumer.assignment():
+                note(await consumer.getmany(timeout_ms=200))
+            ends = await consumer.end_offsets(list(consumer.assignment()))
+            while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
+                note(await consumer.getmany(timeout_ms=1000, max_records=5000))
     finally:
+        await asyncio.sleep(0)  # aiokafka: a coordinator task cancelled before it ran raises
         await consumer.stop()
     return found
 
