@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,6 +127,15 @@ def _bool(raw: object) -> object:
     raise _Refused("must be a boolean (true/false), got " + repr(raw))
 
 
+def _choice(raw: object, choices: tuple[str, ...], normalise: Callable[[str], str]) -> object:
+    """A string setting that must be one of ``choices`` once ``normalise``d (its case)."""
+    if isinstance(raw, str):
+        if normalise(raw) not in choices:
+            raise _Refused(f"must be one of {choices}, got {raw!r}")
+        return normalise(raw)
+    return raw
+
+
 def _csv(raw: object) -> object:
     if isinstance(raw, str):
         return tuple(part.strip() for part in raw.split(",") if part.strip())
@@ -205,11 +214,7 @@ class ProcessSettings(_Group):
     @field_validator("log_level", mode="before")
     @classmethod
     def _log_level(cls, raw: object) -> object:
-        if isinstance(raw, str):
-            if raw.upper() not in LOG_LEVELS:
-                raise _Refused(f"must be one of {LOG_LEVELS}, got {raw!r}")
-            return raw.upper()
-        return raw
+        return _choice(raw, LOG_LEVELS, str.upper)
 
 
 class HttpSettings(_Group):
@@ -295,11 +300,7 @@ class MongoSettings(_Group):
     @field_validator("mongodb_transactions", mode="before")
     @classmethod
     def _mode(cls, raw: object) -> object:
-        if isinstance(raw, str):
-            if raw.lower() not in TRANSACTION_MODES:
-                raise _Refused(f"must be one of {TRANSACTION_MODES}, got {raw!r}")
-            return raw.lower()
-        return raw
+        return _choice(raw, TRANSACTION_MODES, str.lower)
 
 
 class KafkaSettings(_Group):
