@@ -47,11 +47,7 @@ def notifications_group(settings: Settings, db: AsyncDatabase[Document]) -> Cons
             await deliver(db, event, notice, dependent)
 
     async def handle(event: Event) -> None:
-        if event.type in NOTIFYING_EVENTS:
-            task_id = event.data.get("task_id")
-            await notify(event, await tasks.get(db, str(task_id)) if task_id else None)
-            return
-        await send(event)
+        await handle_batch([event])
 
     async def handle_batch(events: Sequence[Event]) -> None:
         """In poll order; the tasks of the poll's task and comment events read at once."""
