@@ -29,7 +29,14 @@ from planboard.domain.forecast import (
 )
 from planboard.domain.links import Dependency, Lag, LagUnit, LinkType
 from planboard.domain.model import Complexity, TaskStatus
-from planboard.domain.schedule import Schedule, ScheduleTask, SchedulingMode, schedule_project
+from planboard.domain.schedule import (
+    Schedule,
+    ScheduledTask,
+    ScheduleTask,
+    SchedulingMode,
+    Violation,
+    schedule_project,
+)
 from planboard.services.activity import Actor, entry, event, record_change
 from planboard.services.context import ServiceContext
 from planboard.store import activity, baselines, projects, quotas, tasks, workspaces
@@ -249,15 +256,19 @@ async def task_schedule_out(
     same computation as ``GET /projects/{id}/schedule``, never stored: slack depends on
     the whole project and its calendar), with the project's finish and the violations of
     the task's own links."""
-    whole = await project_schedule_out(db, project)
-    [mine] = [line for line in whole["tasks"] if line["task_id"] == task_id]
+    try:
+        found = await project_schedule(db, project)
+    except WorkTimeOutOfRange as error:
+        raise Conflict(f"the schedule cannot be computed: {error}") from None
+    schedule, lines = found.schedule, _Lines(found)
+    [mine] = [task for task in schedule.tasks if task.id == task_id]
     return {
-        **mine,
-        "project_id": whole["project_id"],
-        "mode": whole["mode"],
-        "project_finish": whole["project_finish"],
-        "on_critical_path": any(t["task_id"] == task_id for t in whole["critical_path"]),
-        "violations": [v for v in whole["violations"] if v["task_id"] == task_id],
+        **lines.task(mine),
+        "project_id": project["_id"],
+        "mode": schedule.mode.value,
+        "project_finish": schedule.project_finish,
+        "on_critical_path": task_id in schedule.critical_path,
+        "violations": [lines.violation(v) for v in schedule.violations if v.task == task_id],
     }
 
 
@@ -360,14 +371,43 @@ def _hours(value: float) -> float:
     return round(value, 4)
 
 
-def schedule_out(project: Mapping[str, Any], found: ProjectSchedule) -> dict[str, Any]:
-    schedule = found.schedule
-    names = {str(d["_id"]): d for d in found.docs}
+class _Lines:
+    """The response lines of one computed schedule (tasks named by key and plan ref)."""
 
-    def who(task_id: str) -> dict[str, Any]:
-        doc = names[task_id]
+    def __init__(self, found: ProjectSchedule) -> None:
+        self.names = {str(d["_id"]): d for d in found.docs}
+
+    def who(self, task_id: str) -> dict[str, Any]:
+        doc = self.names[task_id]
         return {"task_id": task_id, "key": doc.get("key"), "plan_ref": doc.get("plan_ref")}
 
+    def task(self, task: ScheduledTask) -> dict[str, Any]:
+        return {
+            **self.who(task.id),
+            "early_start": task.early_start,
+            "early_finish": task.early_finish,
+            "late_start": task.late_start,
+            "late_finish": task.late_finish,
+            "duration_hours": _hours(task.duration_hours),
+            "total_slack_hours": _hours(task.total_slack_hours),
+            "free_slack_hours": _hours(task.free_slack_hours),
+            "critical": task.critical,
+        }
+
+    def violation(self, v: Violation) -> dict[str, Any]:
+        return {
+            **self.who(v.task),
+            "predecessor_id": v.predecessor,
+            "predecessor_key": self.names[v.predecessor].get("key"),
+            "type": v.type.value,
+            "lag_hours": _hours(v.lag_hours),
+            "shortfall_hours": _hours(v.shortfall_hours),
+        }
+
+
+def schedule_out(project: Mapping[str, Any], found: ProjectSchedule) -> dict[str, Any]:
+    schedule = found.schedule
+    lines = _Lines(found)
     return {
         "project_id": project["_id"],
         "mode": schedule.mode.value,
@@ -375,32 +415,9 @@ def schedule_out(project: Mapping[str, Any], found: ProjectSchedule) -> dict[str
         "project_start": schedule.project_start,
         "project_finish": schedule.project_finish,
         "duration_hours": _hours(schedule.duration_hours),
-        "critical_path": [who(task_id) for task_id in schedule.critical_path],
-        "tasks": [
-            {
-                **who(task.id),
-                "early_start": task.early_start,
-                "early_finish": task.early_finish,
-                "late_start": task.late_start,
-                "late_finish": task.late_finish,
-                "duration_hours": _hours(task.duration_hours),
-                "total_slack_hours": _hours(task.total_slack_hours),
-                "free_slack_hours": _hours(task.free_slack_hours),
-                "critical": task.critical,
-            }
-            for task in schedule.tasks
-        ],
-        "violations": [
-            {
-                **who(v.task),
-                "predecessor_id": v.predecessor,
-                "predecessor_key": names[v.predecessor].get("key"),
-                "type": v.type.value,
-                "lag_hours": _hours(v.lag_hours),
-                "shortfall_hours": _hours(v.shortfall_hours),
-            }
-            for v in schedule.violations
-        ],
+        "critical_path": [lines.who(task_id) for task_id in schedule.critical_path],
+        "tasks": [lines.task(task) for task in schedule.tasks],
+        "violations": [lines.violation(v) for v in schedule.violations],
     }
 
 
