@@ -15,11 +15,16 @@ servers, each on a database and topic prefix of its own — starts the processes
   paced at ``--rate`` (100) events/s for ``--latency-events`` (3,000) events; then the
   same with workspace renames (``PATCH /workspaces/{id}``: one ``workspace.updated``,
   which only the webhooks group consumes; the write the earlier benchmark used);
-- last, the throughput run again with only the API, the relay and the webhooks worker
-  (the other groups' workers stopped): the pipeline the targets name, alone.
+- then the throughput run again with only the API, the relay and the webhooks worker
+  (the other groups' workers stopped): the pipeline the targets name;
+- last, that pipeline alone: the events are written while the relay is frozen
+  (SIGSTOP), then it is let go (SIGCONT) and the backlog drains through relay → Kafka →
+  webhooks worker → receiver; rates and CPU count from the release (no API writes
+  compete), latencies are left out (they include the hold).
 
 Also records the CPU seconds each process used during each scenario (/proc), the load
-average, and the per-stage breakdown from MongoDB's timestamps. Prints a Markdown report
+average, and the per-stage breakdown (event time, Kafka record timestamp, delivery
+record's creation and delivery). Prints a Markdown report
 and writes it into ``docs/benchmarks.md`` under "Events and webhooks" (that section only).
 
     make bench-events
@@ -55,6 +60,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SECTION = "Events and webhooks"
 THIS = "this tree"
 WEBHOOKS_ONLY = "throughput, webhooks worker only"
+BACKLOG = "throughput, pipeline alone (outbox backlog)"
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -208,13 +214,25 @@ def bench_tree(
         watched["benchmark client + receiver"] = os.getpid()
         mongodb = f"{endpoints.mongodb_uri}#{db_name}"
         kafka = f"{endpoints.kafka_bootstrap}#{env['PLANBOARD_KAFKA_TOPIC_PREFIX']}"
+        relay = tree.procs["relay"]
+        released: dict[str, float] = {}  # CPU seconds by process when a held relay was let go
+
+        def hold(on: bool) -> None:
+            """Freeze the relay (its backlog grows) or let it drain; the CPU of a backlog
+            run counts from the release."""
+            if not on:
+                released.update({n: cpu_seconds(pid) for n, pid in watched.items()})
+            os.killpg(relay.pid, signal.SIGSTOP if on else signal.SIGCONT)
+
         for label, scenario in scenarios:
-            if label == WEBHOOKS_ONLY:  # the pipeline measured alone: no other group competes
+            if label in (WEBHOOKS_ONLY, BACKLOG):  # the pipeline alone: no other group competes
                 for name, proc in tree.procs.items():
                     if name.startswith("worker ") and name != "worker webhooks":
                         stop(proc)
                         watched.pop(name, None)
                 time.sleep(2)
+            released.clear()
+
             print(f"[{tree.label}] {label}: {scenario.describe()} …", flush=True)
             profiler = Profiler(profile_dir, tag, label)
             profiler.start(watched)
@@ -222,11 +240,12 @@ def bench_tree(
             load_before = os.getloadavg()[0]
             began = time.perf_counter()
             try:
-                result = asyncio.run(run(api, scenario, 1200.0, mongodb, kafka))
+                result = asyncio.run(run(api, scenario, 1200.0, mongodb, kafka, hold))
             finally:
                 profiler.stop()
             wall = time.perf_counter() - began
-            cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in watched.items()}
+            cpu_from = released or cpu_before
+            cpu = {name: cpu_seconds(pid) - cpu_from[name] for name, pid in watched.items()}
             dead = [
                 name
                 for name in watched
@@ -276,7 +295,10 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace, command: str
         "one API process, the relay, and one worker process per group (all of them consume "
         "`task.created`: webhooks, notifications, rollups, search; plus attachments, jobs, "
         "scheduler), on the dev servers (nx-27017, Kafka, Redis), all on this machine; the "
-        "last row of each code stops every worker but the webhooks one first. "
+        "last two rows of each code stop every worker but the webhooks one first, and the "
+        "very last writes its events while the relay is frozen, then lets the backlog drain: "
+        "its rates and CPU count from the release, without the API's writes (no latency: it "
+        "would include the hold). "
         "Writes are real API calls producing real domain events through the outbox: "
         "`POST /projects/{id}/tasks/bulk` (500 tasks, one `task.created` each, 20 projects "
         "round-robin) for throughput; paced single `POST /projects/{id}/tasks` (consumed by four "
@@ -422,8 +444,9 @@ def main() -> None:
             f"latency {args.rate:g}/s, renames",
             Scenario(write="rename", events=args.latency_events, rate=args.rate, concurrency=8),
         ),
-        # last: the other groups' workers are stopped for it
+        # last: the other groups' workers are stopped for these
         (WEBHOOKS_ONLY, Scenario(write="bulk", events=args.events, concurrency=4)),
+        (BACKLOG, Scenario(write="bulk", events=args.events, concurrency=4, backlog=True)),
     ]
     if args.only:
         scenarios = [s for s in scenarios if s[0].startswith(args.only)]

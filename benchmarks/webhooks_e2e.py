@@ -38,6 +38,7 @@ import statistics
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -77,6 +78,8 @@ class Scenario:
     concurrency: int = 4  # API requests in flight
     bulk_size: int = 500
     projects: int = 20
+    # written while the relay is held, then drained at once: the pipeline's own rate
+    backlog: bool = False
 
     @property
     def per_write(self) -> int:
@@ -89,7 +92,8 @@ class Scenario:
             "rename": "workspace renames",
         }[self.write]
         pace = f"paced at {self.rate:g} events/s" if self.rate else "unpaced"
-        return f"{self.events:,} events, {what}, {pace}, {self.concurrency} writers"
+        held = ", into the outbox while the relay is held, then released" if self.backlog else ""
+        return f"{self.events:,} events, {what}, {pace}, {self.concurrency} writers{held}"
 
 
 class Receiver:
@@ -227,8 +231,18 @@ def _task(n: int) -> dict[str, Any]:
 
 
 async def run(
-    api: str, scenario: Scenario, wait_s: float = 300.0, mongodb: str = "", kafka: str = ""
+    api: str,
+    scenario: Scenario,
+    wait_s: float = 300.0,
+    mongodb: str = "",
+    kafka: str = "",
+    hold: Callable[[bool], None] | None = None,
 ) -> dict[str, Any]:
+    """One scenario against the API at ``api``. A ``backlog`` scenario needs ``hold``:
+    ``hold(True)`` stops the relay publishing, ``hold(False)`` lets it go on; its rates
+    count from the release, and its latencies are left out (they include the hold)."""
+    if scenario.backlog and hold is None:
+        raise ValueError("a backlog scenario needs hold()")
     units = -(-scenario.events // scenario.per_write)  # write requests
     receiver = Receiver(expected=scenario.events)
     await receiver.start()
@@ -280,6 +294,8 @@ async def run(
         await asyncio.wait_for(receiver.arrived.wait(), 120)
         receiver.received.clear()
         receiver.per_event.clear()
+        if scenario.backlog and hold is not None:
+            hold(True)
 
         sent: dict[str, float] = {}  # match key -> time its write was sent
         queue: asyncio.Queue[int] = asyncio.Queue()
@@ -323,6 +339,10 @@ async def run(
         started = time.perf_counter()
         await asyncio.gather(*(writer() for _ in range(scenario.concurrency)))
         writes_done = time.perf_counter()
+        released = None
+        if scenario.backlog and hold is not None:
+            released = time.perf_counter()
+            hold(False)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(receiver.done.wait(), wait_s)
         await asyncio.sleep(2.0)  # let any duplicate show up
@@ -348,15 +368,19 @@ async def run(
         "bad_signatures": receiver.bad_signatures,
         "duplicates": receiver.duplicates,
         "write_rate_per_s": round(len(sent) / (writes_done - started), 1),
-        "events_per_s": round(len(latencies) / (times[-1] - started), 1),
+        "events_per_s": round(len(latencies) / (times[-1] - (released or started)), 1),
         "sustained_per_s": round((len(times) * 0.8) / (high - low), 1) if high > low else None,
-        "latency_ms": {
-            "p50": round(percentile(latencies, 0.50), 1),
-            "p95": round(percentile(latencies, 0.95), 1),
-            "p99": round(percentile(latencies, 0.99), 1),
-            "max": round(max(latencies), 1),
-            "mean": round(statistics.fmean(latencies), 1),
-        },
+        "latency_ms": (
+            dict.fromkeys(("p50", "p95", "p99", "max", "mean"))
+            if released is not None
+            else {
+                "p50": round(percentile(latencies, 0.50), 1),
+                "p95": round(percentile(latencies, 0.95), 1),
+                "p99": round(percentile(latencies, 0.99), 1),
+                "max": round(max(latencies), 1),
+                "mean": round(statistics.fmean(latencies), 1),
+            }
+        ),
         "stages": breakdown,
     }
 
