@@ -504,6 +504,12 @@ class WebhookSettings(_Group):
     webhook_total_timeout_s: float = _field(10.0, "total timeout per attempt, seconds", gt=0)
     webhook_max_response_bytes: int = _field(65536, "answer bytes read", gt=0)
     webhook_concurrency: int = _field(32, "attempts in flight per worker", gt=0)
+    webhook_connections_per_host: int = _field(
+        8,
+        "connections a worker opens to one receiver host at most (its attempts to that host "
+        "beyond them wait for one); at most `PLANBOARD_WEBHOOK_CONCURRENCY`",
+        gt=0,
+    )
     webhook_poll_interval_s: float = _field(
         1.0, "how often due retries are looked for (new events wake the loop at once)", gt=0
     )

@@ -86,6 +86,7 @@ class WebhookOptions:
     total_timeout_s: float = 10.0
     max_response_bytes: int = 64 * 1024
     concurrency: int = 32  # attempts in flight per worker process
+    connections_per_host: int = 8  # open to one receiver host at most (≤ concurrency)
     poll_interval_s: float = 1.0
     lease_s: float = 60.0  # a claimed delivery is someone else's for this long
     retention_days: int = 30  # settled deliveries are kept this long
@@ -113,6 +114,7 @@ class WebhookOptions:
             total_timeout_s=settings.webhook_total_timeout_s,
             max_response_bytes=settings.webhook_max_response_bytes,
             concurrency=settings.webhook_concurrency,
+            connections_per_host=settings.webhook_connections_per_host,
             poll_interval_s=settings.webhook_poll_interval_s,
             lease_s=settings.webhook_lease_s,
             retention_days=settings.webhook_retention_days,

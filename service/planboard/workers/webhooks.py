@@ -271,7 +271,7 @@ class WebhookWorker:
             resolver=GuardedResolver(allow_private=self.settings.allow_private_webhooks),
             use_dns_cache=False,
             limit=self.options.concurrency,
-            limit_per_host=min(self.options.concurrency, 8),
+            limit_per_host=min(self.options.concurrency, self.options.connections_per_host),
         )
         return aiohttp.ClientSession(
             connector=connector,

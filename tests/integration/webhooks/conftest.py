@@ -72,6 +72,8 @@ class Receiver:
     requests: list[Received] = field(default_factory=list)
     _runner: web.AppRunner | None = None
     port: int = 0
+    in_flight: int = 0  # requests being answered now
+    most_in_flight: int = 0
 
     @property
     def url(self) -> str:
@@ -94,6 +96,14 @@ class Receiver:
             await self._runner.cleanup()
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            return await self._answer(request)
+        finally:
+            self.in_flight -= 1
+
+    async def _answer(self, request: web.Request) -> web.StreamResponse:
         raw = await request.read()
         expected = "sha256=" + hmac.new(self.secret.encode(), raw, hashlib.sha256).hexdigest()
         given = request.headers.get("X-Planboard-Signature", "")

@@ -251,6 +251,26 @@ async def test_a_slow_receiver_counts_as_a_failure(
     assert len(receiver.requests) == 3
 
 
+@pytest.mark.parametrize(("per_host", "most"), [(2, 2), (8, 6)])
+async def test_attempts_to_one_host_share_at_most_connections_per_host(
+    private_settings, wh_db, per_host, most
+) -> None:
+    slow = await Receiver(delay_s=0.3).start()
+    options = replace(OPTIONS, concurrency=8, connections_per_host=per_host)
+    worker = WebhookWorker(private_settings, wh_db, options=options, metrics=WebhookMetrics())
+    webhook = {"_id": "h", "url": slow.url, "secret": "s", "active": True}
+    deliveries = [
+        {"_id": f"d{n}", "event_type": "task.created", "body": f'{{"n": {n}}}'} for n in range(6)
+    ]
+    try:
+        async with worker.http():
+            results = await asyncio.gather(*(worker.send(webhook, d) for d in deliveries))
+    finally:
+        await slow.stop()
+    assert all(result.ok for result in results)
+    assert slow.most_in_flight == most  # the others waited for a kept-alive connection
+
+
 async def test_redirects_are_not_followed(private_client, wh_db, webhook_worker) -> None:
     elsewhere = await Receiver().start()
     redirecting = await Receiver(redirect_to=elsewhere.url).start()
