@@ -319,6 +319,38 @@ async def test_single_flight_across_processes_and_no_stale_fill(redis: Redis) ->
     assert fresh["body"] == 2 and calls == 2
 
 
+async def test_a_miss_that_reaches_the_lock_after_another_fill_loads_nothing(
+    redis: Redis,
+) -> None:
+    project_id = uuid.uuid4().hex[:24]
+    key = cache.task_key(uuid.uuid4().hex[:24])
+    loads = 0
+
+    async def load() -> dict[str, Any]:
+        nonlocal loads
+        loads += 1
+        return {"p": project_id, "body": loads}
+
+    read_through = cache.ReadThrough(redis, cache.CacheMetrics(CollectorRegistry()))
+    filled = asyncio.Event()
+
+    async def resolved_late() -> str:  # a task read by id: its project is known after a read
+        await filled.wait()
+        return project_id
+
+    async def resolved_now() -> str:
+        return project_id
+
+    # The straggler misses, then resolves its project only after another request has
+    # loaded, stored the value and let the lock go: it must find the value, not load.
+    straggler = asyncio.create_task(read_through.get("task", key, resolved_late, load))
+    await asyncio.sleep(0.1)
+    first = await read_through.get("task", key, resolved_now, load)
+    filled.set()
+    assert await straggler == first
+    assert loads == 1
+
+
 async def test_waiters_survive_a_cancelled_leader(redis: Redis) -> None:
     project_id = uuid.uuid4().hex[:24]
     key = cache.project_key(project_id)

@@ -369,6 +369,16 @@ class ReadThrough:
                 return None, "busy"
             return await self._load(kind, load), "loaded"  # the leader is slow or gone
         try:
+            # Double check under the lock: a request that missed before another filler
+            # stored the value (and released the lock) must not load it a second time.
+            try:
+                filled = _decode(await self.redis.get(key))
+            except REDIS_ERRORS:
+                if strict:
+                    raise
+                filled = None
+            if filled is not None and filled.get("g") == generation:
+                return filled, "present"
             value = await self._load(kind, load)  # read after the generation: never stale
             if value is None:
                 return None, "absent"
