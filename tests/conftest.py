@@ -108,8 +108,9 @@ async def pipeline(
     settings: Settings, db: AsyncDatabase[Document], redis: Redis
 ) -> AsyncIterator[None]:
     """The relay and the notifications, jobs, search and attachments workers, for the
-    whole session."""
-    relay = Relay(settings, db, idle_interval_s=0.05)
+    whole session. The relay keeps what it published (PLANBOARD_OUTBOX_KEEP_PUBLISHED), so
+    tests can read the events a write produced from the outbox at any time."""
+    relay = Relay(settings.replace(outbox_keep_published=True), db, idle_interval_s=0.05)
     deps = WorkerDeps(settings, db, redis)
     runners = [
         ConsumerRunner(settings, db, GROUPS[name](deps))

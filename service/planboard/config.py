@@ -327,9 +327,16 @@ class EventSettings(_Group):
 
     relay_batch_size: int = _field(
         500,
-        "outbox events the relay reads, publishes and marks per batch (1-10,000)",
+        "outbox events the relay reads, publishes and deletes per batch (1-10,000)",
         ge=1,
         le=10_000,
+    )
+    outbox_keep_published: bool = _field(
+        False,
+        "keep published events in the outbox, marked, until the scheduler's cleanup removes "
+        "them three days later (a record of what was published, in MongoDB; each event is "
+        "then rewritten once more); false deletes them once Kafka has acknowledged them "
+        "(Kafka keeps the history)",
     )
     relay_poll_max_ms: int = _field(
         100,

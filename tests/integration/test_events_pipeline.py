@@ -96,6 +96,15 @@ async def test_relay_publishes_in_order_per_project_and_deletes(settings, events
     assert headers["event-type"] == b"task.updated"
 
 
+async def test_a_relay_told_to_keep_published_events_marks_them(settings, events_db) -> None:
+    events = task_events(f"keep-{uuid.uuid4().hex}", 5)
+    await outbox.record(events_db, events)
+    await drain(Relay(settings.replace(outbox_keep_published=True), events_db), events_db)
+    kept = [d async for d in events_db.outbox.find({"_id": {"$in": [e.id for e in events]}})]
+    assert len(kept) == 5
+    assert all(d["published"] is True and d["published_at"] is not None for d in kept)
+
+
 async def test_two_relays_never_publish_an_event_twice(settings, events_db) -> None:
     project = f"race-{uuid.uuid4().hex}"
     events = task_events(project, 300)

@@ -321,7 +321,13 @@ def test_restore_waits_scales_down_runs_and_never_overlaps(backups: Backups) -> 
     assert {e.name for e in container.env} >= {"PLANBOARD_MONGODB_URI", "PLANBOARD_REDIS_URL"}
     assert warm.metadata.owner_references[0].name == "r1"
     assert warm.metadata.labels["app.kubernetes.io/component"] == "cache-warm"
-    running = backups.condition("planboardrestores", "r1", "Running")
+
+    # the Job is created before the operator writes the restore's status: two API calls
+    def warming() -> dict[str, Any] | None:
+        found = backups.condition("planboardrestores", "r1", "Running")
+        return found if found.get("reason") == "WarmingCache" else None
+
+    running = eventually(warming, what="the restore's WarmingCache condition")
     assert (running["status"], running["reason"]) == ("True", "WarmingCache")
     assert backups.condition("planboardrestores", "r1", "Complete").get("status") != "True"
     assert backups.get("planboardrestores", "r1")["status"]["restoredAt"]

@@ -3,9 +3,10 @@
 The outbox is a queue, not a log: the relay deletes the events Kafka acknowledged
 (``remove_published``), so it holds only what is still to be published, plus the
 documents it could not publish (``quarantine``: kept, marked, for inspection). Kafka
-keeps the history. A delete of a batch is one cheap statement where marking each event
-published rewrote every document (on the dev server 0.005 against 0.12 ms of server CPU
-per event, docs/benchmarks.md), and pending events need no filter on a flag that grows.
+keeps the history. ``PLANBOARD_OUTBOX_KEEP_PUBLISHED`` keeps published events too,
+marked (``mark_published``), until the cleanup purges them. A delete of a batch is one
+cheap statement where marking each event published rewrites every document (on the dev
+server 0.005 against 0.12 ms of server CPU per event, docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -109,6 +110,15 @@ async def quarantine(db: AsyncDatabase[Document], event_id: str, reason: str) ->
     )
 
 
+async def mark_published(db: AsyncDatabase[Document], ids: list[str]) -> None:
+    """Mark events Kafka has acknowledged (``PLANBOARD_OUTBOX_KEEP_PUBLISHED``): kept
+    until ``purge_published``."""
+    if ids:
+        await outbox(db).update_many(
+            {"_id": {"$in": ids}}, {"$set": {"published": True, "published_at": datetime.now(UTC)}}
+        )
+
+
 async def remove_published(db: AsyncDatabase[Document], ids: list[str]) -> None:
     """Forget events Kafka has acknowledged (one ``delete_many``)."""
     if ids:
@@ -120,8 +130,8 @@ async def backlog(db: AsyncDatabase[Document]) -> int:
 
 
 async def purge_published(db: AsyncDatabase[Document], older_than: timedelta) -> int:
-    """Forget quarantined documents after a retention period (and events an earlier
-    version marked published instead of deleting)."""
+    """Forget quarantined documents and kept published events (``mark_published``)
+    after a retention period."""
     cutoff = datetime.now(UTC) - older_than
     result = await outbox(db).delete_many({"published": True, "published_at": {"$lt": cutoff}})
     return result.deleted_count

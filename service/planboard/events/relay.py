@@ -8,7 +8,8 @@ idempotent on the event id, which makes that at-least-once delivery safe.
 Per batch (up to ``PLANBOARD_RELAY_BATCH_SIZE`` events, oldest first): one ``find`` of
 the pending events, every send handed to the idempotent producer at once (it batches
 them per partition, ``linger_ms``), one wait for all acknowledgements, one
-``delete_many`` removing them from the outbox (Kafka keeps the history). The lease is
+``delete_many`` removing them from the outbox (Kafka keeps the history; with
+``PLANBOARD_OUTBOX_KEEP_PUBLISHED`` one ``update_many`` marking them instead). The lease is
 renewed once a third of its time has passed, not per batch. Polling adapts: straight on
 after a full batch, after ``POLL_MIN_S`` after a partial one, and while the outbox stays
 empty the wait doubles up to ``PLANBOARD_RELAY_POLL_MAX_MS`` (an empty poll is one
@@ -136,7 +137,11 @@ class Relay:
                 for e in events
             ]
             await asyncio.gather(*futures)
-        await outbox.remove_published(self.db, [e.id for e in events])
+        published = [e.id for e in events]
+        if self.settings.outbox_keep_published:
+            await outbox.mark_published(self.db, published)
+        else:
+            await outbox.remove_published(self.db, published)
         self.published += len(events)
         self._published_total.inc(len(events))
         return len(events)

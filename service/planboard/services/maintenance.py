@@ -14,14 +14,15 @@ from planboard.store.ids import utcnow
 
 log = logging.getLogger(__name__)
 
-OUTBOX_RETENTION = timedelta(days=3)  # Kafka keeps the history; the outbox only bridges
+OUTBOX_RETENTION = timedelta(days=3)  # quarantined and kept published events
 PROCESSED_RETENTION = timedelta(days=7)  # longer than any redelivery can take
 SENT_MAIL_RETENTION = timedelta(days=7)
 TICK_RETENTION = timedelta(days=7)
 
 
 async def cleanup(db: AsyncDatabase[Document]) -> dict[str, int]:
-    """Delete expired tokens, old markers, sent mail and published events."""
+    """Delete expired tokens, old markers, sent mail and old outbox documents (quarantined,
+    or published and kept)."""
     now = utcnow()
     removed = {
         "outbox": await outbox.purge_published(db, OUTBOX_RETENTION),
