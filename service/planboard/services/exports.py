@@ -24,7 +24,6 @@ import orjson
 from pymongo.asynchronous.database import AsyncDatabase
 
 from planboard.domain import diagrams
-from planboard.domain.calendar import WorkTimeOutOfRange
 from planboard.domain.errors import Conflict
 from planboard.domain.links import Dependency, Lag, LagUnit, LinkType, format_dependency
 from planboard.domain.model import (
@@ -341,10 +340,7 @@ async def render(
             raise ValueError(f"unknown diagram {diagram!r}")
         found = None
         if diagram == "gantt":
-            try:
-                found = await scheduling.project_schedule(db, project)
-            except WorkTimeOutOfRange as error:
-                raise Conflict(f"the schedule cannot be computed: {error}") from None
+            found = await scheduling.computed_schedule(db, project)
         text = mermaid(project, docs, diagram, found)
         return Rendered(text.encode(), MERMAID_TYPE, f"{key}-{diagram}.mmd")
     views = await task_service.views(db, project, docs)

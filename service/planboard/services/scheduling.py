@@ -240,12 +240,18 @@ async def project_schedule(db: AsyncDatabase[Document], project: ProjectDoc) -> 
     return ProjectSchedule(schedule, calendar, docs)
 
 
-async def project_schedule_out(db: AsyncDatabase[Document], project: ProjectDoc) -> dict[str, Any]:
-    """``GET /projects/{id}/schedule``: the schedule with each task's key and ref."""
+async def computed_schedule(db: AsyncDatabase[Document], project: ProjectDoc) -> ProjectSchedule:
+    """``project_schedule`` for the API: a schedule that cannot be computed (its dates
+    leave the calendar's range) is a 409."""
     try:
-        found = await project_schedule(db, project)
+        return await project_schedule(db, project)
     except WorkTimeOutOfRange as error:
         raise Conflict(f"the schedule cannot be computed: {error}") from None
+
+
+async def project_schedule_out(db: AsyncDatabase[Document], project: ProjectDoc) -> dict[str, Any]:
+    """``GET /projects/{id}/schedule``: the schedule with each task's key and ref."""
+    found = await computed_schedule(db, project)
     return schedule_out(project, found)
 
 
@@ -256,10 +262,7 @@ async def task_schedule_out(
     same computation as ``GET /projects/{id}/schedule``, never stored: slack depends on
     the whole project and its calendar), with the project's finish and the violations of
     the task's own links."""
-    try:
-        found = await project_schedule(db, project)
-    except WorkTimeOutOfRange as error:
-        raise Conflict(f"the schedule cannot be computed: {error}") from None
+    found = await computed_schedule(db, project)
     schedule, lines = found.schedule, _Lines(found)
     [mine] = [task for task in schedule.tasks if task.id == task_id]
     return {
@@ -443,10 +446,7 @@ async def create_baseline(
 ) -> dict[str, Any]:
     """Freeze the project's current schedule (its early dates) as a baseline."""
     db = ctx.db
-    try:
-        found = await project_schedule(db, project)
-    except WorkTimeOutOfRange as error:
-        raise Conflict(f"the schedule cannot be computed: {error}") from None
+    found = await computed_schedule(db, project)
     frozen = freeze(found.schedule)
     now = utcnow()
     doc: Document = {
@@ -523,10 +523,7 @@ async def compare_baseline(
     doc = await baselines.get(db, project["_id"], baseline_id[:100])
     if doc is None:
         raise NotFound("baseline not found")
-    try:
-        found = await project_schedule(db, project)
-    except WorkTimeOutOfRange as error:
-        raise Conflict(f"the schedule cannot be computed: {error}") from None
+    found = await computed_schedule(db, project)
     result = compare(
         _stored_baseline(doc), freeze(found.schedule), calendar=found.calendar.calendar
     )
