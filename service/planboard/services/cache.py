@@ -372,12 +372,12 @@ class ReadThrough:
             # Double check under the lock: a request that missed before another filler
             # stored the value (and released the lock) must not load it a second time.
             try:
-                filled = _decode(await self.redis.get(key))
+                filled = await self._stored(key, generation)
             except REDIS_ERRORS:
                 if strict:
                     raise
                 filled = None
-            if filled is not None and filled.get("g") == generation:
+            if filled is not None:
                 return filled, "present"
             value = await self._load(kind, load)  # read after the generation: never stale
             if value is None:
@@ -418,9 +418,14 @@ class ReadThrough:
         while asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(POLL_S)
             try:
-                value = _decode(await self.redis.get(key))
+                value = await self._stored(key, generation)
             except REDIS_ERRORS:
                 return None
-            if value is not None and value.get("g") == generation:
+            if value is not None:
                 return value
         return None
+
+    async def _stored(self, key: str, generation: str) -> Value | None:
+        """The value stored under ``key`` if it is of ``generation`` (Redis errors raise)."""
+        value = _decode(await self.redis.get(key))
+        return value if value is not None and value.get("g") == generation else None
