@@ -74,6 +74,27 @@ def events_for(key: str, count: int, **data: object) -> list[Event]:
     ]
 
 
+def recording_group(db, key: str, name: str, *, markers: bool = True):
+    """A group whose effect stores one document per event of ``key`` (an existing one is
+    fine); returns it, the ids of the events handed to it, and the effects' collection."""
+    effects = db[f"effects_{name.replace('-', '_')}"]
+    handed: list[str] = []
+
+    async def apply(seen: Sequence[Event]) -> None:
+        mine = [e for e in seen if e.key == key]
+        handed.extend(e.id for e in mine)
+        await insert_new(effects, [{"_id": e.id} for e in mine])  # idempotent effect
+
+    group = ConsumerGroup(
+        name=name,
+        families=("task",),
+        handle=lambda e: apply([e]),
+        handle_batch=apply,
+        markers=markers,
+    )
+    return group, handed, effects
+
+
 def samples(runner: ConsumerRunner, name: str) -> float:
     value = runner.metrics.registry.get_sample_value(name, {"group": runner.group.name})
     return value or 0.0
@@ -111,22 +132,12 @@ async def test_a_half_processed_batch_redelivered_has_each_effect_once(batch_env
     key = f"half-{uuid.uuid4().hex[:8]}"
     events = events_for(key, 20)
     name = f"half-{uuid.uuid4().hex[:6]}"
-    effects = db[f"effects_{name.replace('-', '_')}"]
+    group, handed, effects = recording_group(db, key, name)
     # A crashed run: events 0-9 had their effects and markers; 10-14 their effects only
     # (it died between the effects and the markers); 15-19 nothing. Offsets uncommitted.
     await effects.insert_many([{"_id": e.id} for e in events[:15]])
     await mark_processed_many(db, name, [e.id for e in events[:10]])
     await publish(settings, events)
-    handed: list[str] = []
-
-    async def apply(seen: Sequence[Event]) -> None:
-        mine = [e for e in seen if e.key == key]
-        handed.extend(e.id for e in mine)
-        await insert_new(effects, [{"_id": e.id} for e in mine])  # idempotent effect
-
-    group = ConsumerGroup(
-        name=name, families=("task",), handle=lambda e: apply([e]), handle_batch=apply
-    )
     runner = ConsumerRunner(settings, db, group)
     await run_until(runner, lambda: len(handed) >= 10)
     assert sorted(handed) == sorted(e.id for e in events[10:])  # marked ones skipped
@@ -144,25 +155,11 @@ async def test_a_group_without_markers_runs_a_redelivered_batch_again_to_no_effe
     key = f"nomark-{uuid.uuid4().hex[:8]}"
     events = events_for(key, 20)
     name = f"nomark-{uuid.uuid4().hex[:6]}"
-    effects = db[f"effects_{name.replace('-', '_')}"]
+    group, handed, effects = recording_group(db, key, name, markers=False)
     # A crashed run applied the effects of 0-14; Kafka hands the whole poll over again.
     await effects.insert_many([{"_id": e.id} for e in events[:15]])
     await publish(settings, events)
-    handed: list[str] = []
     reported: list[str] = []
-
-    async def apply(seen: Sequence[Event]) -> None:
-        mine = [e for e in seen if e.key == key]
-        handed.extend(e.id for e in mine)
-        await insert_new(effects, [{"_id": e.id} for e in mine])  # deduplicates itself
-
-    group = ConsumerGroup(
-        name=name,
-        families=("task",),
-        handle=lambda e: apply([e]),
-        handle_batch=apply,
-        markers=False,
-    )
     runner = ConsumerRunner(settings, db, group, on_handled=reported.extend)
     await run_until(runner, lambda: len(handed) >= 20)
     assert sorted(handed) == sorted(e.id for e in events)  # every event runs: no markers
